@@ -1,0 +1,35 @@
+/**
+ * The embedded default config: what `portico up` (and `npm start`) runs when no
+ * `portico.config.*` is found. A small site on http://127.0.0.1:8080 that shows static files,
+ * a redirect, a rewrite and a fixed response.
+ */
+import { fileURLToPath } from 'node:url';
+import type { UserConfig } from '../config/schema.js';
+
+/** The package's demo folder (dist/cli/demo.js → demo/). */
+export const DEMO_DIR = fileURLToPath(new URL('../../demo/', import.meta.url));
+
+export function demoConfig(port = 8080, host = '127.0.0.1'): UserConfig {
+  return {
+    log: { access: { format: 'combined', path: 'stdout' } },
+    servers: [
+      {
+        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        static: { root: 'public', maxAge: '5m' },
+        headers: { set: { 'X-Content-Type-Options': 'nosniff' } },
+        routes: [
+          // Static files: index.html, CSS, precompressed siblings, ranges, conditional requests.
+          { prefix: '/' },
+          // Hashed assets: cached for a year, immutable.
+          { prefix: '/assets/', skipRegex: true, static: { maxAge: '365d', immutable: true } },
+          // A redirect: the client is told to go elsewhere (the URL bar changes).
+          { regex: '^/old-docs/(.*)$', redirect: { to: '/docs/$1', status: 301 } },
+          // A rewrite: served from another file, the client never sees it (the URL bar stays).
+          { prefix: '/blog/', rewrite: [{ from: '^/blog/([a-z0-9-]+)$', to: '/posts/$1.html', flag: 'last' }] },
+          // A fixed response, like nginx `return 200 "ok"`.
+          { exact: '/healthz', respond: { status: 200, body: 'ok\n' }, accessLog: false },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,222 @@
+/**
+ * `portico <command>`: up | serve | check (later: app, dev, proxy, forward, reload).
+ *
+ * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
+ * invalid config (the message names the field; no stack trace).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../config/errors.js';
+import { loadConfig, findConfigFile, validateConfig, type LoadedConfig } from '../config/load.js';
+import type { ResolvedConfig } from '../config/resolve.js';
+import type { UserConfig } from '../config/schema.js';
+import { PorticoError } from '../core/errors.js';
+import { complain, createLogger, log, say, setLogger } from '../core/log.js';
+import { EdgeServer } from '../edge/server.js';
+import { DEMO_DIR, demoConfig } from './demo.js';
+
+const VERSION = '0.1.0';
+
+class UsageError extends Error {}
+
+const HELP: Record<string, string> = {
+  main: `portico ${VERSION}: one server for the whole stack (static files, rewrite/redirect, and more to come)
+
+Usage: portico <command> [options]
+
+Commands:
+  up       run a config (./portico.config.* or --config FILE; with none, the embedded demo)
+  serve    serve a directory as static files, right now
+  check    validate a config and print it resolved, as JSON
+
+Options: --help on any command, --version.
+Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 usage error or invalid config.`,
+  up: `Usage: portico up [--config FILE]
+
+Runs the servers of a config file: FILE, or the first of portico.config.ts, .mts, .mjs, .js,
+.json in the current directory. Without one, runs the embedded demo site on
+http://127.0.0.1:8080 (PORT and HOST override its address).
+
+Options:
+  -c, --config FILE   the config file
+  -h, --help          this help
+
+Signals: SIGHUP reloads the config (an invalid one is refused and the running one keeps
+serving); SIGTERM/SIGINT stop gracefully (requests in flight finish, up to 10 s).`,
+  serve: `Usage: portico serve [DIR] [--port N] [--host H] [options]
+
+Serves DIR (default: the current directory) as static files, like \`npx serve\`.
+
+Options:
+  -p, --port N         port (default: $PORT or 8080)
+  -H, --host H         address to bind (default: $HOST or 127.0.0.1; 0.0.0.0 for all)
+      --listing        list directories without an index file
+      --spa            serve /index.html for paths that are not files (single-page apps)
+      --max-age D      Cache-Control max-age, e.g. 1h (default: none)
+      --dotfiles MODE  ignore (404, default) | deny (403) | allow
+      --no-access-log  do not write the access log
+      --access-log F   combined (default) | json
+  -h, --help           this help`,
+  check: `Usage: portico check [--config FILE]
+
+Validates a config and prints the resolved config (defaults filled, units parsed, paths
+absolute) as JSON. Exit status 0 when valid, 2 with the field path of each problem when not.
+
+Options:
+  -c, --config FILE   the config file (default: ./portico.config.*)
+  -h, --help          this help`,
+};
+
+type ParsedArgs = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, allowPositionals = false): ParsedArgs {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true }) as ParsedArgs;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function portFrom(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`expected a port number 0-65535, got "${value}"`);
+  return port;
+}
+
+/** Sets the error log from the config (level and destination). */
+function applyLogConfig(config: ResolvedConfig): void {
+  setLogger(createLogger({ level: config.log.level, destination: config.log.error }));
+}
+
+function banner(server: EdgeServer, title: string): void {
+  say(`portico ${VERSION}: ${title}`);
+  for (const address of server.addresses()) say(`  listening on ${address.url}`);
+  for (const s of server.generation.config.servers) {
+    say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
+    for (const route of s.routes) {
+      const m = route.match;
+      const match = m.kind === 'exact' ? `= ${m.path}` : m.kind === 'prefix' ? `${m.skipRegex ? '^~ ' : ''}${m.path}` : `~${m.caseInsensitive ? '*' : ''} ${m.source}`;
+      const h = route.handler;
+      const action =
+        h.type === 'static' ? `static ${h.static.root}` : h.type === 'redirect' ? `redirect ${h.status} → ${h.to}` : h.type === 'respond' ? `respond ${h.status}` : 'no handler (404)';
+      const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
+      say(`    ${match.padEnd(28)} ${action}${rewrites}`);
+    }
+  }
+}
+
+/** Runs until a signal stops it; SIGHUP reloads through `reloadConfig`. */
+async function runServer(config: ResolvedConfig, title: string, reloadConfig: (() => Promise<ResolvedConfig>) | null): Promise<void> {
+  applyLogConfig(config);
+  const server = new EdgeServer(config);
+  await server.start();
+  banner(server, title);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log().info({ signal }, 'stopping: finishing requests in flight');
+    void server.stop(10_000).then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    if (!reloadConfig) {
+      log().warn('SIGHUP: nothing to reload (no config file)');
+      return;
+    }
+    reloadConfig()
+      .then(async (next) => {
+        await server.reload(next);
+        log().info({ source: next.source }, 'reloaded: new config serving');
+      })
+      .catch((error: unknown) => log().error({ problem: (error as Error).message }, 'reload refused: the running config keeps serving'));
+  });
+}
+
+async function up(args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+  if (values.help) return say(HELP.up as string);
+  const path = values.config as string | undefined;
+  if (!path && !findConfigFile(process.cwd())) {
+    const config = validateConfig(demoConfig(portFrom(process.env.PORT, 8080), process.env.HOST || '127.0.0.1'), DEMO_DIR, null);
+    return runServer(config, 'no portico.config.* here, serving the embedded demo site', null);
+  }
+  const loaded: LoadedConfig = await loadConfig(path);
+  return runServer(loaded.config, `serving ${loaded.path}`, async () => (await loadConfig(loaded.path ?? undefined)).config);
+}
+
+async function serve(args: string[]): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    {
+      port: { type: 'string', short: 'p' },
+      host: { type: 'string', short: 'H' },
+      listing: { type: 'boolean' },
+      spa: { type: 'boolean' },
+      'max-age': { type: 'string' },
+      dotfiles: { type: 'string' },
+      'no-access-log': { type: 'boolean' },
+      'access-log': { type: 'string' },
+    },
+    true,
+  );
+  if (values.help) return say(HELP.serve as string);
+  if (positionals.length > 1) throw new UsageError(`expected at most one directory, got ${positionals.length}`);
+  const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
+  const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
+  const format = (values['access-log'] as string | undefined) ?? 'combined';
+  const user: UserConfig = {
+    log: { access: values['no-access-log'] ? false : { format: format as 'combined', path: 'stdout' } },
+    servers: [
+      {
+        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        static: {
+          root: positionals[0] ?? '.',
+          listing: Boolean(values.listing),
+          ...(values.spa ? { tryFiles: ['$uri', '$uri/', '/index.html'] } : {}),
+          ...(values['max-age'] !== undefined ? { maxAge: values['max-age'] as string } : {}),
+          ...(values.dotfiles !== undefined ? { dotfiles: values.dotfiles as 'ignore' } : {}),
+        },
+      },
+    ],
+  };
+  const config = validateConfig(user, process.cwd(), null);
+  const handler = config.servers[0]?.routes[0]?.handler;
+  return runServer(config, `serving ${handler?.type === 'static' ? handler.static.root : '?'}`, null);
+}
+
+async function check(args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+  if (values.help) return say(HELP.check as string);
+  const loaded = await loadConfig(values.config as string | undefined);
+  say(JSON.stringify(loaded.config, null, 2));
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, check };
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return say(HELP.main as string);
+  if (command === '--version' || command === '-v') return say(VERSION);
+  const run = COMMANDS[command];
+  if (!run) throw new UsageError(`unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')}; see portico --help)`);
+  await run(rest);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    complain(`portico: ${error.message}`);
+    process.exit(2);
+  }
+  if (error instanceof UsageError) {
+    complain(`portico: ${error.message}`);
+    process.exit(2);
+  }
+  if (error instanceof PorticoError) {
+    complain(`portico: ${error.message}`);
+    process.exit(error.code === 'ERR_CONFIG_NOT_FOUND' || error.code === 'ERR_CONFIG_LOAD' ? 2 : 1);
+  }
+  complain(`portico: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,254 @@
+/**
+ * Parsed config → ResolvedConfig: defaults filled, server settings merged into each route once
+ * (nginx merges server → location at load, never per request), relative paths made absolute,
+ * deep-frozen. The result is plain JSON (`portico check` prints it) and everything else is built
+ * from it; regexes stay source strings here and are compiled per generation by the edge.
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { ConfigError } from './errors.js';
+import { parseListen, type ListenAddress, type ParsedConfig, type ParsedHeaderOps, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type StaticFields } from './schema.js';
+
+export type { ListenAddress };
+
+export interface ResolvedRewrite {
+  readonly from: string;
+  readonly caseInsensitive: boolean;
+  readonly to: string;
+  readonly flag: 'last' | 'break' | 'redirect' | 'permanent' | null;
+}
+
+export interface ResolvedHeaderOps {
+  readonly remove: readonly string[];
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+}
+
+export interface ResolvedStatic extends Omit<StaticFields, 'maxAge' | 'precompressed'> {
+  readonly maxAge: number | null;
+  readonly precompressed: readonly ('br' | 'gzip' | 'zstd')[];
+}
+
+export type ResolvedHandler =
+  | { readonly type: 'static'; readonly static: ResolvedStatic }
+  | { readonly type: 'redirect'; readonly to: string; readonly status: 301 | 302 | 303 | 307 | 308 }
+  | { readonly type: 'respond'; readonly status: number; readonly body: string | null; readonly headers: readonly (readonly [string, string])[] }
+  | { readonly type: 'none' };
+
+export interface ResolvedRoute {
+  /** Where this route came from, for logs and errors: "servers[0].routes[2]". */
+  readonly id: string;
+  readonly match:
+    | { readonly kind: 'exact'; readonly path: string }
+    | { readonly kind: 'prefix'; readonly path: string; readonly skipRegex: boolean }
+    | { readonly kind: 'regex'; readonly source: string; readonly caseInsensitive: boolean };
+  readonly rewrite: readonly ResolvedRewrite[];
+  readonly headers: ResolvedHeaderOps;
+  readonly accessLog: boolean;
+  readonly handler: ResolvedHandler;
+}
+
+export interface ResolvedServer {
+  readonly id: string;
+  readonly listen: readonly ListenAddress[];
+  readonly names: readonly string[];
+  readonly default: boolean;
+  readonly canonical: {
+    readonly https: boolean;
+    readonly www: 'add' | 'remove' | null;
+    readonly trailingSlash: 'add' | 'remove' | null;
+    readonly status: 301 | 302 | 303 | 307 | 308;
+  };
+  readonly rewrite: readonly ResolvedRewrite[];
+  readonly routes: readonly ResolvedRoute[];
+}
+
+export interface ResolvedConfig {
+  /** The file this came from, or null for an embedded/programmatic config. */
+  readonly source: string | null;
+  readonly log: {
+    readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+    readonly error: string;
+    readonly access: { readonly format: 'combined' | 'json'; readonly path: string } | null;
+  };
+  readonly http: {
+    readonly serverHeader: string | null;
+    readonly unknownHost: 'default' | 404 | 421;
+    readonly keepAliveTimeout: number;
+    readonly headersTimeout: number;
+    readonly requestTimeout: number;
+    readonly maxHeaderSize: number;
+    readonly maxRequestsPerConnection: number;
+  };
+  readonly servers: readonly ResolvedServer[];
+}
+
+const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
+  alias: false,
+  index: ['index.html'],
+  tryFiles: [],
+  maxAge: null,
+  immutable: false,
+  etag: true,
+  lastModified: true,
+  precompressed: ['br', 'gzip'],
+  dotfiles: 'ignore',
+  listing: false,
+  symlinks: 'inside',
+  hotFileMaxSize: 64 * 1024,
+  hotCacheSize: 32 * 1024 * 1024,
+  hotCacheValidity: 1000,
+};
+
+const outputPath = (path: string, baseDir: string): string =>
+  path === 'stdout' || path === 'stderr' || isAbsolute(path) ? path : resolvePath(baseDir, path);
+
+function resolveRewrites(rules: readonly ParsedRewrite[] | undefined): ResolvedRewrite[] {
+  return (rules ?? []).map((rule) => ({ from: rule.from, caseInsensitive: rule.caseInsensitive ?? false, to: rule.to, flag: rule.flag ?? null }));
+}
+
+/** Route header ops merged over the server's: a route's `set` of a name replaces the server's. */
+function mergeHeaders(server: ParsedHeaderOps | undefined, route: ParsedHeaderOps | undefined): ResolvedHeaderOps {
+  const set = new Map<string, [string, string]>();
+  for (const ops of [server, route]) for (const [name, value] of Object.entries(ops?.set ?? {})) set.set(name.toLowerCase(), [name, value]);
+  return {
+    remove: [...new Set([...(server?.remove ?? []), ...(route?.remove ?? [])].map((n) => n.toLowerCase()))],
+    set: [...set.values()],
+    add: [...Object.entries(server?.add ?? {}), ...Object.entries(route?.add ?? {})],
+  };
+}
+
+function resolveStatic(server: ParsedStatic | undefined, route: ParsedStatic, baseDir: string, path: string, problems: string[]): ResolvedStatic | undefined {
+  const merged = { ...STATIC_DEFAULTS, ...stripUndefined(server ?? {}), ...stripUndefined(route) } as Omit<ResolvedStatic, 'root' | 'precompressed' | 'maxAge'> & {
+    root?: string;
+    precompressed: boolean | ResolvedStatic['precompressed'];
+    maxAge: number | null | undefined;
+  };
+  if (!merged.root) {
+    problems.push(`${path}.root: is required: expected a directory (on the route's static or the server's static), got nothing`);
+    return undefined;
+  }
+  const precompressed: ResolvedStatic['precompressed'] = merged.precompressed === true ? ['br', 'gzip'] : merged.precompressed === false ? [] : merged.precompressed;
+  return {
+    ...merged,
+    root: resolvePath(baseDir, merged.root),
+    maxAge: merged.maxAge ?? null,
+    precompressed,
+  };
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[]): ResolvedRoute {
+  const match: ResolvedRoute['match'] =
+    route.exact !== undefined
+      ? { kind: 'exact', path: route.exact }
+      : route.regex !== undefined
+        ? { kind: 'regex', source: route.regex, caseInsensitive: route.caseInsensitive ?? false }
+        : { kind: 'prefix', path: route.prefix ?? '/', skipRegex: route.skipRegex ?? false };
+  let handler: ResolvedHandler = { type: 'none' };
+  if (route.static) {
+    const resolved = resolveStatic(server.static, route.static, baseDir, `${id}.static`, problems);
+    if (resolved) handler = { type: 'static', static: resolved };
+  } else if (route.redirect) {
+    handler = { type: 'redirect', to: route.redirect.to, status: route.redirect.status ?? 302 };
+  } else if (route.respond) {
+    const body = route.respond.body ?? null;
+    const headers: [string, string][] = Object.entries(route.respond.headers ?? {});
+    if (body !== null && !headers.some(([name]) => name.toLowerCase() === 'content-type')) headers.unshift(['Content-Type', route.respond.contentType ?? 'text/plain; charset=utf-8']);
+    handler = { type: 'respond', status: route.respond.status ?? 200, body, headers };
+  } else if (server.static?.root !== undefined) {
+    // As nginx's `root` at server level: static files are the default content of every route.
+    const resolved = resolveStatic(server.static, {}, baseDir, `${id}.static`, problems);
+    if (resolved) handler = { type: 'static', static: resolved };
+  }
+  return {
+    id,
+    match,
+    rewrite: resolveRewrites(route.rewrite),
+    headers: mergeHeaders(server.headers, route.headers),
+    accessLog: route.accessLog ?? server.accessLog ?? true,
+    handler,
+  };
+}
+
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[]): ResolvedServer {
+  const id = `servers[${index}]`;
+  const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
+  const routes = server.routes
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems)];
+  return {
+    id,
+    listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
+    names: (server.names ?? []).map((name) => name.toLowerCase()),
+    default: server.default ?? false,
+    canonical: {
+      https: server.canonical?.https ?? false,
+      www: server.canonical?.www ?? null,
+      trailingSlash: server.canonical?.trailingSlash ?? null,
+      status: server.canonical?.status ?? 301,
+    },
+    rewrite: resolveRewrites(server.rewrite),
+    routes,
+  };
+}
+
+const listenKey = (address: ListenAddress): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host}:${address.port}`);
+
+/** Cross-field checks the schema cannot express: one default server per address, unique names per address. */
+function checkServers(servers: readonly ResolvedServer[], problems: string[]): void {
+  const defaults = new Map<string, string>();
+  const names = new Map<string, string>();
+  for (const server of servers) {
+    for (const address of server.listen) {
+      const key = listenKey(address);
+      if (server.default) {
+        const other = defaults.get(key);
+        if (other) problems.push(`${server.id}.default: expected one default server for "${key}", but ${other} is the default already`);
+        else defaults.set(key, server.id);
+      }
+      for (const name of server.names) {
+        const other = names.get(`${key} ${name}`);
+        if (other) problems.push(`${server.id}.names: expected each name once per address, but "${name}" on "${key}" is also in ${other}.names`);
+        else names.set(`${key} ${name}`, server.id);
+      }
+    }
+  }
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/** Resolves a parsed config; `baseDir` anchors relative paths (the config file's folder). */
+export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: string | null): ResolvedConfig {
+  const problems: string[] = [];
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems));
+  checkServers(servers, problems);
+  if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
+  const access = parsed.log?.access;
+  return deepFreeze({
+    source,
+    log: {
+      level: parsed.log?.level ?? 'info',
+      error: outputPath(parsed.log?.error ?? 'stderr', baseDir),
+      access: access === false ? null : { format: access?.format ?? 'combined', path: outputPath(access?.path ?? 'stdout', baseDir) },
+    },
+    http: {
+      serverHeader: parsed.http?.serverHeader === false ? null : (parsed.http?.serverHeader ?? 'Portico'),
+      unknownHost: parsed.http?.unknownHost ?? 'default',
+      keepAliveTimeout: parsed.http?.keepAliveTimeout ?? 75_000,
+      headersTimeout: parsed.http?.headersTimeout ?? 60_000,
+      requestTimeout: parsed.http?.requestTimeout ?? 300_000,
+      maxHeaderSize: parsed.http?.maxHeaderSize ?? 16 * 1024,
+      maxRequestsPerConnection: parsed.http?.maxRequestsPerConnection ?? 1000,
+    },
+    servers,
+  });
+}

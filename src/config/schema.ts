@@ -1,0 +1,302 @@
+/**
+ * The one schema of `portico.config.*`: it gives both the TypeScript types (`UserConfig`, what a
+ * user writes) and the runtime check (strict: an unknown key is an error). The JSDoc on each field
+ * is the reference documentation. Units are parsed here ("10mb" → bytes, "30s" → ms); defaults,
+ * inheritance (server → route) and path resolution happen afterwards in resolve.ts.
+ *
+ * Later parts (proxy, app, limits, cache, TLS, forward proxy) add their own keys here, each as
+ * one more strict object, so the whole config stays one strictly decoded document (as Caddy's).
+ */
+import { z } from 'zod';
+import { templateProblem } from '../core/template.js';
+import { parseDuration, parseSize } from '../core/units.js';
+
+const show = (value: unknown): string => {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+};
+
+/** A duration: milliseconds as a number, or a string like "250ms", "30s", "5m", "1h30m", "7d". */
+export const duration = () =>
+  z
+    .custom<string | number>((value) => (typeof value === 'string' || typeof value === 'number') && parseDuration(value) !== undefined, {
+      error: (issue) => `expected a duration like "1h", got ${show(issue.input)}`,
+    })
+    .transform((value) => parseDuration(value) as number);
+
+/** A size: bytes as a number, or a string like "512", "64kb", "10mb", "1g" (binary units). */
+export const size = () =>
+  z
+    .custom<string | number>((value) => (typeof value === 'string' || typeof value === 'number') && parseSize(value) !== undefined, {
+      error: (issue) => `expected a size like "10mb", got ${show(issue.input)}`,
+    })
+    .transform((value) => parseSize(value) as number);
+
+const regexSource = () =>
+  z.string().superRefine((source, ctx) => {
+    try {
+      new RegExp(source);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `expected a valid regular expression, got ${show(source)} (${(error as Error).message})` });
+    }
+  });
+
+/** A string with variables ("$host", "$uri", "$1"…), checked for unknown variable names. */
+const template = () =>
+  z.string().superRefine((text, ctx) => {
+    const problem = templateProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: `expected a template with known variables, got ${show(text)}: ${problem}` });
+  });
+
+const redirectStatus = z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+  error: (issue) => `expected a redirect status 301, 302, 303, 307 or 308, got ${show(issue.input)}`,
+});
+
+const httpStatus = z.number().int().min(100).max(599);
+
+/** One listen address: ":8080", "8080", "127.0.0.1:8080", "[::1]:8080", "localhost:8080" or "unix:/path/to.sock". */
+export const listenAddress = z.string().superRefine((text, ctx) => {
+  if (!parseListen(text)) ctx.addIssue({ code: 'custom', message: `expected a listen address like ":8080", "127.0.0.1:8080", "[::1]:8080" or "unix:/path", got ${show(text)}` });
+});
+
+export type ListenAddress = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
+
+/** Parses a listen address; an empty host means all interfaces (as nginx `listen 8080`). */
+export function parseListen(text: string): ListenAddress | undefined {
+  if (text.startsWith('unix:')) return text.length > 5 ? { kind: 'unix', path: text.slice(5) } : undefined;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  const host = match[1] ?? match[2] ?? '';
+  if (!text.includes(':') && host !== '') return undefined;
+  return { kind: 'tcp', host, port };
+}
+
+/** Response header operations, applied in this order: remove, set (replace), add (append). */
+const headerOps = z.strictObject({
+  /** Headers set on every response of this server/route, replacing any the handler set. */
+  set: z.record(z.string(), z.string()).optional(),
+  /** Headers appended to every response (a second value when the handler already set one). */
+  add: z.record(z.string(), z.string()).optional(),
+  /** Header names removed from every response (e.g. "X-Powered-By"). */
+  remove: z.array(z.string()).optional(),
+});
+
+/**
+ * A rewrite rule, with nginx `rewrite` semantics: if `from` (a regex on the decoded, normalised
+ * path `$uri`) matches, the URI becomes `to` (variables and `$1`… captures expanded). Arguments of
+ * the original request are appended unless `to` has its own `?…` (end `to` with "?" to drop them).
+ */
+const rewriteRule = z.strictObject({
+  /** Regular expression tested against `$uri`. */
+  from: regexSource(),
+  /** Replacement: "/new/$1", "/search?q=$1", or "https://$host$request_uri" (an absolute URL redirects). */
+  to: template(),
+  /**
+   * - `last`: stop rewriting and search the routes again with the new URI (up to 10 times, then 500);
+   * - `break`: stop rewriting and serve from the current route with the new URI;
+   * - `redirect` / `permanent`: answer 302 / 301 with `Location: to`;
+   * - none: go on with the next rule; if the URI changed, the routes are searched again at the end.
+   */
+  flag: z.enum(['last', 'break', 'redirect', 'permanent']).optional(),
+  /** Match `from` case-insensitively (nginx `~*`). @default false */
+  caseInsensitive: z.boolean().optional(),
+});
+
+const precompressedEncoding = z.enum(['br', 'gzip', 'zstd']);
+
+/** Static files: nginx `root`/`alias`/`index`/`try_files`/`expires`, Caddy `file_server`. */
+const staticFields = {
+  /** The directory files are served from. Relative paths are resolved against the config file's folder. */
+  root: z.string().min(1),
+  /** nginx `alias`: the route's matched prefix is removed before the path is joined to `root`. @default false */
+  alias: z.boolean(),
+  /** Index files tried, in order, for a request ending in "/". `false` disables. @default ["index.html"] */
+  index: z.union([z.array(z.string().min(1)), z.literal(false)]),
+  /**
+   * nginx `try_files`: candidates tried in order ("$uri", "$uri/", "$uri.html"); the last entry is
+   * the fallback, either a URI searched through the routes again (SPA: "/index.html") or "=404".
+   */
+  tryFiles: z.array(template().pipe(z.string().min(1))).min(2),
+  /** Browser cache lifetime: `Cache-Control: max-age`. Omit for no Cache-Control header. */
+  maxAge: duration(),
+  /** Adds `immutable` to Cache-Control (for hashed asset names). @default false */
+  immutable: z.boolean(),
+  /** Send a strong `ETag` ("mtime-size", as nginx) and answer `If-None-Match`/`If-Match`. @default true */
+  etag: z.boolean(),
+  /** Send `Last-Modified` and answer `If-Modified-Since`/`If-Unmodified-Since`. @default true */
+  lastModified: z.boolean(),
+  /** Serve `file.br` / `file.gz` / `file.zst` beside `file` when the client accepts it (nginx `gzip_static`). `true` = ["br", "gzip"]. @default true */
+  precompressed: z.union([z.boolean(), z.array(precompressedEncoding)]),
+  /** Paths with a segment starting with "." (except /.well-known/): `ignore` → 404, `deny` → 403, `allow` → served. @default "ignore" */
+  dotfiles: z.enum(['ignore', 'deny', 'allow']),
+  /** HTML directory listing for directories without an index file. @default false */
+  listing: z.boolean(),
+  /** Symlinks: `inside` follows only those resolving inside `root`, `follow` all, `deny` none. @default "inside" */
+  symlinks: z.enum(['inside', 'follow', 'deny']),
+  /** Small files kept in memory (nginx `open_file_cache` + page cache): files up to this size are cached. @default "64kb" */
+  hotFileMaxSize: size(),
+  /** Total bytes of the in-memory hot file cache, per process. `0` disables it. @default "32mb" */
+  hotCacheSize: size(),
+  /** How long a cached file is trusted before its metadata is checked again (nginx `open_file_cache_valid`). @default "1s" */
+  hotCacheValidity: duration(),
+};
+
+const staticOptions = z.strictObject(staticFields).partial();
+
+const redirectAction = z.strictObject({
+  /** Target URL or path; variables expand ("https://$host$request_uri", "/docs/$1" with captures of a regex route). */
+  to: template().pipe(z.string().min(1)),
+  /** @default 302 */
+  status: redirectStatus.optional(),
+});
+
+const respondAction = z.strictObject({
+  /** @default 200 */
+  status: httpStatus.optional(),
+  /** Body text; variables expand. */
+  body: template().optional(),
+  /** Extra headers of this response. */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** @default "text/plain; charset=utf-8" when there is a body */
+  contentType: z.string().optional(),
+});
+
+const HANDLER_KEYS = ['static', 'redirect', 'respond'] as const;
+
+/**
+ * A route, the nginx `location`. Exactly one of `exact`, `prefix`, `regex` says which requests it
+ * takes (none = prefix "/"); at most one handler (`static`, `redirect`, `respond`) says what it does.
+ * Selection follows nginx: an exact match wins; else the longest prefix is remembered, and if it
+ * has `skipRegex` it wins; else regex routes are tried in order and the first match wins; else the
+ * longest prefix.
+ */
+const route = z
+  .strictObject({
+    /** Matches this path exactly (nginx `location = /path`). */
+    exact: z.string().startsWith('/').optional(),
+    /** Matches paths starting with this prefix (nginx `location /prefix`). */
+    prefix: z.string().startsWith('/').optional(),
+    /** Matches paths by regular expression (nginx `location ~ re`); captures are `$1`… */
+    regex: regexSource().optional(),
+    /** For `regex`: case-insensitive (nginx `~*`). @default false */
+    caseInsensitive: z.boolean().optional(),
+    /** For `prefix`: when it is the longest prefix, regex routes are not tried (nginx `^~`). @default false */
+    skipRegex: z.boolean().optional(),
+    /** Rewrite rules run when this route is selected (nginx location-level `rewrite`). */
+    rewrite: z.array(rewriteRule).optional(),
+    /** Response header operations; merged over the server's. */
+    headers: headerOps.optional(),
+    /** Write this route's requests to the access log. Inherited from the server. @default true */
+    accessLog: z.boolean().optional(),
+    /** Serve files; fields not given are inherited from the server's `static`. */
+    static: staticOptions.optional(),
+    /** Answer with a redirect (the client is told to go elsewhere). */
+    redirect: redirectAction.optional(),
+    /** Answer with a fixed response (nginx `return`). */
+    respond: respondAction.optional(),
+  })
+  .superRefine((value, ctx) => {
+    const matchers = (['exact', 'prefix', 'regex'] as const).filter((key) => value[key] !== undefined);
+    if (matchers.length > 1) ctx.addIssue({ code: 'custom', message: `expected at most one of "exact", "prefix", "regex", got ${matchers.map((m) => `"${m}"`).join(' and ')}` });
+    const handlers = HANDLER_KEYS.filter((key) => value[key] !== undefined);
+    if (handlers.length > 1) ctx.addIssue({ code: 'custom', message: `expected at most one handler (${HANDLER_KEYS.join(', ')}), got ${handlers.join(' and ')}` });
+    if (value.caseInsensitive !== undefined && value.regex === undefined) ctx.addIssue({ code: 'custom', path: ['caseInsensitive'], message: 'expected only with "regex"' });
+    if (value.skipRegex !== undefined && value.prefix === undefined) ctx.addIssue({ code: 'custom', path: ['skipRegex'], message: 'expected only with "prefix"' });
+  });
+
+/** A virtual server, the nginx `server` block. */
+const server = z.strictObject({
+  /** Addresses to listen on. @default [":8080"] */
+  listen: z.union([listenAddress, z.array(listenAddress).min(1)]).optional(),
+  /** Host names served: exact ("example.com") or wildcard ("*.example.com"). Empty: only as default server. */
+  names: z.array(z.string().regex(/^(\*\.)?[a-z0-9_.-]+$|^[0-9a-f:]+$/i, 'expected a host name like "example.com" or "*.example.com"')).optional(),
+  /** Default server of its listen addresses: takes requests whose Host matches no server. The first server on an address is the default unless another says so. */
+  default: z.boolean().optional(),
+  /** Common canonicalisations, answered with redirects before routing. */
+  canonical: z
+    .strictObject({
+      /** Redirect plain HTTP to https://$host$request_uri. @default false */
+      https: z.boolean().optional(),
+      /** `add`: example.com → www.example.com; `remove`: www.example.com → example.com. */
+      www: z.enum(['add', 'remove']).optional(),
+      /** `add`: /docs → /docs/ (only for paths without an extension); `remove`: /docs/ → /docs. */
+      trailingSlash: z.enum(['add', 'remove']).optional(),
+      /** Status of these redirects; 308 is used instead of 301 for methods other than GET/HEAD. @default 301 */
+      status: redirectStatus.optional(),
+    })
+    .optional(),
+  /** Rewrite rules run before the route is selected (nginx server-level `rewrite`). */
+  rewrite: z.array(rewriteRule).optional(),
+  /** Response header operations for every route of this server. */
+  headers: headerOps.optional(),
+  /** @default true */
+  accessLog: z.boolean().optional(),
+  /** Static file settings inherited by every route's `static` (e.g. `root`). */
+  static: staticOptions.optional(),
+  /** Routes (nginx `location`s). Without routes, the server serves its `static` root at "/". */
+  routes: z.array(route).optional(),
+});
+
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+export const configSchema = z.strictObject({
+  /** Logs. */
+  log: z
+    .strictObject({
+      /** Error log level. @default "info" */
+      level: logLevel.optional(),
+      /** Error log destination: "stderr", "stdout" or a file path. @default "stderr" */
+      error: z.string().min(1).optional(),
+      /** Access log; `false` turns it off. @default { format: "combined", path: "stdout" } */
+      access: z
+        .union([
+          z.literal(false),
+          z.strictObject({
+            /** `combined` (nginx/Apache) or `json` (one object per line). @default "combined" */
+            format: z.enum(['combined', 'json']).optional(),
+            /** "stdout", "stderr" or a file path. @default "stdout" */
+            path: z.string().min(1).optional(),
+          }),
+        ])
+        .optional(),
+    })
+    .optional(),
+  /** HTTP protocol settings for all listeners. */
+  http: z
+    .strictObject({
+      /** `Server` response header value; `false` hides it. @default "Portico" */
+      serverHeader: z.union([z.string().min(1), z.literal(false)]).optional(),
+      /** A Host that no server names: `default` (the listener's default server), or answer 404 or 421 (RFC 9110 §15.5.20). @default "default" */
+      unknownHost: z.union([z.literal('default'), z.literal(404), z.literal(421)]).optional(),
+      /** Idle keep-alive connections are closed after this (nginx `keepalive_timeout`). @default "75s" */
+      keepAliveTimeout: duration().optional(),
+      /** Time to receive the request head (nginx `client_header_timeout`); then 408. @default "60s" */
+      headersTimeout: duration().optional(),
+      /** Time to receive the whole request; then 408. @default "300s" */
+      requestTimeout: duration().optional(),
+      /** Largest request head (nginx `large_client_header_buffers`); larger → 431. @default "16kb" */
+      maxHeaderSize: size().optional(),
+      /** Requests served on one connection before it is closed (nginx `keepalive_requests`). @default 1000 */
+      maxRequestsPerConnection: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  /** Virtual servers, the nginx `server` blocks. */
+  servers: z.array(server).min(1),
+});
+
+/** What a user writes in `portico.config.*` (durations and sizes as strings or numbers). */
+export type UserConfig = z.input<typeof configSchema>;
+/** The config after the schema: units parsed, not yet resolved. */
+export type ParsedConfig = z.output<typeof configSchema>;
+export type ParsedServer = ParsedConfig['servers'][number];
+export type ParsedRoute = NonNullable<ParsedServer['routes']>[number];
+export type ParsedStatic = NonNullable<ParsedServer['static']>;
+export type ParsedRewrite = NonNullable<ParsedServer['rewrite']>[number];
+export type ParsedHeaderOps = NonNullable<ParsedServer['headers']>;
+export type StaticFields = { [K in keyof typeof staticFields]: z.output<(typeof staticFields)[K]> };

@@ -1,0 +1,52 @@
+/**
+ * One error catalog for the whole program. Each failure has a stable `code`; an error that ends
+ * a request is an HttpError carrying the status the client gets. Errors are wrapped once, at the
+ * top of the pipeline (edge/pipeline.ts), never in the middle.
+ */
+
+export const ErrorCodes = {
+  // config/
+  ERR_CONFIG_INVALID: 'ERR_CONFIG_INVALID',
+  ERR_CONFIG_NOT_FOUND: 'ERR_CONFIG_NOT_FOUND',
+  ERR_CONFIG_LOAD: 'ERR_CONFIG_LOAD',
+  // edge/http: the request itself is malformed (RFC 9112 §3, RFC 9110 §15.5)
+  ERR_REQUEST_TARGET: 'ERR_REQUEST_TARGET',
+  ERR_REQUEST_HOST: 'ERR_REQUEST_HOST',
+  ERR_REQUEST_HEADER_TOO_LARGE: 'ERR_REQUEST_HEADER_TOO_LARGE',
+  ERR_REQUEST_TIMEOUT: 'ERR_REQUEST_TIMEOUT',
+  ERR_REQUEST_PARSE: 'ERR_REQUEST_PARSE',
+  // edge/route
+  ERR_ROUTE_NO_HOST: 'ERR_ROUTE_NO_HOST',
+  ERR_ROUTE_NOT_FOUND: 'ERR_ROUTE_NOT_FOUND',
+  ERR_ROUTE_LOOP: 'ERR_ROUTE_LOOP',
+  // handlers
+  ERR_STATIC_NOT_FOUND: 'ERR_STATIC_NOT_FOUND',
+  ERR_STATIC_FORBIDDEN: 'ERR_STATIC_FORBIDDEN',
+  ERR_STATIC_METHOD: 'ERR_STATIC_METHOD',
+  ERR_HANDLER: 'ERR_HANDLER',
+  // listeners
+  ERR_LISTEN: 'ERR_LISTEN',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class PorticoError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'PorticoError';
+  }
+}
+
+/** An error that ends a request with `status`. `expose` says whether `message` may reach the client. */
+export class HttpError extends PorticoError {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  constructor(status: number, code: ErrorCode, message: string, options?: { cause?: unknown; headers?: Record<string, string> }) {
+    super(code, message, options);
+    this.status = status;
+    this.headers = options?.headers;
+    this.name = 'HttpError';
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Parses nginx-style templates ("https://$host$request_uri", "/docs/$1", "${uri}.html") into
+ * literal and variable parts, once at config load. The edge evaluates the parts per request
+ * (edge/variables.ts); the config schema uses `templateProblem` to refuse unknown variables.
+ */
+
+export type TemplatePart = { readonly kind: 'text'; readonly text: string } | { readonly kind: 'var'; readonly name: string } | { readonly kind: 'capture'; readonly index: number };
+
+/** Variables every template may use; `http_<name>` (request header) and `arg_<name>` (query argument) too. */
+export const TEMPLATE_VARIABLES = [
+  'host', 'uri', 'document_uri', 'request_uri', 'scheme', 'args', 'query_string', 'is_args',
+  'request_method', 'remote_addr', 'server_port', 'server_name',
+] as const;
+
+const KNOWN = new Set<string>(TEMPLATE_VARIABLES);
+const VARIABLE = /\$(?:\{([a-z_][a-z0-9_]*)\}|([0-9])|([a-z_][a-z0-9_]*))/gi;
+
+export function parseTemplate(text: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let last = 0;
+  for (const match of text.matchAll(VARIABLE)) {
+    if (match.index > last) parts.push({ kind: 'text', text: text.slice(last, match.index) });
+    if (match[2] !== undefined) parts.push({ kind: 'capture', index: Number(match[2]) });
+    else {
+      const name = (match[1] ?? match[3] ?? '').toLowerCase();
+      parts.push(/^[0-9]$/.test(name) ? { kind: 'capture', index: Number(name) } : { kind: 'var', name });
+    }
+    last = match.index + match[0].length;
+  }
+  if (last < text.length) parts.push({ kind: 'text', text: text.slice(last) });
+  return parts;
+}
+
+/** Why a template cannot be used, or undefined when it is fine. */
+export function templateProblem(text: string): string | undefined {
+  for (const part of parseTemplate(text)) {
+    if (part.kind !== 'var') continue;
+    if (KNOWN.has(part.name) || /^(http|arg)_[a-z0-9_]+$/.test(part.name)) continue;
+    return `unknown variable "$${part.name}" (known: ${TEMPLATE_VARIABLES.map((v) => `$${v}`).join(', ')}, $http_<header>, $arg_<name>, $1..$9)`;
+  }
+  return undefined;
+}

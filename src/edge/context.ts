@@ -1,0 +1,59 @@
+/**
+ * The state of one request as it moves through the pipeline: one object per request, created in
+ * pipeline.ts, with a fixed shape (a class, so V8 keeps one hidden class). Phases read and update
+ * it; handlers answer through `ctx.res` via `sendHead` (response filters) so every response gets
+ * the same header treatment.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRoute, CompiledServer } from './route/router.js';
+import type { Generation } from './generation.js';
+
+export interface ListenerInfo {
+  readonly scheme: 'http' | 'https';
+  /** The port clients connected to (for `$server_port` and redirects). */
+  readonly port: number;
+  /** "127.0.0.1:8080" or "unix:/path": which generation table serves this socket. */
+  readonly key: string;
+}
+
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly generation: Generation;
+  readonly listener: ListenerInfo;
+  readonly startedAt: number;
+  /** Normalised Host name (no port), or "" when the request had none (HTTP/1.0). */
+  host = '';
+  server: CompiledServer | null = null;
+  route: CompiledRoute | null = null;
+  /** The current decoded, normalised path (nginx `$uri`); rewrites change it. */
+  uri = '/';
+  /** Query without "?" (nginx `$args`); rewrites may change it. */
+  query = '';
+  hasQuery = false;
+  /** Captures of the last regex that matched (route or rewrite), for `$1`… */
+  captures: RegExpExecArray | null = null;
+  /** Internal redirects so far (rewrite `last`, try-files fallback); bounded to stop loops. */
+  internalRedirects = 0;
+  /** Status sent (for the access log). */
+  status = 0;
+  /** Body bytes the response carries (nginx `$body_bytes_sent`, as planned; a cut connection sends fewer). */
+  bodyBytes = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, generation: Generation, listener: ListenerInfo) {
+    this.req = req;
+    this.res = res;
+    this.generation = generation;
+    this.listener = listener;
+    this.startedAt = performance.now();
+  }
+
+  /** nginx `$request_uri`: the original target as received, never rewritten. */
+  get requestUri(): string {
+    return this.req.url ?? '/';
+  }
+
+  get remoteAddress(): string {
+    return this.req.socket.remoteAddress ?? '';
+  }
+}

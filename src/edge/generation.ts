@@ -1,0 +1,69 @@
+/**
+ * A generation: everything built from one resolved config (compiled routes, host tables per
+ * listen address, the access log). Requests keep the generation they started on, so a reload
+ * builds a whole new generation and swaps it in while the old one drains (core/lifecycle).
+ */
+import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
+import { createHandler } from './handlers/index.js';
+import { compileCanonical } from './middleware/canonical.js';
+import { compileHeaderFilter } from './middleware/headers.js';
+import { compileRewrites } from './middleware/rewrite.js';
+import { HostTable } from './route/hosts.js';
+import { Router, type CompiledRoute, type CompiledServer } from './route/router.js';
+import { createAccessLog, type AccessLog } from './log/access.js';
+
+export const listenKey = (address: ListenAddress): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host}:${address.port}`);
+
+export interface Generation {
+  readonly config: ResolvedConfig;
+  /** Host tables by listen key ("0.0.0.0:8080" style, see listenKey). */
+  readonly hosts: ReadonlyMap<string, HostTable>;
+  readonly listenAddresses: ReadonlyMap<string, ListenAddress>;
+  readonly serverHeader: string | null;
+  readonly unknownHost: ResolvedConfig['http']['unknownHost'];
+  readonly accessLog: AccessLog | null;
+}
+
+function compileServer(config: ResolvedConfig['servers'][number]): CompiledServer {
+  const routes: CompiledRoute[] = config.routes.map((route) => ({
+    id: route.id,
+    config: route,
+    rewrite: compileRewrites(route.rewrite),
+    headers: compileHeaderFilter(route.headers),
+    accessLog: route.accessLog,
+    handler: createHandler(route),
+  }));
+  return {
+    id: config.id,
+    config,
+    primaryName: config.names.find((name) => !name.startsWith('*.')) ?? '',
+    canonical: compileCanonical(config.canonical),
+    rewrite: compileRewrites(config.rewrite),
+    router: new Router(routes),
+  };
+}
+
+export function buildGeneration(config: ResolvedConfig, options: { accessLog?: AccessLog | null } = {}): Generation {
+  const servers = config.servers.map(compileServer);
+  const byListener = new Map<string, CompiledServer[]>();
+  const listenAddresses = new Map<string, ListenAddress>();
+  for (const server of servers) {
+    for (const address of server.config.listen) {
+      const key = listenKey(address);
+      listenAddresses.set(key, address);
+      let list = byListener.get(key);
+      if (!list) byListener.set(key, (list = []));
+      list.push(server);
+    }
+  }
+  const hosts = new Map<string, HostTable>();
+  for (const [key, list] of byListener) hosts.set(key, new HostTable(list));
+  return {
+    config,
+    hosts,
+    listenAddresses,
+    serverHeader: config.http.serverHeader,
+    unknownHost: config.http.unknownHost,
+    accessLog: options.accessLog !== undefined ? options.accessLog : config.log.access ? createAccessLog(config.log.access) : null,
+  };
+}

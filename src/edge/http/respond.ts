@@ -1,0 +1,40 @@
+/**
+ * Writing responses. Every handler answers through `sendHead`, which is the response-filter phase:
+ * the route's header operations and the `Server` header are applied here, once, to the flat
+ * header list that `res.writeHead` takes (no per-header `setHeader` calls on the hot path).
+ */
+import type { RequestContext } from '../context.js';
+import { statusBody } from './status.js';
+
+/** Response filters, then the status line and headers. `headers` is flat: [name, value, …]; it may be modified. */
+export function sendHead(ctx: RequestContext, status: number, headers: string[]): void {
+  const filter = ctx.route?.headers;
+  if (filter) filter(headers);
+  const serverHeader = ctx.generation.serverHeader;
+  if (serverHeader !== null) headers.push('Server', serverHeader);
+  ctx.status = status;
+  ctx.res.writeHead(status, headers);
+}
+
+/** A complete response with an in-memory body (ignored for HEAD by node:http, Content-Length kept). */
+export function sendBody(ctx: RequestContext, status: number, headers: string[], body: Buffer | string | null): void {
+  const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  // RFC 9110 §8.6: no Content-Length on 1xx/204, and 304 has none of its own.
+  if (status !== 204 && status !== 304) headers.push('Content-Length', String(length));
+  ctx.bodyBytes = status === 304 || status === 204 || ctx.req.method === 'HEAD' ? 0 : length;
+  sendHead(ctx, status, headers);
+  if (body === null || status === 204 || status === 304) ctx.res.end();
+  else ctx.res.end(body);
+}
+
+/** A short error/status page: "404 Not Found". */
+export function sendStatus(ctx: RequestContext, status: number, extra?: Readonly<Record<string, string>>): void {
+  const headers = ['Content-Type', 'text/plain; charset=utf-8'];
+  if (extra) for (const name in extra) headers.push(name, extra[name] as string);
+  sendBody(ctx, status, headers, statusBody(status));
+}
+
+/** A redirect; the small body names the target, as nginx's does. */
+export function sendRedirect(ctx: RequestContext, status: number, location: string): void {
+  sendBody(ctx, status, ['Location', location, 'Content-Type', 'text/plain; charset=utf-8'], `${status} Redirect to ${location}\n`);
+}

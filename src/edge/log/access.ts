@@ -1,0 +1,93 @@
+/**
+ * The access log, written after each response (the last phase of the pipeline): nginx/Apache
+ * `combined` lines or JSON lines, through sonic-boom (pino's asynchronous destination: buffered
+ * writes, no blocking on the hot path, flushed at exit).
+ */
+import sonicBoom from 'sonic-boom';
+import type { RequestContext } from '../context.js';
+
+// sonic-boom is CommonJS: its class is a property of the default export.
+const { SonicBoom } = sonicBoom;
+
+export interface AccessLog {
+  write(ctx: RequestContext): void;
+  flush(): void;
+  close(): void;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad = (n: number): string => (n < 10 ? `0${n}` : String(n));
+
+// `$time_local` changes once a second; format it once a second.
+let clockSecond = -1;
+let clockText = '';
+function timeLocal(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== clockSecond) {
+    const d = new Date(second * 1000);
+    const offset = -d.getTimezoneOffset();
+    const sign = offset >= 0 ? '+' : '-';
+    const abs = Math.abs(offset);
+    clockText = `${pad(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`;
+    clockSecond = second;
+  }
+  return clockText;
+}
+
+// nginx escapes '"', '\' and non-printable bytes as \xHH in logged strings.
+const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
+const quote = (text: string | undefined): string => (text ? text.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : '-');
+
+function remoteUser(ctx: RequestContext): string {
+  const auth = ctx.req.headers.authorization;
+  if (!auth || !auth.startsWith('Basic ')) return '-';
+  const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return quote(colon === -1 ? decoded : decoded.slice(0, colon));
+}
+
+function combinedLine(ctx: RequestContext): string {
+  const req = ctx.req;
+  const request = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
+  return `${ctx.remoteAddress} - ${remoteUser(ctx)} [${timeLocal(Date.now())}] "${quote(request)}" ${ctx.status} ${ctx.bodyBytes} "${quote(req.headers.referer)}" "${quote(req.headers['user-agent'])}"\n`;
+}
+
+function jsonLine(ctx: RequestContext): string {
+  const req = ctx.req;
+  return `${JSON.stringify({
+    time: new Date().toISOString(),
+    remote_addr: ctx.remoteAddress,
+    method: req.method,
+    uri: req.url,
+    protocol: `HTTP/${req.httpVersion}`,
+    host: ctx.host,
+    status: ctx.status,
+    body_bytes_sent: ctx.bodyBytes,
+    duration_ms: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
+    route: ctx.route?.id ?? null,
+    referer: req.headers.referer ?? null,
+    user_agent: req.headers['user-agent'] ?? null,
+  })}\n`;
+}
+
+export function createAccessLog(config: { format: 'combined' | 'json'; path: string }): AccessLog {
+  const fd = config.path === 'stdout' ? 1 : config.path === 'stderr' ? 2 : undefined;
+  const dest = new SonicBoom(fd !== undefined ? { fd, sync: false, minLength: 0 } : { dest: config.path, mkdir: true, append: true, sync: false, minLength: 0 });
+  const format = config.format === 'json' ? jsonLine : combinedLine;
+  return {
+    write(ctx) {
+      dest.write(format(ctx));
+    },
+    flush() {
+      try {
+        dest.flushSync();
+      } catch {
+        // Nothing buffered, or the destination is gone: nothing to save.
+      }
+    },
+    close() {
+      this.flush();
+      if (fd === undefined) dest.end();
+    },
+  };
+}

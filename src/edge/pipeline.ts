@@ -1,0 +1,173 @@
+/**
+ * THE phase order of the edge: the one file that wires it. Each request runs these phases in
+ * this order (docs/lifecycle.md draws it with the status each phase can produce):
+ *
+ *   0. accept + protocol limits     edge/server.ts (node:http: head size 431, timeouts 408, parse errors 400)
+ *   1. parse                        request target and Host validated and normalised (400)
+ *   2. virtual host                 Host → server; unknown → default server, or 404/421 as configured
+ *   3. canonical redirects          https / www / trailing slash (301/308…)
+ *   4. server rewrite               nginx server-level `rewrite`
+ *   5. route                        nginx `location` selection, then the route's rewrites;
+ *                                   `last` (or a changed URI) searches again, at most 10 times (500)
+ *   6. access                       (reserved, in this order: real IP, allow/deny, auth, rate and
+ *                                   connection limits; they run on the final route, after rewrites,
+ *                                   as nginx's access phases do, so a rewrite cannot skip them)
+ *   7. content                      the route's handler (static | redirect | respond | …); a
+ *                                   handler may reroute (try-files fallback) back to phase 5
+ *   8. response filters             in sendHead (edge/http/respond.ts): route headers, Server
+ *   9. access log                   when the response closes
+ *
+ * Errors are wrapped once, here: an HttpError answers with its status, anything else is logged
+ * and answered 500. No exception or rejection from a request ever reaches the process.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCodes, HttpError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { RequestContext, type ListenerInfo } from './context.js';
+import type { Generation } from './generation.js';
+import { REROUTE, type HandlerResult } from './handlers/index.js';
+import { normaliseHost } from './http/host.js';
+import { sendBody, sendStatus } from './http/respond.js';
+import { parseTarget } from './http/target.js';
+import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
+
+/** nginx stops a rewrite cycle after 10 internal redirects with a 500. */
+const MAX_INTERNAL_REDIRECTS = 10;
+
+const CONTEXT = Symbol('portico.context');
+type ResponseWithContext = ServerResponse & { [CONTEXT]?: RequestContext };
+
+function onResponseClose(this: ResponseWithContext): void {
+  const ctx = this[CONTEXT];
+  if (ctx && ctx.route?.accessLog !== false) ctx.generation.accessLog?.write(ctx);
+}
+
+/** The request listener of one listener socket, bound to the generation current at accept time. */
+export function handleRequest(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  const ctx = new RequestContext(req, res, generation, listener);
+  if (generation.accessLog) {
+    (res as ResponseWithContext)[CONTEXT] = ctx;
+    res.once('close', onResponseClose);
+  }
+  let pending: void | Promise<void>;
+  try {
+    pending = runPhases(ctx);
+  } catch (error) {
+    fail(ctx, error);
+    return;
+  }
+  if (pending) pending.catch((error: unknown) => fail(ctx, error));
+}
+
+function runPhases(ctx: RequestContext): void | Promise<void> {
+  const req = ctx.req;
+  // 1. parse
+  const target = parseTarget(req.url ?? '', req.method ?? 'GET');
+  ctx.uri = target.path;
+  ctx.query = target.query;
+  ctx.hasQuery = target.hasQuery;
+  ctx.host = requestHost(req, target.authority);
+
+  // 2. virtual host
+  const table = ctx.generation.hosts.get(ctx.listener.key);
+  if (!table) throw new Error(`no host table for listener ${ctx.listener.key}`);
+  let server = ctx.host === '' ? undefined : table.lookup(ctx.host);
+  if (!server) {
+    const unknown = ctx.generation.unknownHost;
+    // RFC 9110 §15.5.20: 421 tells the client this connection cannot serve that authority.
+    if (unknown !== 'default') throw new HttpError(unknown, ErrorCodes.ERR_ROUTE_NO_HOST, `no server for host "${ctx.host}"`);
+    server = table.defaultServer;
+  }
+  ctx.server = server;
+  if (target.path === '*') {
+    // RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource.
+    sendBody(ctx, 204, ['Allow', 'GET, HEAD, OPTIONS'], null);
+    return;
+  }
+
+  // 3. canonical redirects
+  if (server.canonical?.(ctx)) return;
+
+  // 4. server rewrite
+  if (server.rewrite.length > 0 && runRewrites(ctx, server.rewrite) === RewriteOutcome.Answered) return;
+
+  // 5.–7. route, access, content
+  return routeAndServe(ctx);
+}
+
+/** Host from an absolute-form target (RFC 9112 §3.2.2) or the single Host header (RFC 9112 §3.2: several → 400). */
+function requestHost(req: IncomingMessage, authority: string | null): string {
+  if (authority !== null) return normaliseHost(authority);
+  const host = req.headers.host;
+  if (host === undefined) return '';
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++seen > 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'more than one Host header');
+  }
+  return normaliseHost(host);
+}
+
+function routeAndServe(ctx: RequestContext): void | Promise<void> {
+  const server = ctx.server;
+  if (!server) throw new Error('routeAndServe before virtual host selection');
+  for (;;) {
+    // 5. route
+    if (!server.router.select(ctx)) throw new HttpError(404, ErrorCodes.ERR_ROUTE_NOT_FOUND, `no route for ${ctx.uri}`);
+    const route = ctx.route;
+    if (!route) throw new Error('router selected no route');
+    if (route.rewrite.length > 0) {
+      const outcome = runRewrites(ctx, route.rewrite);
+      if (outcome === RewriteOutcome.Answered) return;
+      if (outcome === RewriteOutcome.Rematch) {
+        countInternalRedirect(ctx);
+        continue;
+      }
+    }
+
+    // 6. access: real IP, allow/deny, auth, rate and connection limits plug in here.
+
+    // 7. content
+    const result = route.handler(ctx);
+    if (result === REROUTE) {
+      countInternalRedirect(ctx);
+      continue;
+    }
+    if (result instanceof Promise) return result.then((settled) => afterHandler(ctx, settled));
+    return;
+  }
+}
+
+function afterHandler(ctx: RequestContext, result: HandlerResult): void | Promise<void> {
+  if (result !== REROUTE) return;
+  countInternalRedirect(ctx);
+  return routeAndServe(ctx);
+}
+
+function countInternalRedirect(ctx: RequestContext): void {
+  if (++ctx.internalRedirects > MAX_INTERNAL_REDIRECTS) {
+    throw new HttpError(500, ErrorCodes.ERR_ROUTE_LOOP, `rewrite or internal redirection cycle while processing "${ctx.uri}"`);
+  }
+}
+
+/** The one place a failed request becomes a response. */
+function fail(ctx: RequestContext, error: unknown): void {
+  const res = ctx.res;
+  const http = error instanceof HttpError ? error : null;
+  const status = http?.status ?? 500;
+  if (!http || status >= 500) {
+    log().error({ err: error, url: ctx.req.url, route: ctx.route?.id, code: http?.code ?? ErrorCodes.ERR_HANDLER }, 'request failed');
+  }
+  if (res.headersSent || res.destroyed) {
+    // Too late for a status: cut the connection so the client sees a truncated response, not a wrong one.
+    res.destroy();
+    return;
+  }
+  try {
+    sendStatus(ctx, status, http?.headers);
+  } catch (inner) {
+    log().error({ err: inner }, 'could not send an error response');
+    res.destroy();
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Route selection inside one virtual server, with nginx `location` semantics (compiled once per
+ * generation; a live router is never modified):
+ *   1. an `exact` route equal to the path wins at once;
+ *   2. the longest matching `prefix` is remembered; if it has `skipRegex` (nginx `^~`) it wins;
+ *   3. `regex` routes are tried in config order; the first match wins (its captures become $1…);
+ *   4. otherwise the remembered longest prefix wins; with none, there is no route (404).
+ */
+import type { ResolvedRoute, ResolvedServer } from '../../config/resolve.js';
+import type { RequestContext } from '../context.js';
+import type { Handler } from '../handlers/index.js';
+import type { CompiledRewrite } from '../middleware/rewrite.js';
+import type { HeaderFilter } from '../middleware/headers.js';
+import type { CompiledCanonical } from '../middleware/canonical.js';
+
+export interface CompiledRoute {
+  readonly id: string;
+  readonly config: ResolvedRoute;
+  readonly rewrite: readonly CompiledRewrite[];
+  readonly headers: HeaderFilter | null;
+  readonly accessLog: boolean;
+  readonly handler: Handler;
+}
+
+export interface CompiledServer {
+  readonly id: string;
+  readonly config: ResolvedServer;
+  /** First configured name, for `$server_name` and `$host` when the request had no Host. */
+  readonly primaryName: string;
+  readonly canonical: CompiledCanonical | null;
+  readonly rewrite: readonly CompiledRewrite[];
+  readonly router: Router;
+}
+
+interface PrefixEntry {
+  readonly path: string;
+  readonly skipRegex: boolean;
+  readonly route: CompiledRoute;
+}
+
+export class Router {
+  readonly #exact = new Map<string, CompiledRoute>();
+  readonly #prefixes: PrefixEntry[] = [];
+  readonly #regexes: { readonly re: RegExp; readonly route: CompiledRoute }[] = [];
+
+  constructor(routes: readonly CompiledRoute[]) {
+    for (const route of routes) {
+      const match = route.config.match;
+      if (match.kind === 'exact') {
+        if (!this.#exact.has(match.path)) this.#exact.set(match.path, route);
+      } else if (match.kind === 'prefix') {
+        if (!this.#prefixes.some((p) => p.path === match.path)) this.#prefixes.push({ path: match.path, skipRegex: match.skipRegex, route });
+      } else {
+        this.#regexes.push({ re: new RegExp(match.source, match.caseInsensitive ? 'i' : ''), route });
+      }
+    }
+    // Longest first, so the first prefix that matches is the longest.
+    this.#prefixes.sort((a, b) => b.path.length - a.path.length);
+  }
+
+  /** Sets `ctx.route` (and `ctx.captures` for a regex route); returns false when nothing matches. */
+  select(ctx: RequestContext): boolean {
+    const path = ctx.uri;
+    const exact = this.#exact.get(path);
+    if (exact) {
+      ctx.route = exact;
+      return true;
+    }
+    let prefix: PrefixEntry | undefined;
+    for (const entry of this.#prefixes) {
+      if (path.startsWith(entry.path)) {
+        prefix = entry;
+        break;
+      }
+    }
+    if (!prefix?.skipRegex) {
+      for (const { re, route } of this.#regexes) {
+        const captures = re.exec(path);
+        if (captures) {
+          ctx.route = route;
+          ctx.captures = captures;
+          return true;
+        }
+      }
+    }
+    ctx.route = prefix?.route ?? null;
+    return prefix !== undefined;
+  }
+}

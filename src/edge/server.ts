@@ -1,0 +1,165 @@
+/**
+ * The edge server: listener sockets plus the current generation. Each listen address gets one
+ * node:http server (HTTP/1.1, keep-alive); protocol limits that node:http enforces while parsing
+ * (head size → 431, head/request timeouts → 408, malformed → 400) are configured here and their
+ * errors answered in `onClientError`. TLS and HTTP/2 listeners will be created beside these by
+ * listen/ with the same request listener. A reload swaps the generation: sockets stay open,
+ * requests in flight finish on the generation they started on.
+ */
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { ErrorCodes, PorticoError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import type { ListenerInfo } from './context.js';
+import { buildGeneration, type Generation } from './generation.js';
+import { handleRequest } from './pipeline.js';
+
+interface Listener {
+  readonly server: Server;
+  info: ListenerInfo;
+}
+
+export interface BoundAddress {
+  readonly key: string;
+  /** A URL a person can open: "http://127.0.0.1:8080" or "unix:/path". */
+  readonly url: string;
+}
+
+function clientErrorStatus(code: string | undefined): number {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 431; // RFC 6585 §5
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return 408; // RFC 9110 §15.5.9
+    default:
+      return 400;
+  }
+}
+
+/** Answers a request node:http could not parse, then closes: the connection's framing is lost. */
+function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = clientErrorStatus(error.code);
+  const body = `${status} ${STATUS_CODES[status]}\n`;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  log().debug({ code: error.code, status }, 'client error');
+}
+
+export class EdgeServer {
+  #generation: Generation;
+  readonly #listeners = new Map<string, Listener>();
+
+  constructor(config: ResolvedConfig) {
+    this.#generation = buildGeneration(config);
+  }
+
+  get generation(): Generation {
+    return this.#generation;
+  }
+
+  #createListener(key: string): Listener {
+    const http = this.#generation.config.http;
+    const server = createServer({
+      keepAliveTimeout: http.keepAliveTimeout,
+      headersTimeout: http.headersTimeout,
+      requestTimeout: http.requestTimeout,
+      maxHeaderSize: http.maxHeaderSize,
+      requireHostHeader: true,
+      noDelay: true,
+    });
+    server.maxRequestsPerSocket = http.maxRequestsPerConnection;
+    const address = this.#generation.listenAddresses.get(key);
+    const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key } };
+    // The generation is read per request, so a reload applies to the next request on every socket.
+    server.on('request', (req, res) => handleRequest(this.#generation, listener.info, req, res));
+    server.on('clientError', onClientError);
+    return listener;
+  }
+
+  async #open(key: string): Promise<void> {
+    const address = this.#generation.listenAddresses.get(key);
+    if (!address) return;
+    const listener = this.#createListener(key);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => reject(new PorticoError(ErrorCodes.ERR_LISTEN, `cannot listen on ${key}: ${error.code ?? error.message}`, { cause: error }));
+      listener.server.once('error', onError);
+      const ready = () => {
+        listener.server.off('error', onError);
+        resolve();
+      };
+      if (address.kind === 'unix') listener.server.listen(address.path, ready);
+      else if (address.host === '') listener.server.listen(address.port, ready);
+      else listener.server.listen(address.port, address.host.replace(/^\[|\]$/g, ''), ready);
+    });
+    const bound = listener.server.address();
+    if (bound && typeof bound === 'object') listener.info = { ...listener.info, port: bound.port };
+    listener.server.on('error', (error) => log().error({ err: error, listener: key }, 'listener error'));
+    this.#listeners.set(key, listener);
+  }
+
+  /** Opens every listen address of the config; on failure the ones already open are closed. */
+  async start(): Promise<void> {
+    try {
+      for (const key of this.#generation.listenAddresses.keys()) await this.#open(key);
+    } catch (error) {
+      await this.stop(0);
+      throw error;
+    }
+  }
+
+  /**
+   * Swaps in a new config: listen addresses added are opened, removed ones closed (their open
+   * connections finish), the rest keep their sockets. Throws, changing nothing, when a new address cannot be opened.
+   */
+  async reload(config: ResolvedConfig): Promise<void> {
+    const previous = this.#generation;
+    const next = buildGeneration(config);
+    const added = [...next.listenAddresses.keys()].filter((key) => !this.#listeners.has(key));
+    const removed = [...this.#listeners.keys()].filter((key) => !next.listenAddresses.has(key));
+    this.#generation = next;
+    try {
+      for (const key of added) await this.#open(key);
+    } catch (error) {
+      for (const key of added) await this.#close(key, 0);
+      this.#generation = previous;
+      next.accessLog?.close();
+      throw error;
+    }
+    for (const key of removed) void this.#close(key, 30_000);
+    // The old access log may still get lines from requests in flight: flush, then let it go.
+    previous.accessLog?.flush();
+  }
+
+  async #close(key: string, graceMs: number): Promise<void> {
+    const listener = this.#listeners.get(key);
+    if (!listener) return;
+    this.#listeners.delete(key);
+    const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    listener.server.closeIdleConnections();
+    const timer = setTimeout(() => listener.server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** Stops accepting, lets requests in flight finish for up to `graceMs`, then closes what is left. */
+  async stop(graceMs = 10_000): Promise<void> {
+    await Promise.all([...this.#listeners.keys()].map((key) => this.#close(key, graceMs)));
+    this.#generation.accessLog?.close();
+  }
+
+  /** The addresses actually bound (ports resolved when the config said 0). */
+  addresses(): BoundAddress[] {
+    return [...this.#listeners.values()].map(({ info, server }) => {
+      const bound = server.address();
+      if (typeof bound === 'string' || bound === null) return { key: info.key, url: `unix:${bound ?? info.key.slice(5)}` };
+      const host = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+      return { key: info.key, url: `${info.scheme}://${host}:${bound.port}` };
+    });
+  }
+}
