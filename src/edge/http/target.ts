@@ -27,6 +27,7 @@ const NEEDS_WORK = /%|\/\.|\/\/|\\|#|[^\x21-\x7e]/;
 const NOT_URI_CHAR = /[^\x21-\x7e]/;
 // RFC 9112 §3.2.2 absolute-form: scheme "://" authority [path-abempty] ["?" query]
 const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)(.*)$/i;
+// eslint-disable-next-line no-control-regex -- matching control bytes is the point
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** Parses the request target; throws HttpError(400) for anything unsafe or malformed. */

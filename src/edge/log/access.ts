@@ -35,6 +35,7 @@ function timeLocal(now: number): string {
 }
 
 // nginx escapes '"', '\' and non-printable bytes as \xHH in logged strings.
+// eslint-disable-next-line no-control-regex -- matching control bytes is the point
 const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
 const quote = (text: string | undefined): string => (text ? text.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : '-');
 

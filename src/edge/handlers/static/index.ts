@@ -82,10 +82,7 @@ export class StaticHandler {
 
   /** The handler function given to the pipeline (a named function reads well in stack traces). */
   handler(): Handler {
-    const self = this;
-    return function staticFiles(ctx) {
-      return self.handle(ctx);
-    };
+    return this.handle.bind(this);
   }
 
   /** The path below the root for a request path: the route prefix removed for `alias`. */

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// The whole test command (`npm test`): type-check, lint, build, then every test file under
+// test/ and src/ (unit tests live next to the code), with pass/fail counts at the end.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const only = process.argv.slice(2);
+const steps = [];
+
+function run(name, command, args) {
+  const started = Date.now();
+  process.stdout.write(`\n=== ${name}: ${command} ${args.join(' ')}\n`);
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', env: process.env });
+  const ok = result.status === 0;
+  steps.push({ name, ok, seconds: ((Date.now() - started) / 1000).toFixed(1) });
+  return ok;
+}
+
+function findTests(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'fixtures' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) findTests(path, out);
+    else if (name.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out;
+}
+
+const npx = (bin) => join(root, 'node_modules', '.bin', bin);
+if (only.length === 0) {
+  run('type-check', npx('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
+  run('lint', npx('eslint'), ['.']);
+}
+run('build', npx('tsc'), ['-p', 'tsconfig.build.json']);
+const files = only.length > 0 ? only : [...findTests(join(root, 'src')), ...findTests(join(root, 'test'))].sort();
+run(`tests (${files.length} files)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files]);
+
+process.stdout.write('\n=== summary\n');
+for (const step of steps) process.stdout.write(`${step.ok ? 'PASS' : 'FAIL'}  ${step.name} (${step.seconds}s)\n`);
+const failed = steps.filter((s) => !s.ok).length;
+process.stdout.write(`${steps.length - failed} passed, ${failed} failed\n`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,189 @@
+/**
+ * Test harness: starts the real `bin/portico` (the built CLI) on free loopback ports, talks to it
+ * over real sockets, and stops it by PID. Nothing here mocks the server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'portico');
+
+/** A port that was free a moment ago (bind to 0, read, close). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+export function tempDir(prefix = 'portico-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface RunningPortico {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Base URL of the first listener, e.g. "http://127.0.0.1:41234". */
+  readonly url: string;
+  readonly port: number;
+  readonly urls: string[];
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM (then SIGKILL after 5 s) by PID; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs `bin/portico ...args` and resolves once it prints its listening addresses. */
+export async function startPortico(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunningPortico> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  while (!/listening on \S+[\s\S]*\n {2}server/.test(out)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`portico exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}\n${err}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`portico did not start in time:\n${out}\n${err}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const urls = [...out.matchAll(/listening on (\S+)/g)].map((m) => m[1] as string);
+  const url = urls[0] as string;
+  const pid = child.pid as number;
+  return {
+    pid,
+    child,
+    url,
+    urls,
+    port: Number(new URL(url).port),
+    stdout: () => out,
+    stderr: () => err,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      process.kill(pid, signal);
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+      }, 5000);
+      const [code] = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Writes `config` as portico.config.json (or another name) into `dir`; returns the path. */
+export function writeConfig(dir: string, config: unknown, name = 'portico.config.json'): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  return path;
+}
+
+/** Starts portico on a config object (written to a temp dir); listen addresses default to a free port. */
+export async function startWithConfig(dir: string, config: unknown, options: { env?: Record<string, string> } = {}): Promise<RunningPortico> {
+  const path = writeConfig(dir, config);
+  return startPortico(['up', '--config', path], { cwd: dir, env: options.env });
+}
+
+export interface SimpleResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+/** One request with node:http (no keep-alive, no URL normalisation beyond node's). */
+export function request(url: string, options: { method?: string; headers?: Record<string, string>; path?: string; body?: string | Buffer } = {}): Promise<SimpleResponse> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: options.method ?? 'GET',
+        path: options.path ?? `${target.pathname}${target.search}`,
+        headers: options.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/**
+ * Sends raw bytes on a fresh TCP connection and returns everything received until the server
+ * closes or `idleMs` passes without data. For parser, limit and traversal tests.
+ */
+export function rawRequest(port: number, data: string | Buffer, options: { host?: string; idleMs?: number } = {}): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: options.host ?? '127.0.0.1' });
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks));
+    };
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(finish, options.idleMs ?? 1000);
+    };
+    socket.on('connect', () => {
+      socket.write(data);
+      arm();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      arm();
+    });
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('error', (error) => (chunks.length > 0 ? finish() : reject(error)));
+  });
+}
+
+/** The status code of the first response in raw bytes ("HTTP/1.1 404 ..." → 404), or 0. */
+export function statusOf(raw: Buffer | string): number {
+  const match = /^HTTP\/1\.[01] (\d{3})/.exec(raw.toString('latin1'));
+  return match ? Number(match[1]) : 0;
+}
+
+/** Runs the CLI to completion (for check, help, bad configs). */
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
