@@ -41,7 +41,10 @@ export function parseTarget(raw: string, method: string): RequestTarget {
   if (absolute) {
     const authority = absolute[1] as string;
     if (authority === '' || authority.includes('@')) throw bad('absolute-form without a usable authority');
-    return originForm(absolute[2] || '/', authority);
+    // RFC 3986 §6.2.3 and RFC 9112 §3.3: an empty path of an http(s) URI is "/", also when a
+    // query follows ("http://host?x" is "/?x", not the empty path no route matches).
+    const rest = absolute[2] as string;
+    return originForm(rest.startsWith('/') ? rest : `/${rest}`, authority);
   }
   throw bad('expected a path starting with "/"');
 }

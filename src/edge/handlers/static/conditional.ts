@@ -7,10 +7,14 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 export const PROCEED = 0;
 
-/** Splits an entity-tag list ("a", W/"b", *) into tags; commas inside quotes are kept. */
+/**
+ * Splits an entity-tag list ("a", W/"b", *) into tags; commas inside quotes are kept. Empty list
+ * elements (`"a", , "b"`) are skipped, as RFC 9110 §5.6.1.2 requires of a recipient: without that,
+ * the tags after an empty element were lost and a matching If-None-Match answered 200.
+ */
 function tags(header: string): string[] {
   const out: string[] = [];
-  const re = /\s*((?:W\/)?"[^"]*"|\*)\s*(?:,|$)/gy;
+  const re = /[\s,]*((?:W\/)?"[^"]*"|\*)\s*(?:,|$)/gy;
   for (let m = re.exec(header); m && m[0] !== ''; m = re.exec(header)) out.push(m[1] as string);
   return out;
 }

@@ -144,7 +144,12 @@ export class FileCache {
       const previous = known;
       // Unchanged: keep the entry (and its bytes), but siblings may have appeared or gone.
       if (previous.kind === 'file' && encoding === null && this.#options.precompressed.length > 0) {
-        return { ...previous, variants: await this.#variants(path, previous.variants) };
+        const variants = await this.#variants(path, previous.variants);
+        // `Vary: Accept-Encoding` is in the precomputed headers only when siblings exist: when the
+        // first one appears (or the last goes), rebuild them, or shared caches would keep serving
+        // one coding to everyone (RFC 9110 §12.5.5).
+        if (variants.length > 0 !== previous.variants.length > 0) return this.fileEntry(path, previous, previous.size, previous.body, null, variants);
+        return { ...previous, variants };
       }
       return previous;
     }
@@ -177,8 +182,11 @@ export class FileCache {
   /** Builds a file entry (also used for large files right after `fstat`, with fresh stats). */
   fileEntry(path: string, stats: Pick<Stats, 'mtimeMs' | 'ino'>, size: number, body: Buffer | null, encoding: Encoding | null, variants: FileEntry['variants']): FileEntry {
     const options = this.#options;
-    // nginx's strong validator: "<mtime seconds hex>-<size hex>".
-    const etag = options.etag ? `"${Math.floor(stats.mtimeMs / 1000).toString(16)}-${size.toString(16)}"` : null;
+    // nginx's strong validator: "<mtime seconds hex>-<size hex>", plus the coding for a
+    // precompressed sibling: RFC 9110 §8.8.3 wants distinct tags for distinct representations,
+    // and `file.br` and `file.gz` can share size and mtime second. Equal tags would let a cache
+    // revalidate its br copy on behalf of a gzip-only client and be told 304.
+    const etag = options.etag ? `"${Math.floor(stats.mtimeMs / 1000).toString(16)}-${size.toString(16)}${encoding ? `-${encoding}` : ''}"` : null;
     const lastModified = options.lastModified ? new Date(Math.floor(stats.mtimeMs / 1000) * 1000).toUTCString() : null;
     const contentType = contentTypeOf(stripEncodingSuffix(path, encoding));
     const headers: string[] = ['Content-Type', contentType, 'Content-Length', String(size), 'Accept-Ranges', 'bytes'];

@@ -85,17 +85,33 @@ export class StaticHandler {
     return this.handle.bind(this);
   }
 
-  /** The path below the root for a request path: the route prefix removed for `alias`. */
-  #relative(uri: string): string {
-    if (!this.#prefix) return uri;
-    const rest = uri.slice(this.#prefix.length);
-    return rest.startsWith('/') ? rest : `/${rest}`;
+  /**
+   * The path below the root for a request path: the route prefix removed for `alias`. Null when
+   * the path is not below the prefix at a segment boundary, and "" for the prefix itself.
+   *
+   * Why not nginx's plain string cut: with `prefix: "/static"` (no trailing slash) the cut turns
+   * "/static../secret" into "/../secret" (nginx's well-known alias traversal) and "/staticfoo"
+   * into "/foo"; the decoded path never climbs above "/", but that cut would. The rest must
+   * start a new segment ("/static/…"), or be empty. A URI that does not start with the prefix
+   * at all (a try-files candidate, a `break` rewrite) has no place under the alias either.
+   */
+  #relative(uri: string): string | null {
+    const prefix = this.#prefix;
+    if (!prefix) return uri;
+    if (!uri.startsWith(prefix)) return null;
+    const rest = uri.slice(prefix.length);
+    if (prefix.endsWith('/')) return `/${rest}`;
+    // "" maps to the root itself: a directory is then redirected to "<prefix>/" (as nginx does
+    // for a directory without its slash), a file (an exact route aliasing one file) is served.
+    if (rest === '') return '';
+    return rest.startsWith('/') ? rest : null;
   }
 
   handle(ctx: RequestContext): HandlerResult | Promise<HandlerResult> {
     const method = ctx.req.method;
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, ErrorCodes.ERR_STATIC_METHOD, 'static files answer GET and HEAD', { headers: ALLOW });
     const relative = this.#relative(ctx.uri);
+    if (relative === null) throw new HttpError(404, ErrorCodes.ERR_STATIC_NOT_FOUND, 'path is not below the alias prefix');
     // A backslash is a separator on some systems; refuse it rather than guess (never a traversal here).
     if (relative.includes('\\')) throw new HttpError(400, ErrorCodes.ERR_REQUEST_TARGET, 'backslash in a static path');
     if (this.#options.dotfiles !== 'allow' && hasDotSegment(relative)) {
@@ -120,6 +136,9 @@ export class StaticHandler {
         continue;
       }
       const relative = this.#relative(candidate);
+      // Same refusals as for the request path: a candidate built from $arg_/$http_ values is as
+      // untrusted as the URI.
+      if (relative === null || relative.includes('\\')) continue;
       if (this.#options.dotfiles !== 'allow' && hasDotSegment(relative)) continue;
       const entry = await this.#cache.lookup(this.#options.root + relative, now);
       if (candidate.endsWith('/') ? entry.kind === 'directory' : entry.kind === 'file') return this.#serveEntry(ctx, entry, relative);
