@@ -48,9 +48,18 @@ export class RequestContext {
     this.startedAt = performance.now();
   }
 
-  /** nginx `$request_uri`: the original target as received, never rewritten. */
+  /**
+   * nginx `$request_uri`: the original path and query as received, never rewritten. For an
+   * absolute-form target ("GET http://host/p?q", RFC 9112 §3.2.2) it is the part after the
+   * authority, as in nginx, so "https://$host$request_uri" and canonical redirects stay URLs.
+   */
   get requestUri(): string {
-    return this.req.url ?? '/';
+    const url = this.req.url ?? '/';
+    if (url.charCodeAt(0) === 47 /* / */ || url === '*') return url;
+    const match = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(url);
+    if (!match) return url;
+    const rest = url.slice(match[0].length);
+    return rest === '' || rest.charCodeAt(0) === 63 /* ? */ ? `/${rest}` : rest;
   }
 
   get remoteAddress(): string {

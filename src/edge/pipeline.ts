@@ -95,18 +95,27 @@ function runPhases(ctx: RequestContext): void | Promise<void> {
   return routeAndServe(ctx);
 }
 
-/** Host from an absolute-form target (RFC 9112 §3.2.2) or the single Host header (RFC 9112 §3.2: several → 400). */
+/**
+ * Host from an absolute-form target (RFC 9112 §3.2.2: it replaces Host) or the single Host header.
+ * The Host header is checked either way: RFC 9112 §3.2 requires a 400 for any request with more
+ * than one Host line or an invalid one, absolute-form included.
+ */
 function requestHost(req: IncomingMessage, authority: string | null): string {
-  if (authority !== null) return normaliseHost(authority);
   const host = req.headers.host;
-  if (host === undefined) return '';
-  const raw = req.rawHeaders;
-  let seen = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++seen > 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'more than one Host header');
+  let name = '';
+  if (host === undefined) {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 may omit it).
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'HTTP/1.1 request without Host');
+  } else {
+    const raw = req.rawHeaders;
+    let seen = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const header = raw[i] as string;
+      if (header.length === 4 && header.toLowerCase() === 'host' && ++seen > 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'more than one Host header');
+    }
+    name = normaliseHost(host);
   }
-  return normaliseHost(host);
+  return authority !== null ? normaliseHost(authority) : name;
 }
 
 function routeAndServe(ctx: RequestContext): void | Promise<void> {

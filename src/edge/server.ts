@@ -38,8 +38,12 @@ function clientErrorStatus(code: string | undefined): number {
   }
 }
 
-/** Answers a request node:http could not parse, then closes: the connection's framing is lost. */
-function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+/**
+ * Answers a request node:http could not parse, then closes: the connection's framing is lost.
+ * `serverHeader` is the generation's `http.serverHeader`, so these answers carry (or hide) the
+ * same Server header as every other response.
+ */
+function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null): void {
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
@@ -47,7 +51,9 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
   }
   const status = clientErrorStatus(error.code);
   const body = `${status} ${STATUS_CODES[status]}\n`;
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  // Written raw here (writeHead would refuse a CR/LF, this would not): never let one through.
+  const server = serverHeader === null || /[\r\n\0]/.test(serverHeader) ? '' : `Server: ${serverHeader}\r\n`;
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${server}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   log().debug({ code: error.code, status }, 'client error');
 }
 
@@ -70,7 +76,10 @@ export class EdgeServer {
       headersTimeout: http.headersTimeout,
       requestTimeout: http.requestTimeout,
       maxHeaderSize: http.maxHeaderSize,
-      requireHostHeader: true,
+      // The pipeline answers a missing Host itself (RFC 9112 §3.2: 400), through sendStatus, so
+      // that answer gets the Server header and an access-log line like every other 400;
+      // node's own answer here would have neither.
+      requireHostHeader: false,
       noDelay: true,
     });
     server.maxRequestsPerSocket = http.maxRequestsPerConnection;
@@ -78,7 +87,7 @@ export class EdgeServer {
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key } };
     // The generation is read per request, so a reload applies to the next request on every socket.
     server.on('request', (req, res) => handleRequest(this.#generation, listener.info, req, res));
-    server.on('clientError', onClientError);
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
     return listener;
   }
 

@@ -9,10 +9,16 @@ export type Template = (ctx: RequestContext) => string;
 
 type Getter = (ctx: RequestContext) => string;
 
+/**
+ * `$arg_<name>`: the first argument called `name`. Names compare case-insensitively, as nginx's
+ * ngx_http_arg does; this is also the only way `$arg_userId` can work, since template variable
+ * names are lower-cased when parsed (core/template.ts). `name` is lower case already.
+ */
 function argument(query: string, name: string): string {
   for (const pair of query.split('&')) {
     const eq = pair.indexOf('=');
-    if ((eq === -1 ? pair : pair.slice(0, eq)) === name) return eq === -1 ? '' : pair.slice(eq + 1);
+    const key = eq === -1 ? pair : pair.slice(0, eq);
+    if (key.length === name.length && key.toLowerCase() === name) return eq === -1 ? '' : pair.slice(eq + 1);
   }
   return '';
 }
@@ -40,7 +46,7 @@ function getter(name: string): Getter {
     };
   }
   if (name.startsWith('arg_')) {
-    const arg = name.slice(4);
+    const arg = name.slice(4).toLowerCase();
     return (ctx) => argument(ctx.query, arg);
   }
   // The schema refuses unknown variables; this is only reached by programmatic misuse.

@@ -8,10 +8,12 @@ import { statusBody } from './status.js';
 
 /** Response filters, then the status line and headers. `headers` is flat: [name, value, …]; it may be modified. */
 export function sendHead(ctx: RequestContext, status: number, headers: string[]): void {
-  const filter = ctx.route?.headers;
-  if (filter) filter(headers);
+  // Server first, then the route's filter: a route's `headers.set.Server` replaces it and
+  // `headers.remove: ["Server"]` removes it (added after, it was sent twice / could not go).
   const serverHeader = ctx.generation.serverHeader;
   if (serverHeader !== null) headers.push('Server', serverHeader);
+  const filter = ctx.route?.headers;
+  if (filter) filter(headers);
   ctx.status = status;
   ctx.res.writeHead(status, headers);
 }

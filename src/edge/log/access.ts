@@ -34,10 +34,11 @@ function timeLocal(now: number): string {
   return clockText;
 }
 
-// nginx escapes '"', '\' and non-printable bytes as \xHH in logged strings.
+// nginx escapes '"', '\' and non-printable bytes as \xHH in logged strings, with upper-case hex
+// digits (ngx_http_log_escape), so lines are byte-for-byte what nginx log parsers expect.
 // eslint-disable-next-line no-control-regex -- matching control bytes is the point
 const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
-const quote = (text: string | undefined): string => (text ? text.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : '-');
+const quote = (text: string | undefined): string => (text ? text.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) : '-');
 
 function remoteUser(ctx: RequestContext): string {
   const auth = ctx.req.headers.authorization;

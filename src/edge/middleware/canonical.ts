@@ -15,12 +15,20 @@ function statusFor(method: string | undefined, status: number): number {
   return status === 301 ? 308 : status === 302 ? 307 : status;
 }
 
-/** The Host header's ":port" part, kept so a redirect stays on the port the client used. */
+/**
+ * The ":port" of the authority the client used, kept so a redirect stays on that port: from an
+ * absolute-form target when there is one (it replaces Host, RFC 9112 §3.2.2), else from Host.
+ */
 function portSuffix(ctx: RequestContext): string {
-  const host = ctx.req.headers.host ?? '';
+  const url = ctx.req.url ?? '';
+  const absolute = url.charCodeAt(0) === 47 /* / */ ? null : /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(url);
+  const host = absolute ? (absolute[1] as string) : (ctx.req.headers.host ?? '');
   const colon = host.lastIndexOf(':');
   return colon !== -1 && !host.endsWith(']') ? host.slice(colon) : '';
 }
+
+/** IPv4 dotted quad or a bracketed IPv6 literal, as normaliseHost leaves them. */
+const IP_LITERAL = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
 
 export function compileCanonical(config: ResolvedServer['canonical']): CompiledCanonical | null {
   const { https, www, trailingSlash, status } = config;
@@ -31,7 +39,10 @@ export function compileCanonical(config: ResolvedServer['canonical']): CompiledC
     let port = portSuffix(ctx);
     const raw = ctx.requestUri;
     const q = raw.indexOf('?');
-    let path = q === -1 ? raw : raw.slice(0, q);
+    // Slashes at the start are merged, as routing merges them: a same-origin Location of
+    // "//evil.test/x/" would be a network-path reference (RFC 3986 §4.2) to another host, an
+    // open redirect; "/evil.test/x/" is the canonical form of what was asked.
+    let path = (q === -1 ? raw : raw.slice(0, q)).replace(/^[/\\]+/, '/');
     const query = q === -1 ? '' : raw.slice(q);
     let changed = false;
     if (https && scheme === 'http') {
@@ -39,7 +50,9 @@ export function compileCanonical(config: ResolvedServer['canonical']): CompiledC
       port = '';
       changed = true;
     }
-    if (host !== '' && www === 'add' && !host.startsWith('www.')) {
+    // An IP address has no "www." form (RFC 3986 §3.2.2): a request by address (health checks,
+    // the default server) is served, not sent to "www.127.0.0.1".
+    if (host !== '' && www === 'add' && !host.startsWith('www.') && !IP_LITERAL.test(host)) {
       host = `www.${host}`;
       changed = true;
     } else if (www === 'remove' && host.startsWith('www.')) {

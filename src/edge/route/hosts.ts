@@ -15,8 +15,14 @@ export class HostTable {
     this.defaultServer = servers.find((s) => s.config.default) ?? (servers[0] as CompiledServer);
     for (const server of servers) {
       for (const name of server.config.names) {
-        if (name.startsWith('*.')) this.#wildcards.push({ suffix: name.slice(1), server });
-        else if (!this.#exact.has(name)) this.#exact.set(name, server);
+        if (name.startsWith('*.')) {
+          this.#wildcards.push({ suffix: name.slice(1), server });
+          continue;
+        }
+        // An IPv6 name ("::1", as the schema takes it) arrives in Host as an IP-literal in
+        // brackets ("[::1]:8080", RFC 3986 §3.2.2), which normaliseHost keeps: key it that way.
+        const key = name.includes(':') ? `[${name}]` : name;
+        if (!this.#exact.has(key)) this.#exact.set(key, server);
       }
     }
     this.#wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
