@@ -4,6 +4,8 @@
  * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
  * invalid config (the message names the field; no stack trace).
  */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, findConfigFile, validateConfig, type LoadedConfig } from '../config/load.js';
@@ -11,6 +13,7 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import type { UserConfig } from '../config/schema.js';
 import { PorticoError } from '../core/errors.js';
 import { complain, createLogger, log, say, setLogger } from '../core/log.js';
+import { parseDuration } from '../core/units.js';
 import { EdgeServer } from '../edge/server.js';
 import { DEMO_DIR, demoConfig } from './demo.js';
 
@@ -111,6 +114,7 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
   const server = new EdgeServer(config);
   await server.start();
   banner(server, title);
+  let current = config;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -128,6 +132,12 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
     reloadConfig()
       .then(async (next) => {
         await server.reload(next);
+        // The error log follows the reloaded config too (its level or destination may have changed).
+        if (next.log.level !== current.log.level || next.log.error !== current.log.error) {
+          log().flush();
+          applyLogConfig(next);
+        }
+        current = next;
         log().info({ source: next.source }, 'reloaded: new config serving');
       })
       .catch((error: unknown) => log().error({ problem: (error as Error).message }, 'reload refused: the running config keeps serving'));
@@ -166,13 +176,22 @@ async function serve(args: string[]): Promise<void> {
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
   const format = (values['access-log'] as string | undefined) ?? 'combined';
+  // Flags are checked here so a mistake names the flag, not a config path the user never wrote
+  // ("servers[0].static.maxAge"), and a missing directory is refused instead of serving 404s.
+  const root = positionals[0] ?? '.';
+  if (!statSync(resolve(root), { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`serve: expected a directory, got "${root}" (${existsSync(resolve(root)) ? 'not a directory' : 'no such file or directory'})`);
+  const maxAge = values['max-age'] as string | undefined;
+  if (maxAge !== undefined && parseDuration(maxAge) === undefined) throw new UsageError(`--max-age: expected a duration like "1h", got "${maxAge}"`);
+  const dotfiles = values.dotfiles as string | undefined;
+  if (dotfiles !== undefined && !['ignore', 'deny', 'allow'].includes(dotfiles)) throw new UsageError(`--dotfiles: expected ignore, deny or allow, got "${dotfiles}"`);
+  if (format !== 'combined' && format !== 'json') throw new UsageError(`--access-log: expected combined or json, got "${format}"`);
   const user: UserConfig = {
     log: { access: values['no-access-log'] ? false : { format: format as 'combined', path: 'stdout' } },
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
         static: {
-          root: positionals[0] ?? '.',
+          root,
           listing: Boolean(values.listing),
           ...(values.spa ? { tryFiles: ['$uri', '$uri/', '/index.html'] } : {}),
           ...(values['max-age'] !== undefined ? { maxAge: values['max-age'] as string } : {}),

@@ -64,6 +64,20 @@ function pickExport(mod: Record<string, unknown>): unknown {
   return value;
 }
 
+/**
+ * The message of an import failure, without the CommonJS "Require stack:" list (internal paths
+ * with tsx's namespace query, no help to the user); a missing `portico` package gets a hint, since
+ * a config outside a project that installs Portico cannot import `defineConfig`.
+ */
+function loadProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const text = message.split(/\nRequire stack:/)[0]?.trimEnd() ?? message;
+  if (/Cannot find (?:module|package) '?portico'?/.test(text)) {
+    return `${text} (install portico in this project, or remove the import: defineConfig only adds types, the default export may be a plain object)`;
+  }
+  return text;
+}
+
 /** Loads `path` (or the first `portico.config.*` in `cwd`). Throws ConfigError / PorticoError. */
 export async function loadConfig(path: string | undefined, cwd = process.cwd()): Promise<LoadedConfig> {
   const file = path ? resolve(cwd, path) : findConfigFile(cwd);
@@ -73,7 +87,7 @@ export async function loadConfig(path: string | undefined, cwd = process.cwd()):
   try {
     loaded = await importModule(file);
   } catch (error) {
-    throw new PorticoError(ErrorCodes.ERR_CONFIG_LOAD, `${file}: could not load: ${(error as Error).message}`, { cause: error });
+    throw new PorticoError(ErrorCodes.ERR_CONFIG_LOAD, `${file}: could not load: ${loadProblem(error)}`, { cause: error });
   }
   if (loaded.exported === undefined) throw new ConfigError(['(root): expected the file to export a config (export default defineConfig({...})), got nothing'], file);
   return { path: file, config: validateConfig(loaded.exported, dirname(file), file), dependencies: loaded.dependencies };

@@ -106,14 +106,23 @@ function resolveRewrites(rules: readonly ParsedRewrite[] | undefined): ResolvedR
   return (rules ?? []).map((rule) => ({ from: rule.from, caseInsensitive: rule.caseInsensitive ?? false, to: rule.to, flag: rule.flag ?? null }));
 }
 
-/** Route header ops merged over the server's: a route's `set` of a name replaces the server's. */
+/**
+ * Route header ops merged over the server's: a route's `set` of a name replaces the server's `set`
+ * and `add` of it, and a route's `remove` of a name drops the server's `set`/`add` of it. (Ops run
+ * remove → set → add, so without this a route could not remove a header its server sets, and a
+ * route `set` still got the server's `add` appended as a second value.)
+ */
 function mergeHeaders(server: ParsedHeaderOps | undefined, route: ParsedHeaderOps | undefined): ResolvedHeaderOps {
+  const routeRemoves = new Set((route?.remove ?? []).map((n) => n.toLowerCase()));
+  const routeSets = new Set(Object.keys(route?.set ?? {}).map((n) => n.toLowerCase()));
+  const overridden = (name: string): boolean => routeRemoves.has(name.toLowerCase()) || routeSets.has(name.toLowerCase());
   const set = new Map<string, [string, string]>();
-  for (const ops of [server, route]) for (const [name, value] of Object.entries(ops?.set ?? {})) set.set(name.toLowerCase(), [name, value]);
+  for (const [name, value] of Object.entries(server?.set ?? {})) if (!overridden(name)) set.set(name.toLowerCase(), [name, value]);
+  for (const [name, value] of Object.entries(route?.set ?? {})) set.set(name.toLowerCase(), [name, value]);
   return {
     remove: [...new Set([...(server?.remove ?? []), ...(route?.remove ?? [])].map((n) => n.toLowerCase()))],
     set: [...set.values()],
-    add: [...Object.entries(server?.add ?? {}), ...Object.entries(route?.add ?? {})],
+    add: [...Object.entries(server?.add ?? {}).filter(([name]) => !overridden(name)), ...Object.entries(route?.add ?? {})],
   };
 }
 

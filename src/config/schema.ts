@@ -28,6 +28,28 @@ export const duration = () =>
     })
     .transform((value) => parseDuration(value) as number);
 
+/** Node timers hold at most 2^31-1 ms (~24.8 days); a longer socket timeout is cut short with a warning. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+
+/** A duration used as a Node timer: as `duration()`, but refused above ~24 days instead of truncated. */
+const timerDuration = () =>
+  z
+    .custom<string | number>(
+      (value) => {
+        if (typeof value !== 'string' && typeof value !== 'number') return false;
+        const ms = parseDuration(value);
+        return ms !== undefined && ms <= TIMER_MAX_MS;
+      },
+      {
+        error: (issue) => {
+          const input = issue.input;
+          const ms = typeof input === 'string' || typeof input === 'number' ? parseDuration(input) : undefined;
+          return ms === undefined ? `expected a duration like "1h", got ${show(input)}` : `expected a duration of at most "24d" (a Node timer limit), got ${show(input)}`;
+        },
+      },
+    )
+    .transform((value) => parseDuration(value) as number);
+
 /** A size: bytes as a number, or a string like "512", "64kb", "10mb", "1g" (binary units). */
 export const size = () =>
   z
@@ -68,12 +90,14 @@ export type ListenAddress = { readonly kind: 'tcp'; readonly host: string; reado
 /** Parses a listen address; an empty host means all interfaces (as nginx `listen 8080`). */
 export function parseListen(text: string): ListenAddress | undefined {
   if (text.startsWith('unix:')) return text.length > 5 ? { kind: 'unix', path: text.slice(5) } : undefined;
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?(\d{1,5})$/.exec(text);
+  // Three separate forms. (One regex with an optional host and an optional ":" let the host take
+  // digits of a bare port: "8080" matched as host "808", port 0, and was refused; and any host
+  // text such as "a b" was accepted.)
+  const match = /^(\d{1,5})$/.exec(text) ?? /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ?? /^([A-Za-z0-9_.-]*):(\d{1,5})$/.exec(text);
   if (!match) return undefined;
-  const port = Number(match[3]);
+  const [host, portText] = match.length === 2 ? ['', match[1] as string] : [match[1] as string, match[2] as string];
+  const port = Number(portText);
   if (port > 65535) return undefined;
-  const host = match[1] ?? match[2] ?? '';
-  if (!text.includes(':') && host !== '') return undefined;
   return { kind: 'tcp', host, port };
 }
 
@@ -206,8 +230,9 @@ const route = z
     if (matchers.length > 1) ctx.addIssue({ code: 'custom', message: `expected at most one of "exact", "prefix", "regex", got ${matchers.map((m) => `"${m}"`).join(' and ')}` });
     const handlers = HANDLER_KEYS.filter((key) => value[key] !== undefined);
     if (handlers.length > 1) ctx.addIssue({ code: 'custom', message: `expected at most one handler (${HANDLER_KEYS.join(', ')}), got ${handlers.join(' and ')}` });
-    if (value.caseInsensitive !== undefined && value.regex === undefined) ctx.addIssue({ code: 'custom', path: ['caseInsensitive'], message: 'expected only with "regex"' });
-    if (value.skipRegex !== undefined && value.prefix === undefined) ctx.addIssue({ code: 'custom', path: ['skipRegex'], message: 'expected only with "prefix"' });
+    // `input` is the field's own value: without it the line said "got an object" (the route).
+    if (value.caseInsensitive !== undefined && value.regex === undefined) ctx.addIssue({ code: 'custom', path: ['caseInsensitive'], input: value.caseInsensitive, message: 'expected only with "regex"' });
+    if (value.skipRegex !== undefined && value.prefix === undefined) ctx.addIssue({ code: 'custom', path: ['skipRegex'], input: value.skipRegex, message: 'expected only with "prefix"' });
   });
 
 /** A virtual server, the nginx `server` block. */
@@ -275,11 +300,11 @@ export const configSchema = z.strictObject({
       /** A Host that no server names: `default` (the listener's default server), or answer 404 or 421 (RFC 9110 §15.5.20). @default "default" */
       unknownHost: z.union([z.literal('default'), z.literal(404), z.literal(421)]).optional(),
       /** Idle keep-alive connections are closed after this (nginx `keepalive_timeout`). @default "75s" */
-      keepAliveTimeout: duration().optional(),
+      keepAliveTimeout: timerDuration().optional(),
       /** Time to receive the request head (nginx `client_header_timeout`); then 408. @default "60s" */
-      headersTimeout: duration().optional(),
+      headersTimeout: timerDuration().optional(),
       /** Time to receive the whole request; then 408. @default "300s" */
-      requestTimeout: duration().optional(),
+      requestTimeout: timerDuration().optional(),
       /** Largest request head (nginx `large_client_header_buffers`); larger → 431. @default "16kb" */
       maxHeaderSize: size().optional(),
       /** Requests served on one connection before it is closed (nginx `keepalive_requests`). @default 1000 */

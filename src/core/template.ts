@@ -13,7 +13,9 @@ export const TEMPLATE_VARIABLES = [
 ] as const;
 
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);
-const VARIABLE = /\$(?:\{([a-z_][a-z0-9_]*)\}|([0-9])|([a-z_][a-z0-9_]*))/gi;
+// "${1}" is a capture like "$1" (parseTemplate handles a digit name; the braced form used to
+// accept only letters, so "${1}" stayed literal text).
+const VARIABLE = /\$(?:\{([a-z_][a-z0-9_]*|[0-9])\}|([0-9])|([a-z_][a-z0-9_]*))/gi;
 
 export function parseTemplate(text: string): TemplatePart[] {
   const parts: TemplatePart[] = [];
@@ -33,6 +35,10 @@ export function parseTemplate(text: string): TemplatePart[] {
 
 /** Why a template cannot be used, or undefined when it is fine. */
 export function templateProblem(text: string): string | undefined {
+  // "${host" is not a variable for parseTemplate and would silently stay literal text (nginx
+  // refuses it too: "the closing bracket in ... variable is missing").
+  const unclosed = /\$\{(?!(?:[a-z_][a-z0-9_]*|[0-9])\})/i.exec(text);
+  if (unclosed) return `unclosed or empty "\${" at offset ${unclosed.index} (write "\${name}")`;
   for (const part of parseTemplate(text)) {
     if (part.kind !== 'var') continue;
     if (KNOWN.has(part.name) || /^(http|arg)_[a-z0-9_]+$/.test(part.name)) continue;

@@ -1,0 +1,201 @@
+/**
+ * The schema, its error lines and the resolver, in-process (the CLI tests run the same through
+ * bin/portico). Each error assertion is on the exact line a user reads.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, formatPath } from './errors.js';
+import { validateConfig } from './load.js';
+import { parseListen } from './schema.js';
+
+const BASE = '/srv/site';
+
+/** The problem lines of an invalid config (fails if it is valid). */
+function problems(input: unknown): string[] {
+  try {
+    validateConfig(input, BASE, null);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    return [...error.problems];
+  }
+  assert.fail('expected the config to be refused');
+}
+
+const one = (server: Record<string, unknown>, top: Record<string, unknown> = {}) => ({ ...top, servers: [{ listen: '127.0.0.1:8080', ...server }] });
+
+describe('parseListen', () => {
+  it('accepts the documented forms', () => {
+    assert.deepEqual(parseListen(':8080'), { kind: 'tcp', host: '', port: 8080 });
+    assert.deepEqual(parseListen('8080'), { kind: 'tcp', host: '', port: 8080 });
+    assert.deepEqual(parseListen('127.0.0.1:80'), { kind: 'tcp', host: '127.0.0.1', port: 80 });
+    assert.deepEqual(parseListen('[::1]:8443'), { kind: 'tcp', host: '::1', port: 8443 });
+    assert.deepEqual(parseListen('localhost:3000'), { kind: 'tcp', host: 'localhost', port: 3000 });
+    assert.deepEqual(parseListen('unix:/run/portico.sock'), { kind: 'unix', path: '/run/portico.sock' });
+    assert.deepEqual(parseListen(':0'), { kind: 'tcp', host: '', port: 0 });
+    assert.deepEqual(parseListen('65535'), { kind: 'tcp', host: '', port: 65535 });
+  });
+  it('refuses the rest', () => {
+    for (const bad of ['', 'unix:', 'localhost', ':65536', '99999', 'host:port', '::1:80', '[::1]', '[zz]:80', '127.0.0.1:', ':123456', 'a b:80', 'http://x:80'])
+      assert.equal(parseListen(bad), undefined, bad);
+  });
+});
+
+describe('formatPath', () => {
+  it('joins keys with dots and indexes with brackets', () => {
+    assert.equal(formatPath(['servers', 0, 'routes', 2, 'static', 'maxAge']), 'servers[0].routes[2].static.maxAge');
+    assert.equal(formatPath([]), '(root)');
+    assert.equal(formatPath([0]), '[0]');
+  });
+  it('quotes keys that are not identifiers', () => {
+    assert.equal(formatPath(['servers', 0, 'headers', 'set', 'X-Frame-Options']), 'servers[0].headers.set["X-Frame-Options"]');
+  });
+});
+
+describe('schema error lines', () => {
+  it('a bad duration', () => {
+    assert.deepEqual(problems(one({ routes: [{}, {}, { static: { root: '.', maxAge: 'forever' } }] })), ['servers[0].routes[2].static.maxAge: expected a duration like "1h", got "forever"']);
+  });
+  it('an unknown key, nested and at the top', () => {
+    assert.deepEqual(problems({ ...one({ lsiten: ':80' }), servers2: [] }), ['servers[0].lsiten: unknown key (not a Portico setting here)', 'servers2: unknown key (not a Portico setting here)']);
+  });
+  it('a wrong type says what was found', () => {
+    assert.deepEqual(problems(one({}, { http: { maxHeaderSize: true } })), ['http.maxHeaderSize: expected a size like "10mb", got true']);
+    assert.deepEqual(problems(one({ names: 'example.com' })), ['servers[0].names: expected an array, got "example.com"']);
+    assert.deepEqual(problems(one({ default: 'yes' })), ['servers[0].default: expected a boolean, got "yes"']);
+    assert.deepEqual(problems(one({}, { http: { maxRequestsPerConnection: 1.5 } })), ['http.maxRequestsPerConnection: expected an integer, got number 1.5']);
+  });
+  it('a literal union lists every allowed value', () => {
+    assert.deepEqual(problems(one({ routes: [{ redirect: { to: '/', status: 305 } }] })), ['servers[0].routes[0].redirect.status: expected a redirect status 301, 302, 303, 307 or 308, got 305']);
+    assert.deepEqual(problems(one({}, { http: { unknownHost: 500 } })), ['http.unknownHost: expected "default" or 404 or 421, got number 500']);
+    assert.deepEqual(problems(one({ static: { root: '.', index: true } })), ['servers[0].static.index: expected an array or false, got boolean true']);
+  });
+  it('a union reports the branch the user meant (the deepest)', () => {
+    assert.deepEqual(problems(one({ static: { root: '.', precompressed: ['br', 'lzma'] } })), ['servers[0].static.precompressed[1]: expected one of "br", "gzip", "zstd", got "lzma"']);
+    assert.deepEqual(problems(one({}, { log: { access: { format: 'xml' } } })), ['log.access.format: expected one of "combined", "json", got "xml"']);
+    assert.deepEqual(problems({ servers: [{ listen: [':80', 'nope'] }] }), ['servers[0].listen[1]: expected a listen address like ":8080", "127.0.0.1:8080", "[::1]:8080" or "unix:/path", got "nope"']);
+  });
+  it('sizes, lengths and bounds in plain words', () => {
+    assert.deepEqual(problems({ servers: [] }), ['servers: expected at least 1 item, got an empty array']);
+    assert.deepEqual(problems(one({ static: { root: '.', tryFiles: ['$uri'] } })), ['servers[0].static.tryFiles: expected at least 2 items, got 1 item']);
+    assert.deepEqual(problems(one({ static: { root: '' } })), ['servers[0].static.root: expected at least 1 character, got ""']);
+    assert.deepEqual(problems(one({ routes: [{ respond: { status: 600 } }] })), ['servers[0].routes[0].respond.status: expected a number <= 599, got number 600']);
+    assert.deepEqual(problems(one({ routes: [{ prefix: 'docs' }] })), ['servers[0].routes[0].prefix: expected a string starting with "/", got "docs"']);
+    assert.deepEqual(problems(one({ names: ['bad name'] })), ['servers[0].names[0]: expected a host name like "example.com" or "*.example.com", got "bad name"']);
+  });
+  it('a missing required field and a non-object config', () => {
+    assert.deepEqual(problems({}), ['servers: is required: expected an array, got nothing']);
+    assert.deepEqual(problems([]), ['(root): expected an object, got an array']);
+    assert.deepEqual(problems(null), ['(root): expected an object, got null']);
+  });
+  it('regexes and templates are checked at load', () => {
+    const [regex] = problems(one({ routes: [{ regex: '(', respond: {} }] }));
+    assert.match(regex ?? '', /^servers\[0\]\.routes\[0\]\.regex: expected a valid regular expression, got "\(" \(Invalid regular expression/);
+    const [rewrite] = problems(one({ rewrite: [{ from: '^/(.*)$', to: '/$nope/$1' }] }));
+    assert.match(rewrite ?? '', /^servers\[0\]\.rewrite\[0\]\.to: expected a template with known variables, got "\/\$nope\/\$1": unknown variable "\$nope"/);
+  });
+  it('route shape: one matcher, one handler, modifiers only with their matcher', () => {
+    assert.deepEqual(problems(one({ routes: [{ exact: '/', prefix: '/' }] })), ['servers[0].routes[0]: expected at most one of "exact", "prefix", "regex", got "exact" and "prefix"']);
+    assert.deepEqual(problems(one({ routes: [{ respond: {}, redirect: { to: '/' } }] })), ['servers[0].routes[0]: expected at most one handler (static, redirect, respond), got redirect and respond']);
+    assert.deepEqual(problems(one({ routes: [{ prefix: '/', caseInsensitive: true }] })), ['servers[0].routes[0].caseInsensitive: expected only with "regex", got boolean true']);
+    assert.deepEqual(problems(one({ routes: [{ regex: '^/', skipRegex: true }] })), ['servers[0].routes[0].skipRegex: expected only with "prefix", got boolean true']);
+  });
+  it('timeouts Node cannot hold are refused', () => {
+    assert.deepEqual(problems(one({}, { http: { keepAliveTimeout: '30d' } })), ['http.keepAliveTimeout: expected a duration of at most "24d" (a Node timer limit), got "30d"']);
+    assert.deepEqual(problems(one({}, { http: { requestTimeout: 'never' } })), ['http.requestTimeout: expected a duration like "1h", got "never"']);
+    assert.equal(validateConfig(one({}, { http: { keepAliveTimeout: '24d' } }), BASE, null).http.keepAliveTimeout, 24 * 86_400_000);
+  });
+  it('every problem is reported, not only the first', () => {
+    assert.equal(problems({ http: { keepAliveTimeout: 'x', maxHeaderSize: 'y' }, servers: [{ listen: 'z', lsiten: 1 }] }).length, 4);
+  });
+});
+
+describe('resolver checks and results', () => {
+  it('a static route needs a root somewhere', () => {
+    assert.deepEqual(problems(one({ routes: [{ static: { maxAge: '1h' } }] })), [
+      "servers[0].routes[0].static.root: is required: expected a directory (on the route's static or the server's static), got nothing",
+    ]);
+  });
+  it('one default server per address, each name once per address', () => {
+    assert.deepEqual(problems({ servers: [{ listen: ':80', default: true }, { listen: ':80', default: true }] }), ['servers[1].default: expected one default server for ":80", but servers[0] is the default already']);
+    assert.deepEqual(problems({ servers: [{ listen: ':80', names: ['a.test'] }, { listen: ':80', names: ['A.test'] }] }), [
+      'servers[1].names: expected each name once per address, but "a.test" on ":80" is also in servers[0].names',
+    ]);
+    // Different addresses do not conflict.
+    assert.doesNotThrow(() => validateConfig({ servers: [{ listen: ':80', default: true }, { listen: ':81', default: true }] }, BASE, null));
+  });
+  it('fills defaults and parses units', () => {
+    const config = validateConfig({ servers: [{ static: { root: 'public', maxAge: '1h', hotFileMaxSize: '1mb' } }] }, BASE, null);
+    assert.equal(config.source, null);
+    assert.deepEqual(config.http, { serverHeader: 'Portico', unknownHost: 'default', keepAliveTimeout: 75_000, headersTimeout: 60_000, requestTimeout: 300_000, maxHeaderSize: 16_384, maxRequestsPerConnection: 1000 });
+    assert.deepEqual(config.log, { level: 'info', error: 'stderr', access: { format: 'combined', path: 'stdout' } });
+    const server = config.servers[0];
+    assert.deepEqual(server?.listen, [{ kind: 'tcp', host: '', port: 8080 }]);
+    assert.equal(server?.routes.length, 1, 'a server without routes gets one route "/"');
+    const route = server?.routes[0];
+    assert.deepEqual(route?.match, { kind: 'prefix', path: '/', skipRegex: false });
+    assert.equal(route?.handler.type, 'static');
+    if (route?.handler.type !== 'static') return;
+    assert.equal(route.handler.static.root, '/srv/site/public');
+    assert.equal(route.handler.static.maxAge, 3_600_000);
+    assert.equal(route.handler.static.hotFileMaxSize, 1024 * 1024);
+    assert.deepEqual(route.handler.static.precompressed, ['br', 'gzip']);
+    assert.deepEqual(route.handler.static.index, ['index.html']);
+  });
+  it('an absolute root stays as it is; relative log paths are resolved', () => {
+    const config = validateConfig({ log: { error: 'logs/error.log', access: { path: 'stderr' } }, servers: [{ static: { root: '/var/www' } }] }, BASE, null);
+    const handler = config.servers[0]?.routes[0]?.handler;
+    assert.equal(handler?.type === 'static' ? handler.static.root : '', '/var/www');
+    assert.equal(config.log.error, '/srv/site/logs/error.log');
+    assert.equal(config.log.access?.path, 'stderr');
+  });
+  it('routes inherit server static fields and override them', () => {
+    const config = validateConfig(one({ static: { root: 'www', listing: true, maxAge: 60 }, routes: [{ prefix: '/a/', static: { maxAge: '1d', root: 'other' } }, { prefix: '/b/', static: {} }] }), BASE, null);
+    const [a, b] = config.servers[0]?.routes ?? [];
+    assert.ok(a?.handler.type === 'static' && b?.handler.type === 'static');
+    assert.deepEqual([a.handler.static.root, a.handler.static.maxAge, a.handler.static.listing], ['/srv/site/other', 86_400_000, true]);
+    assert.deepEqual([b.handler.static.root, b.handler.static.maxAge, b.handler.static.listing], ['/srv/site/www', 60, true]);
+  });
+  it('a route without a handler and without a server root has none (404)', () => {
+    const config = validateConfig(one({ routes: [{ prefix: '/' }] }), BASE, null);
+    assert.deepEqual(config.servers[0]?.routes[0]?.handler, { type: 'none' });
+  });
+  it('respond gets a Content-Type only with a body, unless one is given', () => {
+    const config = validateConfig(
+      one({ routes: [{ exact: '/a', respond: { body: 'x' } }, { exact: '/b', respond: { status: 204 } }, { exact: '/c', respond: { body: '{}', headers: { 'content-type': 'application/json' } } }, { exact: '/d', respond: { body: 'x', contentType: 'text/html' } }] }),
+      BASE,
+      null,
+    );
+    const [a, b, c, d] = (config.servers[0]?.routes ?? []).map((r) => r.handler);
+    assert.deepEqual(a, { type: 'respond', status: 200, body: 'x', headers: [['Content-Type', 'text/plain; charset=utf-8']] });
+    assert.deepEqual(b, { type: 'respond', status: 204, body: null, headers: [] });
+    assert.deepEqual(c, { type: 'respond', status: 200, body: '{}', headers: [['content-type', 'application/json']] });
+    assert.deepEqual(d, { type: 'respond', status: 200, body: 'x', headers: [['Content-Type', 'text/html']] });
+  });
+  it('header ops: route over server', () => {
+    const config = validateConfig(
+      one({
+        headers: { set: { 'X-A': '1', 'X-B': '1' }, add: { 'X-C': '1', 'X-D': '1' }, remove: ['X-Powered-By'] },
+        routes: [{ prefix: '/', headers: { set: { 'x-a': '2', 'X-D': '2' }, add: { 'X-C': '2' }, remove: ['x-powered-by', 'X-B'] } }],
+      }),
+      BASE,
+      null,
+    );
+    assert.deepEqual(config.servers[0]?.routes[0]?.headers, {
+      remove: ['x-powered-by', 'x-b'],
+      set: [['x-a', '2'], ['X-D', '2']],
+      add: [['X-C', '1'], ['X-C', '2']],
+    });
+  });
+  it('canonical, names and rewrite defaults', () => {
+    const config = validateConfig(one({ names: ['WWW.Example.com'], canonical: { www: 'remove' }, rewrite: [{ from: '^/a$', to: '/b' }] }), BASE, null);
+    const server = config.servers[0];
+    assert.deepEqual(server?.names, ['www.example.com']);
+    assert.deepEqual(server?.canonical, { https: false, www: 'remove', trailingSlash: null, status: 301 });
+    assert.deepEqual(server?.rewrite, [{ from: '^/a$', caseInsensitive: false, to: '/b', flag: null }]);
+  });
+  it('the result is deeply frozen plain JSON', () => {
+    const config = validateConfig(one({ static: { root: 'www' } }), BASE, null);
+    assert.ok(Object.isFrozen(config) && Object.isFrozen(config.servers[0]?.routes[0]?.handler));
+    assert.deepEqual(JSON.parse(JSON.stringify(config)), config);
+  });
+});
