@@ -59,6 +59,8 @@ export interface ResolvedServer {
     readonly status: 301 | 302 | 303 | 307 | 308;
   };
   readonly rewrite: readonly ResolvedRewrite[];
+  /** Log requests answered before a route is chosen (canonical redirects, no route). */
+  readonly accessLog: boolean;
   readonly routes: readonly ResolvedRoute[];
 }
 
@@ -200,6 +202,7 @@ function resolveServer(server: ParsedServer, index: number, baseDir: string, pro
       status: server.canonical?.status ?? 301,
     },
     rewrite: resolveRewrites(server.rewrite),
+    accessLog: server.accessLog ?? true,
     routes,
   };
 }

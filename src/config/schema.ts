@@ -78,7 +78,8 @@ const redirectStatus = z.union([z.literal(301), z.literal(302), z.literal(303), 
   error: (issue) => `expected a redirect status 301, 302, 303, 307 or 308, got ${show(issue.input)}`,
 });
 
-const httpStatus = z.number().int().min(100).max(599);
+// A fixed response is final: 1xx are interim (RFC 9110 §15.2) and would break the framing.
+const httpStatus = z.number().int().min(200).max(599);
 
 /** One listen address: ":8080", "8080", "127.0.0.1:8080", "[::1]:8080", "localhost:8080" or "unix:/path/to.sock". */
 export const listenAddress = z.string().superRefine((text, ctx) => {
@@ -296,7 +297,7 @@ export const configSchema = z.strictObject({
   http: z
     .strictObject({
       /** `Server` response header value; `false` hides it. @default "Portico" */
-      serverHeader: z.union([z.string().min(1), z.literal(false)]).optional(),
+      serverHeader: z.union([z.string().min(1).regex(/^[\x20-\x7e]+$/, 'expected printable ASCII (no control characters)'), z.literal(false)]).optional(),
       /** A Host that no server names: `default` (the listener's default server), or answer 404 or 421 (RFC 9110 §15.5.20). @default "default" */
       unknownHost: z.union([z.literal('default'), z.literal(404), z.literal(421)]).optional(),
       /** Idle keep-alive connections are closed after this (nginx `keepalive_timeout`). @default "75s" */

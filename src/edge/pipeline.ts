@@ -39,7 +39,11 @@ type ResponseWithContext = ServerResponse & { [CONTEXT]?: RequestContext };
 
 function onResponseClose(this: ResponseWithContext): void {
   const ctx = this[CONTEXT];
-  if (ctx && ctx.route?.accessLog !== false) ctx.generation.accessLog?.write(ctx);
+  if (!ctx) return;
+  // nginx logs 499 when the client closed the connection before a response was sent.
+  if (ctx.status === 0 && !this.headersSent) ctx.status = 499;
+  const enabled = ctx.route ? ctx.route.accessLog : (ctx.server?.config.accessLog ?? true);
+  if (enabled) ctx.generation.accessLog?.write(ctx);
 }
 
 /** The request listener of one listener socket, bound to the generation current at accept time. */

@@ -57,6 +57,12 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeade
   log().debug({ code: error.code, status }, 'client error');
 }
 
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied (ports below 1024 need privileges)',
+  EADDRNOTAVAIL: 'address not available on this machine',
+};
+
 export class EdgeServer {
   #generation: Generation;
   readonly #listeners = new Map<string, Listener>();
@@ -96,7 +102,7 @@ export class EdgeServer {
     if (!address) return;
     const listener = this.#createListener(key);
     await new Promise<void>((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => reject(new PorticoError(ErrorCodes.ERR_LISTEN, `cannot listen on ${key}: ${error.code ?? error.message}`, { cause: error }));
+      const onError = (error: NodeJS.ErrnoException) => reject(new PorticoError(ErrorCodes.ERR_LISTEN, `cannot listen on ${key}: ${LISTEN_ERRORS[error.code ?? ''] ?? error.message} (${error.code ?? 'error'})`, { cause: error }));
       listener.server.once('error', onError);
       const ready = () => {
         listener.server.off('error', onError);
