@@ -1,7 +1,9 @@
 /**
  * The embedded default config: what `portico up` (and `npm start`) runs when no
  * `portico.config.*` is found. A small site on http://127.0.0.1:8080 that shows static files,
- * a redirect, a rewrite and a fixed response.
+ * a redirect, a rewrite, a fixed response, and a reverse-proxied API: a second server on the next
+ * port plays the upstream, and `/api/` on the site is proxied to it (the prefix replaced, as
+ * nginx's `proxy_pass http://127.0.0.1:8081/`).
  */
 import { fileURLToPath } from 'node:url';
 import type { UserConfig } from '../config/schema.js';
@@ -10,11 +12,17 @@ import type { UserConfig } from '../config/schema.js';
 export const DEMO_DIR = fileURLToPath(new URL('../../demo/', import.meta.url));
 
 export function demoConfig(port = 8080, host = '127.0.0.1'): UserConfig {
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+  const apiPort = port === 0 ? 0 : port + 1;
   return {
     log: { access: { format: 'combined', path: 'stdout' } },
+    upstreams: {
+      // The demo's "backend": in real life a Node app, gunicorn, or any HTTP server.
+      api: { servers: [`http://127.0.0.1:${apiPort}`], keepAlive: { idleTimeout: '30s' } },
+    },
     servers: [
       {
-        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        listen: `${bracketed}:${port}`,
         static: { root: 'public', maxAge: '5m' },
         headers: { set: { 'X-Content-Type-Options': 'nosniff' } },
         routes: [
@@ -28,6 +36,22 @@ export function demoConfig(port = 8080, host = '127.0.0.1'): UserConfig {
           { prefix: '/blog/', rewrite: [{ from: '^/blog/([a-z0-9-]+)$', to: '/posts/$1.html', flag: 'last' }] },
           // A fixed response, like nginx `return 200 "ok"`.
           { exact: '/healthz', respond: { status: 200, body: 'ok\n' }, accessLog: false },
+          // A reverse proxy: /api/... goes to the upstream as /..., with X-Forwarded-* added.
+          { prefix: '/api/', proxy: { to: 'api', via: true } },
+        ],
+      },
+      {
+        // The upstream the demo proxies to, on loopback only.
+        listen: `127.0.0.1:${apiPort}`,
+        accessLog: false,
+        routes: [
+          {
+            prefix: '/api/',
+            respond: {
+              contentType: 'application/json',
+              body: '{"service":"demo api","path":"$uri","client":"$http_x_forwarded_for","via":"$http_via"}\n',
+            },
+          },
         ],
       },
     ],

@@ -29,6 +29,7 @@ Usage: portico <command> [options]
 Commands:
   up       run a config (./portico.config.* or --config FILE; with none, the embedded demo)
   serve    serve a directory as static files, right now
+  proxy    reverse-proxy to one or more upstream servers, right now
   check    validate a config and print it resolved, as JSON
 
 Options: --help on any command, --version.
@@ -56,6 +57,20 @@ Options:
       --spa            serve /index.html for paths that are not files (single-page apps)
       --max-age D      Cache-Control max-age, e.g. 1h (default: none)
       --dotfiles MODE  ignore (404, default) | deny (403) | allow
+      --no-access-log  do not write the access log
+      --access-log F   combined (default) | json
+  -h, --help           this help`,
+  proxy: `Usage: portico proxy UPSTREAM... [--port N] [--host H] [options]
+
+An instant reverse proxy (nginx proxy_pass + upstream) to the UPSTREAM servers:
+"http://127.0.0.1:3000", "127.0.0.1:3000" or "unix:/run/app.sock". Keep-alive pools, retries
+of idempotent requests on another server, passive health (a failing server rests 10 s).
+
+Options:
+  -p, --port N         port (default: $PORT or 8080)
+  -H, --host H         address to bind (default: $HOST or 127.0.0.1)
+      --balance ALG    round-robin (default) | least-conn | ip-hash | hash | random-two
+      --host-header H  Host sent upstream: client (default) | upstream | a name
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -91,6 +106,12 @@ function applyLogConfig(config: ResolvedConfig): void {
   setLogger(createLogger({ level: config.log.level, destination: config.log.error }));
 }
 
+function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined): string {
+  if (!group) return '?';
+  const names = group.servers.map((s) => s.url + (s.backup ? ' (backup)' : ''));
+  return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
+}
+
 function banner(server: EdgeServer, title: string): void {
   say(`portico ${VERSION}: ${title}`);
   for (const address of server.addresses()) say(`  listening on ${address.url}`);
@@ -101,7 +122,15 @@ function banner(server: EdgeServer, title: string): void {
       const match = m.kind === 'exact' ? `= ${m.path}` : m.kind === 'prefix' ? `${m.skipRegex ? '^~ ' : ''}${m.path}` : `~${m.caseInsensitive ? '*' : ''} ${m.source}`;
       const h = route.handler;
       const action =
-        h.type === 'static' ? `static ${h.static.root}` : h.type === 'redirect' ? `redirect ${h.status} → ${h.to}` : h.type === 'respond' ? `respond ${h.status}` : 'no handler (404)';
+        h.type === 'static'
+          ? `static ${h.static.root}`
+          : h.type === 'redirect'
+            ? `redirect ${h.status} → ${h.to}`
+            : h.type === 'respond'
+              ? `respond ${h.status}`
+              : h.type === 'proxy'
+                ? `proxy → ${upstreamSummary(server.generation.config.upstreams[h.upstream])}${h.path ? ` (path ${h.path})` : ''}`
+                : 'no handler (404)';
       const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
       say(`    ${match.padEnd(28)} ${action}${rewrites}`);
     }
@@ -175,7 +204,7 @@ async function serve(args: string[]): Promise<void> {
   if (positionals.length > 1) throw new UsageError(`expected at most one directory, got ${positionals.length}`);
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
-  const format = (values['access-log'] as string | undefined) ?? 'combined';
+  const access = accessLogFlags(values);
   // Flags are checked here so a mistake names the flag, not a config path the user never wrote
   // ("servers[0].static.maxAge"), and a missing directory is refused instead of serving 404s.
   const root = positionals[0] ?? '.';
@@ -184,9 +213,8 @@ async function serve(args: string[]): Promise<void> {
   if (maxAge !== undefined && parseDuration(maxAge) === undefined) throw new UsageError(`--max-age: expected a duration like "1h", got "${maxAge}"`);
   const dotfiles = values.dotfiles as string | undefined;
   if (dotfiles !== undefined && !['ignore', 'deny', 'allow'].includes(dotfiles)) throw new UsageError(`--dotfiles: expected ignore, deny or allow, got "${dotfiles}"`);
-  if (format !== 'combined' && format !== 'json') throw new UsageError(`--access-log: expected combined or json, got "${format}"`);
   const user: UserConfig = {
-    log: { access: values['no-access-log'] ? false : { format: format as 'combined', path: 'stdout' } },
+    log: { access },
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -205,6 +233,58 @@ async function serve(args: string[]): Promise<void> {
   return runServer(config, `serving ${handler?.type === 'static' ? handler.static.root : '?'}`, null);
 }
 
+/** `--no-access-log` / `--access-log FORMAT` → the `log.access` setting. */
+function accessLogFlags(values: ParsedArgs['values']): NonNullable<UserConfig['log']>['access'] {
+  if (values['no-access-log']) return false;
+  const format = (values['access-log'] as string | undefined) ?? 'combined';
+  if (format !== 'combined' && format !== 'json') throw new UsageError(`--access-log: expected combined or json, got "${format}"`);
+  return { format, path: 'stdout' };
+}
+
+const BALANCE = ['round-robin', 'least-conn', 'ip-hash', 'hash', 'random-two'] as const;
+
+async function proxy(args: string[]): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    {
+      port: { type: 'string', short: 'p' },
+      host: { type: 'string', short: 'H' },
+      balance: { type: 'string' },
+      'host-header': { type: 'string' },
+      'no-access-log': { type: 'boolean' },
+      'access-log': { type: 'string' },
+    },
+    true,
+  );
+  if (values.help) return say(HELP.proxy as string);
+  if (positionals.length === 0) throw new UsageError('proxy: expected at least one upstream, like http://127.0.0.1:3000');
+  const balance = (values.balance as string | undefined) ?? 'round-robin';
+  if (!(BALANCE as readonly string[]).includes(balance)) throw new UsageError(`--balance: expected one of ${BALANCE.join(', ')}, got "${balance}"`);
+  const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
+  const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
+  // "127.0.0.1:3000" is taken as http://127.0.0.1:3000, as curl would.
+  const servers = positionals.map((upstream) => (/^(https?:\/\/|unix:)/i.test(upstream) ? upstream : `http://${upstream}`));
+  const user: UserConfig = {
+    log: { access: accessLogFlags(values) },
+    upstreams: { upstream: { servers, balance: balance as (typeof BALANCE)[number] } },
+    servers: [
+      {
+        listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        routes: [{ proxy: { to: 'upstream', ...(values['host-header'] !== undefined ? { host: values['host-header'] as string } : {}) } }],
+      },
+    ],
+  };
+  let config: ResolvedConfig;
+  try {
+    config = validateConfig(user, process.cwd(), null);
+  } catch (error) {
+    // Name the argument, not a config path the user never wrote.
+    if (error instanceof ConfigError) throw new UsageError(`proxy: ${error.problems.map((p) => p.replace(/^upstreams\.upstream\.servers\[(\d+)\]/, (_m, i: string) => `upstream ${Number(i) + 1}`)).join('; ')}`);
+    throw error;
+  }
+  return runServer(config, `proxying to ${servers.join(', ')} (${balance})`, null);
+}
+
 async function check(args: string[]): Promise<void> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } });
   if (values.help) return say(HELP.check as string);
@@ -212,7 +292,7 @@ async function check(args: string[]): Promise<void> {
   say(JSON.stringify(loaded.config, null, 2));
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, check };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, check };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

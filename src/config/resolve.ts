@@ -6,7 +6,7 @@
  */
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedConfig, type ParsedHeaderOps, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedConfig, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -32,7 +32,53 @@ export type ResolvedHandler =
   | { readonly type: 'static'; readonly static: ResolvedStatic }
   | { readonly type: 'redirect'; readonly to: string; readonly status: 301 | 302 | 303 | 307 | 308 }
   | { readonly type: 'respond'; readonly status: number; readonly body: string | null; readonly headers: readonly (readonly [string, string])[] }
+  | {
+      readonly type: 'proxy';
+      /** The upstream group (a key of ResolvedConfig.upstreams; URL targets get a group of their own). */
+      readonly upstream: string;
+      /** The URI part of a URL target (nginx `proxy_pass http://a/b/`): replaces the route's prefix. */
+      readonly path: string | null;
+      readonly host: string;
+      readonly xForwarded: boolean;
+      readonly forwarded: boolean;
+      readonly via: boolean;
+      readonly requestHeaders: ResolvedHeaderOps;
+      readonly hideHeaders: readonly string[];
+    }
   | { readonly type: 'none' };
+
+export interface ResolvedUpstreamServer {
+  /** "http://host:port", "https://host:port" or "unix:/path". */
+  readonly url: string;
+  readonly weight: number;
+  readonly backup: boolean;
+  readonly maxConns: number;
+}
+
+export interface ResolvedUpstream {
+  readonly name: string;
+  readonly servers: readonly ResolvedUpstreamServer[];
+  readonly balance: 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two';
+  readonly hashKey: string;
+  readonly keepAlive: { readonly connections: number | null; readonly idleTimeout: number };
+  readonly connectTimeout: number;
+  readonly headerTimeout: number;
+  readonly idleTimeout: number;
+  readonly timeout: number;
+  readonly maxFails: number;
+  readonly failTimeout: number;
+  readonly slowStart: number;
+  readonly healthCheck: {
+    readonly path: string;
+    readonly interval: number;
+    readonly timeout: number;
+    readonly statuses: readonly number[];
+    readonly rise: number;
+    readonly fall: number;
+    readonly host: string | null;
+  } | null;
+  readonly retry: { readonly tries: number; readonly timeout: number; readonly onError: boolean; readonly onTimeout: boolean; readonly statuses: readonly number[] };
+}
 
 export interface ResolvedRoute {
   /** Where this route came from, for logs and errors: "servers[0].routes[2]". */
@@ -80,7 +126,9 @@ export interface ResolvedConfig {
     readonly requestTimeout: number;
     readonly maxHeaderSize: number;
     readonly maxRequestsPerConnection: number;
+    readonly trustedProxies: readonly string[];
   };
+  readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly servers: readonly ResolvedServer[];
 }
 
@@ -151,7 +199,80 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[]): ResolvedRoute {
+function resolveUpstream(name: string, parsed: ParsedUpstream): ResolvedUpstream {
+  const servers = parsed.servers.map((server) =>
+    typeof server === 'string'
+      ? { url: server.replace(/\/$/, ''), weight: 1, backup: false, maxConns: 0 }
+      : { url: server.url.replace(/\/$/, ''), weight: server.weight ?? 1, backup: server.backup ?? false, maxConns: server.maxConns ?? 0 },
+  );
+  const on = parsed.retry?.on ?? ['error', 'timeout'];
+  const check = parsed.healthCheck;
+  return {
+    name,
+    servers,
+    balance: parsed.balance ?? 'round-robin',
+    hashKey: parsed.hashKey ?? '$request_uri',
+    keepAlive: { connections: parsed.keepAlive?.connections ?? null, idleTimeout: parsed.keepAlive?.idleTimeout ?? 60_000 },
+    connectTimeout: parsed.connectTimeout ?? 5_000,
+    headerTimeout: parsed.headerTimeout ?? 60_000,
+    idleTimeout: parsed.idleTimeout ?? 60_000,
+    timeout: parsed.timeout ?? 0,
+    maxFails: parsed.maxFails ?? 1,
+    failTimeout: parsed.failTimeout ?? 10_000,
+    slowStart: parsed.slowStart ?? 0,
+    healthCheck: check
+      ? { path: check.path, interval: check.interval ?? 5_000, timeout: check.timeout ?? 2_000, statuses: check.statuses ?? [], rise: check.rise ?? 2, fall: check.fall ?? 3, host: check.host ?? null }
+      : null,
+    // nginx's default: every server once (proxy_next_upstream_tries 0 is bounded by the servers).
+    retry: {
+      tries: parsed.retry?.tries ?? servers.length,
+      timeout: parsed.retry?.timeout ?? 0,
+      onError: on.includes('error'),
+      onTimeout: on.includes('timeout'),
+      statuses: on.filter((item): item is number => typeof item === 'number'),
+    },
+  };
+}
+
+/** A proxy action: `to` names a group, or is a URL that gets a one-server group named after the route. */
+function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, ResolvedUpstream>, problems: string[]): ResolvedHandler | undefined {
+  let group = upstreams.get(proxy.to)?.name;
+  let path: string | null = null;
+  if (!group) {
+    let origin: string | undefined;
+    if (proxy.to.startsWith('unix:/')) origin = proxy.to;
+    else if (/^https?:\/\//i.test(proxy.to)) {
+      const authorityEnd = proxy.to.indexOf('/', proxy.to.indexOf('//') + 2);
+      origin = authorityEnd === -1 ? proxy.to : proxy.to.slice(0, authorityEnd);
+      path = authorityEnd === -1 ? null : proxy.to.slice(authorityEnd);
+      try {
+        new URL(origin);
+      } catch {
+        origin = undefined;
+      }
+    }
+    if (!origin) {
+      const names = [...upstreams.keys()].filter((name) => !name.includes('['));
+      problems.push(`${id}.proxy.to: expected an upstream name${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} or a URL like "http://127.0.0.1:3000", got ${JSON.stringify(proxy.to)}`);
+      return undefined;
+    }
+    group = `${id}.proxy`;
+    upstreams.set(group, resolveUpstream(group, { servers: [origin] }));
+  }
+  return {
+    type: 'proxy',
+    upstream: group,
+    path,
+    host: proxy.host ?? 'client',
+    xForwarded: proxy.xForwarded ?? true,
+    forwarded: proxy.forwarded ?? false,
+    via: proxy.via ?? false,
+    requestHeaders: mergeHeaders(undefined, proxy.requestHeaders),
+    hideHeaders: (proxy.hideHeaders ?? ['server', 'x-powered-by']).map((name) => name.toLowerCase()),
+  };
+}
+
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -169,6 +290,8 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     const headers: [string, string][] = Object.entries(route.respond.headers ?? {});
     if (body !== null && !headers.some(([name]) => name.toLowerCase() === 'content-type')) headers.unshift(['Content-Type', route.respond.contentType ?? 'text/plain; charset=utf-8']);
     handler = { type: 'respond', status: route.respond.status ?? 200, body, headers };
+  } else if (route.proxy) {
+    handler = resolveProxy(route.proxy, id, upstreams, problems) ?? handler;
   } else if (server.static?.root !== undefined) {
     // As nginx's `root` at server level: static files are the default content of every route.
     const resolved = resolveStatic(server.static, {}, baseDir, `${id}.static`, problems);
@@ -184,12 +307,12 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[]): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>): ResolvedServer {
   const id = `servers[${index}]`;
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
-    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems))
-    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems)];
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams)];
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
@@ -241,7 +364,9 @@ export function deepFreeze<T>(value: T): T {
 /** Resolves a parsed config; `baseDir` anchors relative paths (the config file's folder). */
 export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: string | null): ResolvedConfig {
   const problems: string[] = [];
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems));
+  const upstreams = new Map<string, ResolvedUpstream>();
+  for (const [name, group] of Object.entries(parsed.upstreams ?? {})) upstreams.set(name, resolveUpstream(name, group));
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -260,7 +385,9 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
       requestTimeout: parsed.http?.requestTimeout ?? 300_000,
       maxHeaderSize: parsed.http?.maxHeaderSize ?? 16 * 1024,
       maxRequestsPerConnection: parsed.http?.maxRequestsPerConnection ?? 1000,
+      trustedProxies: parsed.http?.trustedProxies ?? [],
     },
+    upstreams: Object.fromEntries(upstreams),
     servers,
   });
 }

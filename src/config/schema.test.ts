@@ -95,7 +95,7 @@ describe('schema error lines', () => {
   });
   it('route shape: one matcher, one handler, modifiers only with their matcher', () => {
     assert.deepEqual(problems(one({ routes: [{ exact: '/', prefix: '/' }] })), ['servers[0].routes[0]: expected at most one of "exact", "prefix", "regex", got "exact" and "prefix"']);
-    assert.deepEqual(problems(one({ routes: [{ respond: {}, redirect: { to: '/' } }] })), ['servers[0].routes[0]: expected at most one handler (static, redirect, respond), got redirect and respond']);
+    assert.deepEqual(problems(one({ routes: [{ respond: {}, redirect: { to: '/' } }] })), ['servers[0].routes[0]: expected at most one handler (static, redirect, respond, proxy), got redirect and respond']);
     assert.deepEqual(problems(one({ routes: [{ prefix: '/', caseInsensitive: true }] })), ['servers[0].routes[0].caseInsensitive: expected only with "regex", got boolean true']);
     assert.deepEqual(problems(one({ routes: [{ regex: '^/', skipRegex: true }] })), ['servers[0].routes[0].skipRegex: expected only with "prefix", got boolean true']);
   });
@@ -126,7 +126,7 @@ describe('resolver checks and results', () => {
   it('fills defaults and parses units', () => {
     const config = validateConfig({ servers: [{ static: { root: 'public', maxAge: '1h', hotFileMaxSize: '1mb' } }] }, BASE, null);
     assert.equal(config.source, null);
-    assert.deepEqual(config.http, { serverHeader: 'Portico', unknownHost: 'default', keepAliveTimeout: 75_000, headersTimeout: 60_000, requestTimeout: 300_000, maxHeaderSize: 16_384, maxRequestsPerConnection: 1000 });
+    assert.deepEqual(config.http, { serverHeader: 'Portico', unknownHost: 'default', keepAliveTimeout: 75_000, headersTimeout: 60_000, requestTimeout: 300_000, maxHeaderSize: 16_384, maxRequestsPerConnection: 1000, trustedProxies: [] });
     assert.deepEqual(config.log, { level: 'info', error: 'stderr', access: { format: 'combined', path: 'stdout' } });
     const server = config.servers[0];
     assert.deepEqual(server?.listen, [{ kind: 'tcp', host: '', port: 8080 }]);

@@ -7,6 +7,7 @@
  * Later parts (proxy, app, limits, cache, TLS, forward proxy) add their own keys here, each as
  * one more strict object, so the whole config stays one strictly decoded document (as Caddy's).
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { templateProblem } from '../core/template.js';
 import { parseDuration, parseSize } from '../core/units.js';
@@ -192,7 +193,29 @@ const respondAction = z.strictObject({
   contentType: z.string().optional(),
 });
 
-const HANDLER_KEYS = ['static', 'redirect', 'respond'] as const;
+/**
+ * Route action `proxy` (nginx `proxy_pass`): forward to an upstream group by name, or to one
+ * server by URL. With a path in the URL ("http://127.0.0.1:3000/v2/"), the route's prefix is
+ * replaced by it; without one, the request URI is passed as received (as nginx).
+ */
+const proxyAction = z.strictObject({
+  /** An upstream name (a key of `upstreams`), or "http://host:port[/path]", "https://…", "unix:/path.sock". */
+  to: z.string().min(1),
+  /** `Host` sent upstream: "client" (the request's), "upstream" (the server's host:port) or a template. @default "client" */
+  host: template().optional(),
+  /** Add X-Forwarded-For (appended), X-Forwarded-Proto and X-Forwarded-Host. @default true */
+  xForwarded: z.boolean().optional(),
+  /** Add an RFC 7239 `Forwarded` element. @default false */
+  forwarded: z.boolean().optional(),
+  /** Add `Via: 1.1 portico` (RFC 9110 §7.6.3). @default false */
+  via: z.boolean().optional(),
+  /** Request header operations, after the forwarding headers. */
+  requestHeaders: headerOps.optional(),
+  /** Upstream response headers not passed to the client (the upstream's identity). @default ["server", "x-powered-by"] */
+  hideHeaders: z.array(z.string().min(1)).optional(),
+});
+
+const HANDLER_KEYS = ['static', 'redirect', 'respond', 'proxy'] as const;
 
 /**
  * A route, the nginx `location`. Exactly one of `exact`, `prefix`, `regex` says which requests it
@@ -225,6 +248,8 @@ const route = z
     redirect: redirectAction.optional(),
     /** Answer with a fixed response (nginx `return`). */
     respond: respondAction.optional(),
+    /** Forward to an upstream (reverse proxy). */
+    proxy: proxyAction.optional(),
   })
   .superRefine((value, ctx) => {
     const matchers = (['exact', 'prefix', 'regex'] as const).filter((key) => value[key] !== undefined);
@@ -271,6 +296,105 @@ const server = z.strictObject({
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
+/** An upstream server address: "http://host:port", "https://host:port" or "unix:/path.sock" (no path). */
+export const upstreamUrl = z.string().superRefine((text, ctx) => {
+  if (text.startsWith('unix:/')) return;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
+    ctx.addIssue({ code: 'custom', message: `expected a server address like "http://127.0.0.1:3000" or "unix:/run/app.sock" (no path), got ${show(text)}` });
+  }
+});
+
+const upstreamServer = z.union([
+  upstreamUrl,
+  z.strictObject({
+    url: upstreamUrl,
+    /** Share of requests relative to the others. @default 1 */
+    weight: z.number().int().min(1).max(1000).optional(),
+    /** Used only while no primary server is available (nginx `backup`). @default false */
+    backup: z.boolean().optional(),
+    /** Requests in flight at most; 0 = no cap (nginx `max_conns`). @default 0 */
+    maxConns: z.number().int().min(0).optional(),
+  }),
+]);
+
+/** "10.0.0.0/8", "192.168.1.7", "fd00::/8": an address or a CIDR block. */
+const cidr = z.string().superRefine((text, ctx) => {
+  const [address = '', prefix, extra] = text.split('/');
+  const family = isIP(address);
+  const bits = prefix === undefined ? 0 : Number(prefix);
+  if (family === 0 || extra !== undefined || (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)))) {
+    ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR block like "10.0.0.0/8" or "::1", got ${show(text)}` });
+  }
+});
+
+/** An upstream group (nginx `upstream`): servers, balancing, timeouts, health, retries. */
+const upstream = z.strictObject({
+  /** The servers: addresses, or objects with `url`, `weight`, `backup`, `maxConns`. */
+  servers: z.array(upstreamServer).min(1),
+  /** `round-robin` (smooth weighted, nginx), `least-conn`, `ip-hash`, `hash` (consistent, on `hashKey`), `random-two` (two random choices). @default "round-robin" */
+  balance: z.enum(['round-robin', 'least-conn', 'ip-hash', 'hash', 'random-two']).optional(),
+  /** Key template for `hash`: "$request_uri", "$http_x_user", "$cookie_…" is written "$http_cookie". @default "$request_uri" */
+  hashKey: template().optional(),
+  /** Upstream keep-alive pool per server. */
+  keepAlive: z
+    .strictObject({
+      /** Connections per server at most (a request waits for one beyond that). Omit for no cap. */
+      connections: z.number().int().min(1).optional(),
+      /** An idle pooled connection is closed after this. @default "60s" */
+      idleTimeout: timerDuration().optional(),
+    })
+    .optional(),
+  /** Time to establish a connection; then the next server or 504. @default "5s" */
+  connectTimeout: timerDuration().optional(),
+  /** Time from sending the request to the response head (nginx `proxy_read_timeout` for the head); then 504. @default "60s" */
+  headerTimeout: timerDuration().optional(),
+  /** Longest pause between reads of a response body, and idle time of a WebSocket. @default "60s" */
+  idleTimeout: timerDuration().optional(),
+  /** Whole-request limit per attempt; 0 = none. @default 0 */
+  timeout: timerDuration().optional(),
+  /** Failures within `failTimeout` that take a server out for `failTimeout` (nginx `max_fails`); 0 disables. @default 1 */
+  maxFails: z.number().int().min(0).optional(),
+  /** @default "10s" */
+  failTimeout: timerDuration().optional(),
+  /** A server that comes back ramps its weight from 0 to full over this. @default 0 */
+  slowStart: timerDuration().optional(),
+  /** Active health checks: GET `path` every `interval`. */
+  healthCheck: z
+    .strictObject({
+      path: z.string().startsWith('/'),
+      /** @default "5s" */
+      interval: timerDuration().optional(),
+      /** @default "2s" */
+      timeout: timerDuration().optional(),
+      /** Statuses that mean healthy. @default any 2xx or 3xx */
+      statuses: z.array(z.number().int().min(100).max(599)).optional(),
+      /** Good probes in a row to come back. @default 2 */
+      rise: z.number().int().min(1).optional(),
+      /** Failed probes in a row to go out. @default 3 */
+      fall: z.number().int().min(1).optional(),
+      /** `Host` of the probe. @default the server's host:port */
+      host: z.string().optional(),
+    })
+    .optional(),
+  /** nginx `proxy_next_upstream`: when a request moves to the next server. */
+  retry: z
+    .strictObject({
+      /** Attempts at most, the first included. @default the number of servers */
+      tries: z.number().int().min(1).optional(),
+      /** Stop retrying once this much time has passed; 0 = no limit. @default 0 */
+      timeout: timerDuration().optional(),
+      /** Failures that move to the next server: "error", "timeout" and statuses. @default ["error", "timeout"] */
+      on: z.array(z.union([z.enum(['error', 'timeout']), z.number().int().min(400).max(599)])).optional(),
+    })
+    .optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Logs. */
   log: z
@@ -310,8 +434,12 @@ export const configSchema = z.strictObject({
       maxHeaderSize: size().optional(),
       /** Requests served on one connection before it is closed (nginx `keepalive_requests`). @default 1000 */
       maxRequestsPerConnection: z.number().int().min(1).optional(),
+      /** Peers trusted to say who the client is: from them, the client address is taken from X-Forwarded-For (nginx `set_real_ip_from`, recursive). @default [] */
+      trustedProxies: z.array(cidr).optional(),
     })
     .optional(),
+  /** Upstream groups by name, for `proxy: { to: "name" }`. */
+  upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"'), upstream).optional(),
   /** Virtual servers, the nginx `server` blocks. */
   servers: z.array(server).min(1),
 });
@@ -325,4 +453,6 @@ export type ParsedRoute = NonNullable<ParsedServer['routes']>[number];
 export type ParsedStatic = NonNullable<ParsedServer['static']>;
 export type ParsedRewrite = NonNullable<ParsedServer['rewrite']>[number];
 export type ParsedHeaderOps = NonNullable<ParsedServer['headers']>;
+export type ParsedUpstream = NonNullable<ParsedConfig['upstreams']>[string];
+export type ParsedProxy = NonNullable<ParsedRoute['proxy']>;
 export type StaticFields = { [K in keyof typeof staticFields]: z.output<(typeof staticFields)[K]> };

@@ -5,6 +5,7 @@
  * the same header treatment.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { CompiledRoute, CompiledServer } from './route/router.js';
 import type { Generation } from './generation.js';
 
@@ -35,6 +36,12 @@ export class RequestContext {
   captures: RegExpExecArray | null = null;
   /** Internal redirects so far (rewrite `last`, try-files fallback); bounded to stop loops. */
   internalRedirects = 0;
+  /** A rewrite changed the URI (a proxy then sends the rewritten URI, not the one received). */
+  rewritten = false;
+  /** The client's address: the peer, or the one trusted proxies name (nginx realip `$remote_addr`). */
+  clientAddress: string;
+  /** For an `Upgrade` request (WebSocket): the raw socket and the bytes read past the head. */
+  upgrade: { readonly socket: Duplex; readonly head: Buffer } | null = null;
   /** Status sent (for the access log). */
   status = 0;
   /** Body bytes the response carries (nginx `$body_bytes_sent`, as planned; a cut connection sends fewer). */
@@ -46,6 +53,7 @@ export class RequestContext {
     this.generation = generation;
     this.listener = listener;
     this.startedAt = performance.now();
+    this.clientAddress = req.socket.remoteAddress ?? '';
   }
 
   /**

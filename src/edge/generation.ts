@@ -4,9 +4,11 @@
  * builds a whole new generation and swaps it in while the old one drains (core/lifecycle).
  */
 import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
-import { createHandler } from './handlers/index.js';
+import { createHandler, type HandlerEnvironment } from './handlers/index.js';
+import { UpstreamGroup } from './handlers/proxy/upstream.js';
 import { compileCanonical } from './middleware/canonical.js';
 import { compileHeaderFilter } from './middleware/headers.js';
+import { compileRealIp, type RealIp } from './middleware/real-ip.js';
 import { compileRewrites } from './middleware/rewrite.js';
 import { HostTable } from './route/hosts.js';
 import { Router, type CompiledRoute, type CompiledServer } from './route/router.js';
@@ -22,16 +24,22 @@ export interface Generation {
   readonly serverHeader: string | null;
   readonly unknownHost: ResolvedConfig['http']['unknownHost'];
   readonly accessLog: AccessLog | null;
+  readonly realIp: RealIp | null;
+  readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
+  /** Starts what runs in the background (active health checks) once the generation serves. */
+  start(): void;
+  /** Releases upstream pools and timers once no request uses this generation any more. */
+  close(): Promise<void>;
 }
 
-function compileServer(config: ResolvedConfig['servers'][number]): CompiledServer {
+function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment): CompiledServer {
   const routes: CompiledRoute[] = config.routes.map((route) => ({
     id: route.id,
     config: route,
     rewrite: compileRewrites(route.rewrite),
     headers: compileHeaderFilter(route.headers),
     accessLog: route.accessLog,
-    handler: createHandler(route),
+    handler: createHandler(route, env),
   }));
   return {
     id: config.id,
@@ -44,7 +52,10 @@ function compileServer(config: ResolvedConfig['servers'][number]): CompiledServe
 }
 
 export function buildGeneration(config: ResolvedConfig, options: { accessLog?: AccessLog | null } = {}): Generation {
-  const servers = config.servers.map(compileServer);
+  const upstreams = new Map<string, UpstreamGroup>();
+  for (const [name, group] of Object.entries(config.upstreams)) upstreams.set(name, new UpstreamGroup(group));
+  const env: HandlerEnvironment = { upstreams };
+  const servers = config.servers.map((server) => compileServer(server, env));
   const byListener = new Map<string, CompiledServer[]>();
   const listenAddresses = new Map<string, ListenAddress>();
   for (const server of servers) {
@@ -65,5 +76,13 @@ export function buildGeneration(config: ResolvedConfig, options: { accessLog?: A
     serverHeader: config.http.serverHeader,
     unknownHost: config.http.unknownHost,
     accessLog: options.accessLog !== undefined ? options.accessLog : config.log.access ? createAccessLog(config.log.access) : null,
+    realIp: compileRealIp(config.http.trustedProxies),
+    upstreams,
+    start() {
+      for (const group of upstreams.values()) group.start();
+    },
+    async close() {
+      await Promise.all([...upstreams.values()].map((group) => group.close()));
+    },
   };
 }

@@ -3,7 +3,8 @@
  * this order (docs/lifecycle.md draws it with the status each phase can produce):
  *
  *   0. accept + protocol limits     edge/server.ts (node:http: head size 431, timeouts 408, parse errors 400)
- *   1. parse                        request target and Host validated and normalised (400)
+ *   1. parse                        request target and Host validated and normalised (400);
+ *                                   the real client IP from trusted proxies (nginx realip)
  *   2. virtual host                 Host → server; unknown → default server, or 404/421 as configured
  *   3. canonical redirects          https / www / trailing slash (301/308…)
  *   4. server rewrite               nginx server-level `rewrite`
@@ -20,7 +21,8 @@
  * Errors are wrapped once, here: an HttpError answers with its status, anything else is logged
  * and answered 500. No exception or rejection from a request ever reaches the process.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { ErrorCodes, HttpError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
@@ -47,8 +49,9 @@ function onResponseClose(this: ResponseWithContext): void {
 }
 
 /** The request listener of one listener socket, bound to the generation current at accept time. */
-export function handleRequest(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): void {
   const ctx = new RequestContext(req, res, generation, listener);
+  ctx.upgrade = upgrade;
   if (generation.accessLog) {
     (res as ResponseWithContext)[CONTEXT] = ctx;
     res.once('close', onResponseClose);
@@ -63,6 +66,25 @@ export function handleRequest(generation: Generation, listener: ListenerInfo, re
   if (pending) pending.catch((error: unknown) => fail(ctx, error));
 }
 
+/**
+ * An `Upgrade` request (WebSocket): node:http hands over the raw socket. It runs the same
+ * pipeline with a ServerResponse bound to that socket, so every phase (and every error answer)
+ * works unchanged; a handler that can tunnel (proxy) takes the socket, any other answers normally
+ * and the connection closes after that answer.
+ */
+export function handleUpgrade(generation: Generation, listener: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  // A reset from the client must not become an uncaught 'error' event.
+  socket.on('error', () => socket.destroy());
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.end();
+  });
+  handleRequest(generation, listener, req, res, { socket, head });
+}
+
 function runPhases(ctx: RequestContext): void | Promise<void> {
   const req = ctx.req;
   // 1. parse
@@ -71,6 +93,7 @@ function runPhases(ctx: RequestContext): void | Promise<void> {
   ctx.query = target.query;
   ctx.hasQuery = target.hasQuery;
   ctx.host = requestHost(req, target.authority);
+  ctx.generation.realIp?.(ctx);
 
   // 2. virtual host
   const table = ctx.generation.hosts.get(ctx.listener.key);
@@ -169,8 +192,12 @@ function fail(ctx: RequestContext, error: unknown): void {
   const res = ctx.res;
   const http = error instanceof HttpError ? error : null;
   const status = http?.status ?? 500;
-  if (!http || status >= 500) {
-    log().error({ err: error, url: ctx.req.url, route: ctx.route?.id, code: http?.code ?? ErrorCodes.ERR_HANDLER }, 'request failed');
+  if (!http) {
+    // A bug or an unexpected failure: the stack is what a person needs.
+    log().error({ err: error, url: ctx.req.url, route: ctx.route?.id, code: ErrorCodes.ERR_HANDLER }, 'request failed');
+  } else if (status >= 500) {
+    // An expected failure (upstream down, rewrite loop): its code and message say it all.
+    log().error({ code: http.code, status, reason: http.message, url: ctx.req.url, route: ctx.route?.id }, 'request failed');
   }
   if (res.headersSent || res.destroyed) {
     // Too late for a status: cut the connection so the client sees a truncated response, not a wrong one.

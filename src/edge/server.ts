@@ -13,7 +13,7 @@ import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { ListenerInfo } from './context.js';
 import { buildGeneration, type Generation } from './generation.js';
-import { handleRequest } from './pipeline.js';
+import { handleRequest, handleUpgrade } from './pipeline.js';
 
 interface Listener {
   readonly server: Server;
@@ -93,6 +93,7 @@ export class EdgeServer {
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key } };
     // The generation is read per request, so a reload applies to the next request on every socket.
     server.on('request', (req, res) => handleRequest(this.#generation, listener.info, req, res));
+    server.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(this.#generation, listener.info, req, socket, head));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
     return listener;
   }
@@ -122,6 +123,7 @@ export class EdgeServer {
   async start(): Promise<void> {
     try {
       for (const key of this.#generation.listenAddresses.keys()) await this.#open(key);
+      this.#generation.start();
     } catch (error) {
       await this.stop(0);
       throw error;
@@ -144,11 +146,16 @@ export class EdgeServer {
       for (const key of added) await this.#close(key, 0);
       this.#generation = previous;
       next.accessLog?.close();
+      void next.close();
       throw error;
     }
+    next.start();
     for (const key of removed) void this.#close(key, 30_000);
     // The old access log may still get lines from requests in flight: flush, then let it go.
     previous.accessLog?.flush();
+    // Upstream pools close gracefully (undici lets requests in flight finish); the short delay
+    // covers requests that were routed on the old generation but have not dispatched yet.
+    setTimeout(() => void previous.close(), 2_000).unref();
   }
 
   async #close(key: string, graceMs: number): Promise<void> {
@@ -166,6 +173,7 @@ export class EdgeServer {
   async stop(graceMs = 10_000): Promise<void> {
     await Promise.all([...this.#listeners.keys()].map((key) => this.#close(key, graceMs)));
     this.#generation.accessLog?.close();
+    await this.#generation.close();
   }
 
   /** The addresses actually bound (ports resolved when the config said 0). */

@@ -366,7 +366,7 @@ describe('an exception inside a handler (in-process pipeline)', () => {
       rewrite: [],
       headers: null,
       accessLog: false,
-      handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route),
+      handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route, { upstreams: new Map() }),
     }));
     const compiled: CompiledServer = { id: resolved.id, config: resolved, primaryName: '', canonical: null, rewrite: [], router: new Router(routes) };
     const [key] = [...generation0.hosts.keys()];

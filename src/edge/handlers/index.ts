@@ -4,6 +4,8 @@
  */
 import type { ResolvedRoute } from '../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
+import { createProxyHandler } from './proxy/index.js';
+import type { UpstreamGroup } from './proxy/upstream.js';
 import { createRedirectHandler } from './redirect.js';
 import { createRespondHandler } from './respond.js';
 import { createStaticHandler } from './static/index.js';
@@ -11,7 +13,12 @@ import type { Handler } from './types.js';
 
 export { REROUTE, type Handler, type HandlerResult } from './types.js';
 
-export function createHandler(route: ResolvedRoute): Handler {
+/** What handlers may share within a generation (upstream groups and their pools). */
+export interface HandlerEnvironment {
+  readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
+}
+
+export function createHandler(route: ResolvedRoute, env: HandlerEnvironment): Handler {
   const handler = route.handler;
   switch (handler.type) {
     case 'static':
@@ -20,6 +27,8 @@ export function createHandler(route: ResolvedRoute): Handler {
       return createRedirectHandler(handler);
     case 'respond':
       return createRespondHandler(handler);
+    case 'proxy':
+      return createProxyHandler(handler, env.upstreams, route.match.kind === 'prefix' ? route.match.path : null);
     case 'none':
       return function noHandler() {
         throw new HttpError(404, ErrorCodes.ERR_ROUTE_NOT_FOUND, 'route has no handler');

@@ -51,14 +51,14 @@ function remoteUser(ctx: RequestContext): string {
 function combinedLine(ctx: RequestContext): string {
   const req = ctx.req;
   const request = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
-  return `${ctx.remoteAddress} - ${remoteUser(ctx)} [${timeLocal(Date.now())}] "${quote(request)}" ${ctx.status} ${ctx.bodyBytes} "${quote(req.headers.referer)}" "${quote(req.headers['user-agent'])}"\n`;
+  return `${ctx.clientAddress} - ${remoteUser(ctx)} [${timeLocal(Date.now())}] "${quote(request)}" ${ctx.status} ${ctx.bodyBytes} "${quote(req.headers.referer)}" "${quote(req.headers['user-agent'])}"\n`;
 }
 
 function jsonLine(ctx: RequestContext): string {
   const req = ctx.req;
   return `${JSON.stringify({
     time: new Date().toISOString(),
-    remote_addr: ctx.remoteAddress,
+    remote_addr: ctx.clientAddress,
     method: req.method,
     uri: req.url,
     protocol: `HTTP/${req.httpVersion}`,

@@ -70,6 +70,7 @@ export function runRewrites(ctx: RequestContext, rules: readonly CompiledRewrite
       ctx.hasQuery = ctx.query !== '';
     }
     changed = true;
+    ctx.rewritten = true;
     if (rule.flag === 'break') return RewriteOutcome.Stay;
     if (rule.flag === 'last') return RewriteOutcome.Rematch;
   }

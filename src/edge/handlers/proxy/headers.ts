@@ -1,0 +1,97 @@
+/**
+ * Header rules of a proxy (RFC 9110 §7.6.1): hop-by-hop fields, and the names a `Connection`
+ * header lists, belong to one connection and are never forwarded in either direction. The proxy
+ * adds who the client was: `X-Forwarded-For/-Proto/-Host` (de facto), `Forwarded` (RFC 7239)
+ * and `Via` (RFC 9110 §7.6.3) as configured. Built as flat [name, value, …] lists, which both
+ * undici (request) and node:http (response) take without conversion.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/** RFC 9110 §7.6.1 plus the non-standard ones proxies have always removed (Proxy-Connection, Keep-Alive). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Request fields this proxy sets itself (the client's values are replaced or extended). */
+const SET_BY_PROXY = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via', 'expect']);
+
+/** Names listed in `Connection` (lower-case), or null when there are none besides keep-alive/close/upgrade. */
+function connectionListed(value: string | string[] | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  let listed: Set<string> | null = null;
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+    (listed ??= new Set()).add(name);
+  }
+  return listed;
+}
+
+export interface ForwardingOptions {
+  /** `Host` sent upstream: the client's (`null`), or a fixed value (the upstream's authority or a name). */
+  readonly host: string | null;
+  readonly xForwarded: boolean;
+  readonly forwarded: boolean;
+  /** `Via` value to add ("1.1 portico"), or null. */
+  readonly via: string | null;
+  /** Request header operations after the rules above. */
+  readonly remove: ReadonlySet<string>;
+  readonly set: readonly (readonly [string, string])[];
+  readonly add: readonly (readonly [string, string])[];
+}
+
+/** RFC 7239 §6: IPv6 addresses are quoted and bracketed; "unknown" stays a token. */
+function forwardedNode(address: string): string {
+  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return plain.includes(':') ? `"[${plain}]"` : plain;
+}
+
+/** The request head sent upstream, flat. `clientAddress` is the real client IP (after trusted proxies). */
+export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: string, scheme: string, options: ForwardingOptions): string[] {
+  const raw = req.rawHeaders;
+  const listed = connectionListed(req.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || SET_BY_PROXY.has(lower) || options.remove.has(lower) || listed?.has(lower)) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  const headers = req.headers;
+  const clientHost = headers.host ?? '';
+  out.push('host', options.host ?? clientHost);
+  if (options.xForwarded) {
+    const prior = headers['x-forwarded-for'];
+    const peer = clientAddress.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress;
+    out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer);
+    out.push('x-forwarded-proto', scheme);
+    if (clientHost) out.push('x-forwarded-host', clientHost);
+  }
+  if (options.forwarded) {
+    const prior = headers.forwarded;
+    const element = `for=${forwardedNode(clientAddress)};proto=${scheme}${clientHost ? `;host="${clientHost.replace(/["\\]/g, '')}"` : ''}`;
+    out.push('forwarded', prior ? `${prior}, ${element}` : element);
+  }
+  if (options.via) {
+    const prior = headers.via;
+    out.push('via', prior ? `${prior}, ${options.via}` : options.via);
+  }
+  for (const [name, value] of options.set) out.push(name, value);
+  for (const [name, value] of options.add) out.push(name, value);
+  return out;
+}
+
+/**
+ * The upstream's response head for the client, flat: hop-by-hop and listed fields removed, and
+ * the configured `hide` names (by default `Server` and `X-Powered-By`: the upstream's identity).
+ */
+export function clientResponseHeaders(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, hide: ReadonlySet<string>): string[] {
+  const listed = connectionListed(headers.connection);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || hide.has(name) || listed?.has(name)) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) out.push(name, item);
+    else out.push(name, value);
+  }
+  return out;
+}

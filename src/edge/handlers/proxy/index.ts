@@ -1,0 +1,300 @@
+/**
+ * Route action `proxy` (nginx `proxy_pass` + `proxy_next_upstream`): pick a server of the group,
+ * forward the request through its keep-alive pool (undici), stream the response back with
+ * back-pressure both ways, and on a failure move idempotent requests to the next server, bounded
+ * by `retry.tries` and `retry.timeout`. Non-idempotent requests are retried only when the failure
+ * happened before anything was sent (connect errors). Errors never show the upstream's address
+ * or stack to the client: it gets 502 (error) or 504 (timeout).
+ */
+import type { Duplex } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { ResolvedHandler } from '../../../config/resolve.js';
+import { ErrorCodes, HttpError } from '../../../core/errors.js';
+import { log } from '../../../core/log.js';
+import type { RequestContext } from '../../context.js';
+import { sendHead } from '../../http/respond.js';
+import { compileTemplate, type Template } from '../../variables.js';
+import type { Handler } from '../types.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
+import type { UpstreamGroup, UpstreamServer } from './upstream.js';
+
+type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
+
+/** RFC 9110 §9.2.2. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ERR_PROXY_TOTAL_TIMEOUT']);
+
+class TotalTimeout extends Error {
+  readonly code = 'ERR_PROXY_TOTAL_TIMEOUT';
+}
+class RetryOnStatus extends Error {
+  readonly code = 'ERR_PROXY_RETRY_STATUS';
+}
+class ClientGone extends Error {
+  readonly code = 'ERR_PROXY_CLIENT_GONE';
+}
+
+type Outcome =
+  | { readonly kind: 'done' }
+  | { readonly kind: 'failed'; readonly status: 502 | 504; readonly reason: 'error' | 'timeout' | 'status'; readonly beforeSend: boolean; readonly code: string };
+
+const DONE: Outcome = { kind: 'done' };
+
+function errorCode(error: unknown): string {
+  const e = error as { code?: string; cause?: { code?: string } };
+  return e?.cause?.code ?? e?.code ?? 'UNKNOWN';
+}
+
+function requestHasBody(ctx: RequestContext): boolean {
+  const headers = ctx.req.headers;
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+}
+
+export class ProxyHandler {
+  readonly #config: ProxyConfig;
+  readonly #group: UpstreamGroup;
+  readonly #forwarding: ForwardingOptions;
+  readonly #hide: ReadonlySet<string>;
+  readonly #path: Template | null;
+  readonly #prefix: string | null;
+  readonly #hostTemplate: Template | null;
+
+  constructor(config: ProxyConfig, group: UpstreamGroup, routePrefix: string | null) {
+    this.#config = config;
+    this.#group = group;
+    this.#hide = new Set(config.hideHeaders);
+    this.#path = config.path === null ? null : compileTemplate(config.path);
+    this.#prefix = routePrefix;
+    this.#hostTemplate = config.host === 'client' || config.host === 'upstream' ? null : compileTemplate(config.host);
+    this.#forwarding = {
+      host: null,
+      xForwarded: config.xForwarded,
+      forwarded: config.forwarded,
+      via: config.via ? '1.1 portico' : null,
+      remove: new Set(config.requestHeaders.remove),
+      set: config.requestHeaders.set,
+      add: config.requestHeaders.add,
+    };
+  }
+
+  handler(): Handler {
+    return this.handle.bind(this);
+  }
+
+  /**
+   * The path sent upstream (nginx `proxy_pass` rules): with a URI part in the target, the route's
+   * prefix is replaced by it; without one, the request URI goes as received, or, after a rewrite,
+   * the rewritten URI percent-encoded again.
+   */
+  #upstreamPath(ctx: RequestContext): string {
+    const query = ctx.query !== '' ? `?${ctx.query}` : '';
+    if (this.#path) {
+      const base = this.#path(ctx);
+      const rest = this.#prefix !== null && ctx.uri.startsWith(this.#prefix) ? ctx.uri.slice(this.#prefix.length) : '';
+      return encodeURI(base + rest).replace(/%25([0-9A-Fa-f]{2})/g, '%$1') + query;
+    }
+    const raw = ctx.req.url ?? '/';
+    if (ctx.internalRedirects === 0 && raw.startsWith('/') && ctx.rewritten === false) return raw;
+    return encodeURI(ctx.uri).replace(/\?/g, '%3F').replace(/#/g, '%23') + query;
+  }
+
+  async handle(ctx: RequestContext): Promise<void> {
+    const group = this.#group;
+    const retry = group.config.retry;
+    const method = ctx.req.method ?? 'GET';
+    const idempotent = IDEMPOTENT.has(method);
+    const hasBody = requestHasBody(ctx);
+    const started = Date.now();
+    const path = this.#upstreamPath(ctx);
+    let tried: Set<UpstreamServer> | null = null;
+    let lastStatus: 502 | 504 = 502;
+    for (let attempt = 1; ; attempt++) {
+      const now = Date.now();
+      const server = group.pick(ctx, tried, now);
+      if (!server) {
+        throw new HttpError(lastStatus, attempt === 1 ? ErrorCodes.ERR_UPSTREAM_UNAVAILABLE : ErrorCodes.ERR_UPSTREAM_FAILED, `no upstream server of "${group.name}" could answer`);
+      }
+      (tried ??= new Set()).add(server);
+      const mayRetryAfter = (beforeSend: boolean): boolean =>
+        attempt < retry.tries &&
+        (retry.timeout === 0 || Date.now() - started < retry.timeout) &&
+        (!hasBody || !ctx.req.readableDidRead) &&
+        (idempotent || beforeSend) &&
+        group.pick(ctx, tried, Date.now()) !== null;
+      const host = this.#config.host === 'client' ? null : this.#config.host === 'upstream' ? server.authority : (this.#hostTemplate as Template)(ctx);
+      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? this.#forwarding : { ...this.#forwarding, host });
+      server.active++;
+      let outcome: Outcome;
+      try {
+        outcome = ctx.upgrade
+          ? await this.#tunnel(ctx, server, path, headers)
+          : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false));
+      } finally {
+        server.active--;
+      }
+      if (outcome.kind === 'done') return;
+      server.recordFailure(Date.now());
+      lastStatus = outcome.status;
+      const wanted = outcome.reason === 'status' || (outcome.reason === 'timeout' ? retry.onTimeout : retry.onError);
+      log().warn({ upstream: group.name, server: server.name, code: outcome.code, attempt }, 'upstream attempt failed');
+      if (!wanted || !mayRetryAfter(outcome.beforeSend)) {
+        throw new HttpError(outcome.status, outcome.status === 504 ? ErrorCodes.ERR_UPSTREAM_TIMEOUT : ErrorCodes.ERR_UPSTREAM_FAILED, `upstream "${group.name}" failed: ${outcome.code}`);
+      }
+    }
+  }
+
+  /** One attempt on one server. Resolves `done` once the response went to the client (or the client left). */
+  #forward(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], hasBody: boolean, canRetry: () => boolean): Promise<Outcome> {
+    const group = this.#group.config;
+    const res = ctx.res;
+    const hide = this.#hide;
+    return new Promise<Outcome>((resolve) => {
+      let controller: Dispatcher.DispatchController | null = null;
+      let responded = false;
+      let settled = false;
+      let totalTimer: NodeJS.Timeout | undefined;
+      const settle = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(totalTimer);
+        res.off('close', onClientClose);
+        resolve(outcome);
+      };
+      const onClientClose = () => {
+        // The client went away: stop the upstream request too (its connection is not reused).
+        if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
+        settle(DONE);
+      };
+      res.on('close', onClientClose);
+      if (group.timeout > 0) totalTimer = setTimeout(() => controller?.abort(new TotalTimeout('total timeout')), group.timeout);
+      const resume = () => controller?.resume();
+
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart(c) {
+          controller = c;
+          if (settled) c.abort(new ClientGone('client closed the connection'));
+        },
+        onResponseStart(c, statusCode, upstreamHeaders) {
+          // 1xx (e.g. 100 Continue to undici's own Expect) are not forwarded: node:http already
+          // answered the client's Expect: 100-continue itself.
+          if (statusCode < 200) return;
+          if (group.retry.statuses.includes(statusCode) && canRetry()) {
+            c.abort(new RetryOnStatus(`status ${statusCode}`));
+            settle({ kind: 'failed', status: statusCode === 504 ? 504 : 502, reason: 'status', beforeSend: false, code: `HTTP_${statusCode}` });
+            return;
+          }
+          responded = true;
+          sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
+        },
+        onResponseData(c, chunk) {
+          ctx.bodyBytes += chunk.length;
+          if (!res.write(chunk)) {
+            c.pause();
+            res.once('drain', resume);
+          }
+        },
+        onResponseEnd() {
+          res.end();
+          settle(DONE);
+        },
+        onResponseError(_c, error) {
+          const code = errorCode(error);
+          if (code === 'ERR_PROXY_RETRY_STATUS' || code === 'ERR_PROXY_CLIENT_GONE') return;
+          if (responded) {
+            // Headers are gone: the only honest signal left is a cut connection.
+            log().warn({ upstream: group.name, server: server.name, code }, 'upstream failed mid-response');
+            res.destroy();
+            settle(DONE);
+            return;
+          }
+          const timeout = TIMEOUTS.has(code);
+          settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
+        },
+      };
+      server.pool.dispatch(
+        {
+          path,
+          method: ctx.req.method ?? 'GET',
+          headers,
+          body: hasBody ? ctx.req : null,
+          idempotent: false,
+          blocking: true,
+        } as Dispatcher.DispatchOptions,
+        handler,
+      );
+    });
+  }
+
+  /** WebSocket and other `Upgrade`s: 101 from the upstream, then bytes both ways with an idle timeout. */
+  #tunnel(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[]): Promise<Outcome> {
+    const upgrade = ctx.upgrade as { socket: Duplex; head: Buffer };
+    const protocol = String(ctx.req.headers.upgrade ?? 'websocket');
+    const hide = this.#hide;
+    const idle = this.#group.config.idleTimeout;
+    return new Promise<Outcome>((resolve) => {
+      let settled = false;
+      const settle = (outcome: Outcome) => {
+        if (!settled) {
+          settled = true;
+          resolve(outcome);
+        }
+      };
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart() {},
+        onRequestUpgrade(_c, statusCode, upstreamHeaders, upstream) {
+          const client = upgrade.socket;
+          const lines = [`HTTP/1.1 ${statusCode} Switching Protocols`];
+          for (const [name, value] of Object.entries(upstreamHeaders)) {
+            if (value === undefined || hide.has(name)) continue;
+            for (const item of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${item}`);
+          }
+          ctx.status = statusCode;
+          client.write(`${lines.join('\r\n')}\r\n\r\n`);
+          if (upgrade.head.length > 0) upstream.write(upgrade.head);
+          const close = () => {
+            client.destroy();
+            upstream.destroy();
+          };
+          for (const socket of [client, upstream] as Duplex[]) {
+            (socket as Duplex & { setTimeout?: (ms: number, cb: () => void) => void }).setTimeout?.(idle, close);
+            socket.on('error', close);
+            socket.on('close', close);
+          }
+          client.pipe(upstream);
+          upstream.pipe(client);
+          upstream.once('close', () => settle(DONE));
+        },
+        onResponseStart(_c, statusCode, upstreamHeaders) {
+          // The upstream declined the upgrade: pass its answer on as a normal response.
+          sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
+        },
+        onResponseData(_c, chunk) {
+          ctx.res.write(chunk);
+        },
+        onResponseEnd() {
+          ctx.res.end();
+          settle(DONE);
+        },
+        onResponseError(_c, error) {
+          const code = errorCode(error);
+          if (ctx.res.headersSent || ctx.status === 101) {
+            upgrade.socket.destroy();
+            settle(DONE);
+            return;
+          }
+          const timeout = TIMEOUTS.has(code);
+          settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
+        },
+      };
+      server.pool.dispatch({ path, method: 'GET', headers, upgrade: protocol, body: null } as Dispatcher.DispatchOptions, handler);
+    });
+  }
+}
+
+export function createProxyHandler(config: ProxyConfig, groups: ReadonlyMap<string, UpstreamGroup>, routePrefix: string | null): Handler {
+  const group = groups.get(config.upstream);
+  if (!group) throw new Error(`proxy to unknown upstream "${config.upstream}" (the config check should have refused this)`);
+  return new ProxyHandler(config, group, routePrefix).handler();
+}

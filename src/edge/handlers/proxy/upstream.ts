@@ -1,0 +1,200 @@
+/**
+ * Upstream groups (nginx `upstream`): servers with keep-alive pools (undici), the balancer, and
+ * health. Passive health follows nginx `max_fails`/`fail_timeout`: `maxFails` failures within
+ * `failTimeout` take a server out for `failTimeout`. Active health probes a path every
+ * `interval`; `fall` failed probes in a row take a server out, `rise` good ones bring it back.
+ * A server that comes back ramps its weight up over `slowStart`. Backup servers take traffic
+ * only while no primary is available.
+ */
+import { Pool } from 'undici';
+import type { ResolvedUpstream, ResolvedUpstreamServer } from '../../../config/resolve.js';
+import { log } from '../../../core/log.js';
+import type { RequestContext } from '../../context.js';
+import { compileTemplate, type Template } from '../../variables.js';
+import { createSelector, type Balanced, type Selector } from './balancer.js';
+
+export class UpstreamServer implements Balanced {
+  readonly name: string;
+  readonly weight: number;
+  readonly backup: boolean;
+  readonly maxConns: number;
+  readonly pool: Pool;
+  /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
+  readonly authority: string;
+  active = 0;
+  #failures = 0;
+  #failWindowStart = 0;
+  #downUntil = 0;
+  /** Active health state; true until probes say otherwise (as nginx starts peers up). */
+  #healthy = true;
+  #probeSuccesses = 0;
+  #probeFailures = 0;
+  #recoveredAt = 0;
+  readonly #group: ResolvedUpstream;
+
+  constructor(config: ResolvedUpstreamServer, group: ResolvedUpstream) {
+    this.#group = group;
+    this.weight = config.weight;
+    this.backup = config.backup;
+    this.maxConns = config.maxConns;
+    const unix = config.url.startsWith('unix:') ? config.url.slice(5) : null;
+    const origin = unix ? 'http://localhost' : config.url;
+    this.name = unix ? `unix:${unix}` : new URL(config.url).host;
+    this.authority = unix ? 'localhost' : new URL(config.url).host;
+    this.pool = new Pool(origin, {
+      connections: group.keepAlive.connections,
+      pipelining: 1,
+      keepAliveTimeout: group.keepAlive.idleTimeout,
+      keepAliveMaxTimeout: group.keepAlive.idleTimeout,
+      headersTimeout: group.headerTimeout,
+      bodyTimeout: group.idleTimeout,
+      connect: unix ? { socketPath: unix, timeout: group.connectTimeout } : { timeout: group.connectTimeout },
+      // Request smuggling defence: a body that disagrees with its Content-Length is an error (RFC 9112 §6.3).
+      strictContentLength: true,
+    });
+  }
+
+  /** Up (passive and active health) and under its connection cap. */
+  available(now: number): boolean {
+    if (!this.#healthy) return false;
+    if (this.#downUntil !== 0) {
+      if (now < this.#downUntil) return false;
+      this.#downUntil = 0;
+      this.#recoveredAt = now;
+    }
+    return this.maxConns === 0 || this.active < this.maxConns;
+  }
+
+  effectiveWeightFactor(now: number): number {
+    const slowStart = this.#group.slowStart;
+    if (slowStart === 0 || this.#recoveredAt === 0) return 1;
+    const factor = (now - this.#recoveredAt) / slowStart;
+    if (factor >= 1) {
+      this.#recoveredAt = 0;
+      return 1;
+    }
+    return Math.max(factor, 0.01);
+  }
+
+  /** A failed attempt (connect error, timeout, a failing status): nginx `max_fails` within `fail_timeout`. */
+  recordFailure(now: number): void {
+    const { maxFails, failTimeout } = this.#group;
+    if (maxFails === 0) return;
+    if (now - this.#failWindowStart > failTimeout) {
+      this.#failWindowStart = now;
+      this.#failures = 0;
+    }
+    if (++this.#failures >= maxFails) {
+      this.#downUntil = now + failTimeout;
+      this.#failures = 0;
+      log().warn({ upstream: this.#group.name, server: this.name, seconds: failTimeout / 1000 }, 'upstream server marked down (passive health)');
+    }
+  }
+
+  /** The result of one active probe. */
+  recordProbe(ok: boolean, now: number): void {
+    const check = this.#group.healthCheck;
+    if (!check) return;
+    if (ok) {
+      this.#probeFailures = 0;
+      if (!this.#healthy && ++this.#probeSuccesses >= check.rise) {
+        this.#healthy = true;
+        this.#probeSuccesses = 0;
+        this.#downUntil = 0;
+        this.#recoveredAt = now;
+        log().info({ upstream: this.#group.name, server: this.name }, 'upstream server healthy again (active check)');
+      }
+    } else {
+      this.#probeSuccesses = 0;
+      if (this.#healthy && ++this.#probeFailures >= check.fall) {
+        this.#healthy = false;
+        this.#probeFailures = 0;
+        log().warn({ upstream: this.#group.name, server: this.name }, 'upstream server unhealthy (active check)');
+      }
+    }
+  }
+
+  get healthy(): boolean {
+    return this.#healthy;
+  }
+}
+
+export class UpstreamGroup {
+  readonly name: string;
+  readonly config: ResolvedUpstream;
+  readonly servers: readonly UpstreamServer[];
+  readonly #primaries: readonly UpstreamServer[];
+  readonly #backups: readonly UpstreamServer[];
+  readonly #primarySelector: Selector<UpstreamServer>;
+  readonly #backupSelector: Selector<UpstreamServer>;
+  readonly #hashKey: Template | null;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #closed = false;
+
+  constructor(config: ResolvedUpstream) {
+    this.name = config.name;
+    this.config = config;
+    this.servers = config.servers.map((server) => new UpstreamServer(server, config));
+    this.#primaries = this.servers.filter((s) => !s.backup);
+    this.#backups = this.servers.filter((s) => s.backup);
+    this.#primarySelector = createSelector(config.balance, this.#primaries);
+    this.#backupSelector = createSelector(config.balance, this.#backups);
+    this.#hashKey = config.balance === 'hash' ? compileTemplate(config.hashKey) : null;
+  }
+
+  /** Starts active health checks (once the generation is live). */
+  start(): void {
+    const check = this.config.healthCheck;
+    if (!check || this.#timers.length > 0) return;
+    for (const server of this.servers) {
+      const probe = () => void this.#probe(server);
+      probe();
+      const timer = setInterval(probe, check.interval);
+      timer.unref();
+      this.#timers.push(timer);
+    }
+  }
+
+  async #probe(server: UpstreamServer): Promise<void> {
+    const check = this.config.healthCheck;
+    if (!check || this.#closed) return;
+    let ok: boolean;
+    try {
+      const response = await server.pool.request({
+        path: check.path,
+        method: 'GET',
+        headers: { host: check.host ?? server.authority, 'user-agent': 'portico-health-check' },
+        headersTimeout: check.timeout,
+        bodyTimeout: check.timeout,
+        signal: AbortSignal.timeout(check.timeout),
+      });
+      await response.body.dump();
+      ok = check.statuses.includes(response.statusCode) || (check.statuses.length === 0 && response.statusCode >= 200 && response.statusCode < 400);
+    } catch {
+      ok = false;
+    }
+    if (!this.#closed) server.recordProbe(ok, Date.now());
+  }
+
+  /** A server for this request, skipping `tried` ones; null when none is available. */
+  pick(ctx: RequestContext, tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer | null {
+    const key = this.config.balance === 'ip-hash' ? ctx.clientAddress : this.#hashKey ? this.#hashKey(ctx) : '';
+    const primaries = this.#candidates(this.#primaries, tried, now);
+    if (primaries.length > 0) return this.#primarySelector.select(primaries, key, now);
+    const backups = this.#candidates(this.#backups, tried, now);
+    if (backups.length > 0) return this.#backupSelector.select(backups, key, now);
+    return null;
+  }
+
+  #candidates(servers: readonly UpstreamServer[], tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer[] {
+    const out: UpstreamServer[] = [];
+    for (const server of servers) if (server.available(now) && !tried?.has(server)) out.push(server);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    await Promise.all(this.servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
+  }
+}
