@@ -144,8 +144,8 @@ const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
   dotfiles: 'ignore',
   listing: false,
   symlinks: 'inside',
-  hotFileMaxSize: 64 * 1024,
-  hotCacheSize: 32 * 1024 * 1024,
+  hotFileMaxSize: 1024 * 1024,
+  hotCacheSize: 64 * 1024 * 1024,
   hotCacheValidity: 1000,
 };
 

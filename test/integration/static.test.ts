@@ -34,7 +34,7 @@ function splitRaw(raw: Buffer): { head: string; headers: Map<string, string>; bo
 }
 
 const SMALL = '0123456789'.repeat(10); // 100 bytes, served from the hot cache
-const BIG = randomBytes(3 * 1024 * 1024); // larger than hotFileMaxSize (64kb): streamed from disk
+const BIG = randomBytes(3 * 1024 * 1024); // larger than hotFileMaxSize (1mb): streamed from disk
 const JS = `export const answer = 42;\n${'// padding so that compression pays off\n'.repeat(200)}`;
 
 describe('static files', () => {
