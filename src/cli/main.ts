@@ -1,12 +1,17 @@
 /**
- * `portico <command>`: up | serve | check (later: app, dev, proxy, forward, reload).
+ * `portico <command>`: up | serve | proxy | app | dev | check (later: forward, reload).
  *
  * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
  * invalid config (the message names the field; no stack trace).
  */
 import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Arbiter, type Bind } from '../app/arbiter.js';
+import { DevServer } from '../app/dev.js';
+import { AppError } from '../app/errors.js';
+import { resolveAppFile } from '../app/gateway/load-app.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, findConfigFile, validateConfig, type LoadedConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -30,6 +35,8 @@ Commands:
   up       run a config (./portico.config.* or --config FILE; with none, the embedded demo)
   serve    serve a directory as static files, right now
   proxy    reverse-proxy to one or more upstream servers, right now
+  app      run a JavaScript/TypeScript app on pre-forked workers (the gunicorn role)
+  dev      run an app in one process that reloads on change (development only)
   check    validate a config and print it resolved, as JSON
 
 Options: --help on any command, --version.
@@ -74,6 +81,37 @@ Options:
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
+  app: `Usage: portico app FILE [--workers N] [--bind ADDR] [options]
+
+Runs the app module FILE (.ts, .mts, .js, .mjs; no build step) on N pre-forked worker
+processes, like \`gunicorn -w 4 -b 127.0.0.1:8000 app:app\`. FILE's default export is a Fetch
+handler (\`{ fetch(request, context) }\` or \`(request) => Response\`: Hono), a Node listener
+(\`(req, res)\`: Express, Koa app.callback(), Connect) or a Fastify instance; \`export const
+gateway = 'fetch' | 'node'\` overrides the detection.
+
+Options:
+  -w, --workers N              worker processes (default: $WEB_CONCURRENCY or one per core)
+  -b, --bind ADDR              HOST:PORT or unix:/path (default: $HOST:$PORT or 127.0.0.1:8000)
+  -t, --timeout D              kill a worker silent this long; also each request's deadline (default 30s)
+      --max-requests N         recycle a worker after N requests (default 0: never)
+      --max-requests-jitter N  add 0..N to each worker's max requests (spreads recycles)
+      --graceful-timeout D     time for requests in flight on stop/reload/recycle (default 30s)
+  -h, --help                   this help
+
+Signals: SIGHUP rolling reload (new worker ready, then one old one drained, one at a time);
+SIGTERM/SIGINT graceful stop (a second one kills); SIGTTIN/SIGTTOU one worker more/less.
+Exit codes: 0 stopped; 1 workers crash-looped (the arbiter gave up) or the address is in use;
+2 usage error, missing file, or a module that exports no app.`,
+  dev: `Usage: portico dev FILE [--port N] [--host H]
+
+Runs the app module FILE in this one process, for development: it re-imports the app when a file
+under FILE's directory changes, prints errors with their stack, and answers with an HTML error
+page that shows the stack. Not for production (use \`portico app\`).
+
+Options:
+  -p, --port N   port (default: $PORT or 3000)
+  -H, --host H   address to bind (default: $HOST or 127.0.0.1)
+  -h, --help     this help`,
   check: `Usage: portico check [--config FILE]
 
 Validates a config and prints the resolved config (defaults filled, units parsed, paths
@@ -292,7 +330,111 @@ async function check(args: string[]): Promise<void> {
   say(JSON.stringify(loaded.config, null, 2));
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, check };
+/** "127.0.0.1:8000", "[::1]:8000", ":8000", "8000" or "unix:/run/app.sock". */
+function parseBind(value: string, defaultHost: string): Bind {
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length);
+    if (!path) throw new UsageError('--bind: expected unix:/path/to/socket');
+    return { path: resolve(path) };
+  }
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
+  if (!match) throw new UsageError(`--bind: expected HOST:PORT or unix:/path, got "${value}"`);
+  return { host: match[1] || match[2] || defaultHost, port: portFrom(match[3], 8000) };
+}
+
+function durationFlag(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: expected a duration like "30s", got "${value}"`);
+  return ms;
+}
+
+function countFlag(name: string, value: string | undefined, fallback: number, min: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected a whole number >= ${min}, got "${value}"`);
+  return n;
+}
+
+function appFile(positionals: string[], command: string): string {
+  if (positionals.length !== 1) throw new UsageError(`${command}: expected one app file, like ./app.ts (got ${positionals.length})`);
+  try {
+    return resolveAppFile(positionals[0] as string);
+  } catch (error) {
+    if (error instanceof AppError) throw new UsageError(`${command}: ${error.message}`);
+    throw error;
+  }
+}
+
+async function app(args: string[]): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    {
+      workers: { type: 'string', short: 'w' },
+      bind: { type: 'string', short: 'b' },
+      timeout: { type: 'string', short: 't' },
+      'max-requests': { type: 'string' },
+      'max-requests-jitter': { type: 'string' },
+      'graceful-timeout': { type: 'string' },
+    },
+    true,
+  );
+  if (values.help) return say(HELP.app as string);
+  const file = appFile(positionals, 'app');
+  const host = process.env.HOST || '127.0.0.1';
+  const bind = parseBind((values.bind as string | undefined) ?? `${host.includes(':') ? `[${host}]` : host}:${portFrom(process.env.PORT, 8000)}`, host);
+  const workers = countFlag('workers', (values.workers as string | undefined) ?? process.env.WEB_CONCURRENCY, availableParallelism(), 1);
+  const arbiter = new Arbiter({
+    file,
+    workers,
+    bind,
+    timeoutMs: durationFlag('timeout', values.timeout as string | undefined, 30_000),
+    maxRequests: countFlag('max-requests', values['max-requests'] as string | undefined, 0, 0),
+    maxRequestsJitter: countFlag('max-requests-jitter', values['max-requests-jitter'] as string | undefined, 0, 0),
+    gracefulTimeoutMs: durationFlag('graceful-timeout', values['graceful-timeout'] as string | undefined, 30_000),
+  });
+  arbiter.onReady = (address, pids) => {
+    say(`portico ${VERSION}: app ${relative(process.cwd(), file) || file} (arbiter pid ${process.pid})`);
+    say(`  listening on ${address}`);
+    say(`  workers ${pids.length} (pids ${pids.join(', ')})`);
+  };
+  let result;
+  try {
+    result = await arbiter.run();
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new PorticoError('ERR_LISTEN', `app: cannot listen on ${'path' in bind ? `unix:${bind.path}` : `${bind.host}:${bind.port}`}: ${e.code}`);
+    throw error;
+  }
+  if (result.message) complain(`portico: ${result.message}`);
+  log().flush();
+  process.exit(result.code);
+}
+
+async function dev(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { port: { type: 'string', short: 'p' }, host: { type: 'string', short: 'H' } }, true);
+  if (values.help) return say(HELP.dev as string);
+  const file = appFile(positionals, 'dev');
+  const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 3000);
+  const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
+  const server = new DevServer({ file, host, port });
+  let started;
+  try {
+    started = await server.start();
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new PorticoError('ERR_LISTEN', `dev: cannot listen on ${host}:${port}: ${e.code}`);
+    throw error;
+  }
+  say(`portico ${VERSION} dev: ${relative(process.cwd(), file) || file}${started.app ? ` (${started.app.kind} gateway: ${started.app.via})` : ' (failed to load, see above)'}`);
+  say(`  listening on ${started.url}`);
+  say('  development server: one process, reloads when a file changes, shows error stacks; not for production (use portico app)');
+  const stop = () => void server.stop().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, app, dev, check };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

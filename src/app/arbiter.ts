@@ -1,0 +1,438 @@
+/**
+ * The arbiter: gunicorn's arbiter.py, for Node. It owns the listening socket, pre-forks N workers
+ * and hands each accepted connection to a ready worker, round robin. It keeps the worker count,
+ * restarts a dead worker at once (with exponential backoff while they crash in a loop, giving up
+ * after a bound), kills a worker whose heartbeat is stale, replaces workers that recycle after max
+ * requests, rolls workers one at a time on SIGHUP, and drains on SIGTERM/SIGINT.
+ *
+ * As in gunicorn, signal handlers only enqueue; one loop (`run`) handles them, one at a time, and
+ * between signals checks heartbeats and the worker count.
+ *
+ * Why not node:cluster: cluster's round-robin handle closes the listening socket when its last
+ * worker leaves (a max-requests recycle with one worker would refuse connections) and gives the
+ * primary no say in which worker gets a connection. Here the socket lives as long as the arbiter,
+ * connections wait in a queue while no worker is ready, and a worker that is booting, retiring or
+ * stopping never receives one. The transport is the same as cluster's (a handle over IPC).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { log } from '../core/log.js';
+import { isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
+
+export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
+
+export interface ArbiterOptions {
+  readonly file: string;
+  readonly workers: number;
+  readonly bind: Bind;
+  /** A worker silent (no heartbeat) for longer is killed; also each request's deadline. */
+  readonly timeoutMs: number;
+  readonly maxRequests: number;
+  readonly maxRequestsJitter: number;
+  readonly gracefulTimeoutMs: number;
+  /** Consecutive crashes before giving up (default 6). */
+  readonly maxCrashes?: number;
+}
+
+export interface ArbiterResult {
+  readonly code: number;
+  /** For the person at the terminal when the arbiter halts on an error. */
+  readonly message?: string;
+}
+
+type WorkerState = 'booting' | 'ready' | 'retiring' | 'stopping';
+
+interface WorkerRecord {
+  readonly id: number;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly startedAt: number;
+  state: WorkerState;
+  lastTick: number;
+  /** Exit expected (stop, retire): not a crash. */
+  planned: boolean;
+  killed: boolean;
+  bootError?: { code: string; message: string };
+  killTimer?: NodeJS.Timeout;
+  readonly ready: Promise<boolean>;
+  settle(ok: boolean): void;
+}
+
+/** Backoff before restarting after the n-th consecutive crash: 0, 250 ms, 500 ms, … up to 8 s. */
+export function restartDelay(streak: number): number {
+  return streak <= 1 ? 0 : Math.min(250 * 2 ** (streak - 2), 8000);
+}
+
+/** A worker that lived this long before dying does not extend a crash streak. */
+const STABLE_MS = 10_000;
+const QUEUE_LIMIT = 4096;
+
+function workerEntry(): string {
+  // Built: dist/app/worker.js. From source (tsx): src/app/worker.ts.
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return fileURLToPath(new URL(`./worker.${ext}`, import.meta.url));
+}
+
+export class Arbiter {
+  readonly #options: ArbiterOptions;
+  #target: number;
+  readonly #workers = new Map<number, WorkerRecord>();
+  #nextId = 1;
+  #rr = 0;
+  readonly #signals: NodeJS.Signals[] = [];
+  #wake: (() => void) | null = null;
+  #server: Server | null = null;
+  readonly #queue: Socket[] = [];
+  #stopping = false;
+  #stopDeadline = 0;
+  #reloading = false;
+  #reloadAgain = false;
+  #everReady = false;
+  #announced = false;
+  #streak = 0;
+  #lastCrashAt = 0;
+  #nextSpawnAt = 0;
+  #result: ArbiterResult | null = null;
+  readonly #onSignal = (signal: NodeJS.Signals) => {
+    this.#signals.push(signal);
+    this.#poke();
+  };
+  /** Called once, when the first full set of workers is ready. */
+  onReady: ((address: string, pids: number[]) => void) | null = null;
+
+  constructor(options: ArbiterOptions) {
+    this.#options = options;
+    this.#target = Math.max(1, options.workers);
+  }
+
+  /** The listening address, once bound ("http://127.0.0.1:8000" or "unix:/path"). */
+  address(): string {
+    const bind = this.#options.bind;
+    if ('path' in bind) return `unix:${bind.path}`;
+    const address = this.#server?.address();
+    const port = address && typeof address === 'object' ? address.port : bind.port;
+    return `http://${bind.host.includes(':') ? `[${bind.host}]` : bind.host}:${port}`;
+  }
+
+  pids(): number[] {
+    return [...this.#workers.values()].map((w) => w.pid);
+  }
+
+  /** Binds, forks, and runs the loop until shutdown or a halt; resolves with the exit code. */
+  async run(): Promise<ArbiterResult> {
+    await this.#listen();
+    const signals: NodeJS.Signals[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGTTIN', 'SIGTTOU'];
+    for (const signal of signals) process.on(signal, this.#onSignal);
+    try {
+      while (!this.#result) {
+        for (let signal = this.#signals.shift(); signal; signal = this.#signals.shift()) this.#handleSignal(signal);
+        if (this.#result) break;
+        this.#murderStale();
+        this.#maintain();
+        if (this.#stopping && (this.#workers.size === 0 || Date.now() > this.#stopDeadline)) {
+          for (const w of this.#workers.values()) w.child.kill('SIGKILL');
+          this.#result = { code: 0 };
+          break;
+        }
+        await this.#sleep(this.#stopping ? 100 : 500);
+      }
+    } finally {
+      for (const signal of signals) process.off(signal, this.#onSignal);
+      this.#closeListener();
+    }
+    return this.#result;
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  async #listen(): Promise<void> {
+    const server = createServer({ pauseOnConnect: true }, (socket) => this.#dispatch(socket));
+    const bind = this.#options.bind;
+    if ('path' in bind && existsSync(bind.path) && lstatSync(bind.path).isSocket()) {
+      // A socket file left by a previous run that died (gunicorn unlinks it too).
+      unlinkSync(bind.path);
+    }
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if ('path' in bind) server.listen(bind.path, resolve);
+      else server.listen(bind.port, bind.host, resolve);
+    });
+    server.on('error', (error) => log().error({ err: error }, 'arbiter: listener error'));
+    this.#server = server;
+  }
+
+  #closeListener(): void {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = null;
+    server.close();
+    for (const socket of this.#queue.splice(0)) socket.destroy();
+    const bind = this.#options.bind;
+    if ('path' in bind && existsSync(bind.path)) {
+      try {
+        unlinkSync(bind.path);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** Hands a connection to the next ready worker, or queues it until one is. */
+  #dispatch(socket: Socket): void {
+    const ready = [...this.#workers.values()].filter((w) => w.state === 'ready' && w.child.connected);
+    if (ready.length === 0) {
+      if (this.#queue.length >= QUEUE_LIMIT || this.#stopping) socket.destroy();
+      else this.#queue.push(socket);
+      return;
+    }
+    const worker = ready[this.#rr++ % ready.length] as WorkerRecord;
+    const message: ToWorker = { type: 'portico:conn' };
+    worker.child.send(message, socket, { keepOpen: false }, (error) => {
+      // The worker died between the choice and the send: try another one.
+      if (error && !socket.destroyed) this.#dispatch(socket);
+    });
+  }
+
+  #flushQueue(): void {
+    while (this.#queue.length > 0 && [...this.#workers.values()].some((w) => w.state === 'ready')) this.#dispatch(this.#queue.shift() as Socket);
+  }
+
+  #handleSignal(signal: NodeJS.Signals): void {
+    switch (signal) {
+      case 'SIGHUP':
+        log().info({ signal }, 'arbiter: reloading (rolling restart of workers, one at a time)');
+        void this.#reload();
+        break;
+      case 'SIGTERM':
+      case 'SIGINT':
+        if (this.#stopping) {
+          // A second signal: stop now.
+          log().warn({ signal }, 'arbiter: second stop signal, killing workers');
+          this.#stopDeadline = 0;
+          return;
+        }
+        log().info({ signal, workers: this.#workers.size, gracefulTimeoutMs: this.#options.gracefulTimeoutMs }, 'arbiter: stopping gracefully (requests in flight finish)');
+        this.#stopping = true;
+        this.#stopDeadline = Date.now() + this.#options.gracefulTimeoutMs + 1000;
+        this.#server?.close();
+        for (const w of this.#workers.values()) this.#stopWorker(w);
+        break;
+      case 'SIGTTIN':
+        this.#target += 1;
+        log().info({ workers: this.#target }, 'arbiter: SIGTTIN, one more worker');
+        break;
+      case 'SIGTTOU':
+        if (this.#target > 1) this.#target -= 1;
+        log().info({ workers: this.#target }, 'arbiter: SIGTTOU, one worker less');
+        break;
+      default:
+        break;
+    }
+  }
+
+  #live(): WorkerRecord[] {
+    return [...this.#workers.values()].filter((w) => w.state === 'booting' || w.state === 'ready');
+  }
+
+  /** Keeps the worker count at the target: spawns (unless backing off), or stops the oldest surplus. */
+  #maintain(): void {
+    if (this.#stopping || this.#result) return;
+    const now = Date.now();
+    if (this.#streak > 0 && now - this.#lastCrashAt > 3 * STABLE_MS) this.#streak = 0;
+    const live = this.#live();
+    if (live.length < this.#target) {
+      if (now < this.#nextSpawnAt) {
+        setTimeout(() => this.#poke(), this.#nextSpawnAt - now).unref();
+        return;
+      }
+      for (let i = live.length; i < this.#target; i++) this.#spawn();
+    } else if (live.length > this.#target && !this.#reloading) {
+      const surplus = live.sort((a, b) => a.startedAt - b.startedAt).slice(0, live.length - this.#target);
+      for (const w of surplus) this.#stopWorker(w);
+    }
+  }
+
+  /** Kills workers whose last heartbeat is older than the timeout (a busy loop, a blocked event loop). */
+  #murderStale(): void {
+    const now = Date.now();
+    for (const w of this.#workers.values()) {
+      if (w.killed || now - w.lastTick <= this.#options.timeoutMs) continue;
+      log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
+      w.killed = true;
+      if (w.state !== 'stopping') w.state = 'stopping';
+      // SIGTERM first (a worker whose loop still turns exits cleanly); a stuck loop never runs
+      // its handler, so SIGKILL follows.
+      w.child.kill('SIGTERM');
+      clearTimeout(w.killTimer);
+      w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), 1000);
+    }
+  }
+
+  #stopWorker(w: WorkerRecord): void {
+    if (w.state === 'stopping' && w.planned) return;
+    w.state = 'stopping';
+    w.planned = true;
+    const message: ToWorker = { type: 'portico:stop', graceMs: this.#options.gracefulTimeoutMs };
+    if (w.child.connected) w.child.send(message, (error) => error && w.child.kill('SIGTERM'));
+    clearTimeout(w.killTimer);
+    w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
+  }
+
+  #spawn(): WorkerRecord {
+    const jitter = this.#options.maxRequestsJitter > 0 ? Math.floor(Math.random() * (this.#options.maxRequestsJitter + 1)) : 0;
+    const settings: WorkerSettings = {
+      file: this.#options.file,
+      timeoutMs: this.#options.timeoutMs,
+      maxRequests: this.#options.maxRequests > 0 ? this.#options.maxRequests + jitter : 0,
+      gracefulTimeoutMs: this.#options.gracefulTimeoutMs,
+    };
+    const child = fork(workerEntry(), [], {
+      env: { ...process.env, [WORKER_ENV]: JSON.stringify(settings) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: process.execArgv,
+    });
+    let settle: (ok: boolean) => void = () => undefined;
+    const ready = new Promise<boolean>((resolve) => (settle = resolve));
+    const record: WorkerRecord = {
+      id: this.#nextId++,
+      child,
+      pid: child.pid ?? 0,
+      startedAt: Date.now(),
+      state: 'booting',
+      lastTick: Date.now(),
+      planned: false,
+      killed: false,
+      ready,
+      settle,
+    };
+    this.#workers.set(record.id, record);
+    child.on('message', (message: unknown) => {
+      if (isFromWorker(message)) this.#onMessage(record, message);
+    });
+    child.on('exit', (code, signal) => this.#onExit(record, code, signal));
+    child.on('error', (error) => log().error({ err: error, worker: record.pid }, 'arbiter: worker process error'));
+    log().info({ worker: record.pid }, 'arbiter: worker started');
+    return record;
+  }
+
+  #onMessage(w: WorkerRecord, message: FromWorker): void {
+    w.lastTick = Date.now();
+    switch (message.type) {
+      case 'portico:tick':
+        break;
+      case 'portico:ready':
+        if (w.state !== 'booting') break;
+        w.state = 'ready';
+        this.#everReady = true;
+        w.settle(true);
+        log().info({ worker: w.pid, gateway: message.kind, via: message.via }, 'arbiter: worker ready');
+        this.#flushQueue();
+        if (!this.#announced && this.#live().filter((x) => x.state === 'ready').length >= this.#target) {
+          this.#announced = true;
+          this.onReady?.(this.address(), this.#live().map((x) => x.pid));
+        }
+        break;
+      case 'portico:boot-error':
+        w.bootError = { code: message.code, message: message.message };
+        // An app that exports nothing servable will not fix itself: stop now, naming the file.
+        // After a first successful boot (a reload with a broken file), the running workers keep serving.
+        if (message.code === 'ERR_APP_EXPORT' && !this.#everReady) this.#halt(2, message.message);
+        break;
+      case 'portico:retiring':
+        if (w.state === 'ready' || w.state === 'booting') {
+          log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
+          w.state = 'retiring';
+          w.planned = true;
+          const ack: ToWorker = { type: 'portico:retire-ack' };
+          w.child.send(ack, () => undefined);
+          clearTimeout(w.killTimer);
+          w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
+          this.#poke();
+        }
+        break;
+    }
+  }
+
+  #onExit(w: WorkerRecord, code: number | null, signal: NodeJS.Signals | null): void {
+    clearTimeout(w.killTimer);
+    this.#workers.delete(w.id);
+    w.settle(false);
+    if (w.planned || this.#stopping) {
+      log().info({ worker: w.pid, code, signal }, 'arbiter: worker exited');
+    } else {
+      const now = Date.now();
+      const lived = now - w.startedAt;
+      this.#streak = lived >= STABLE_MS && !w.bootError ? 1 : this.#streak + 1;
+      this.#lastCrashAt = now;
+      const limit = this.#options.maxCrashes ?? 6;
+      const why = w.bootError ? w.bootError.message : w.killed ? 'killed after its heartbeat timed out' : `exit ${signal ?? code}`;
+      if (this.#streak >= limit) {
+        this.#halt(1, `app workers crashed ${this.#streak} times in a row, giving up (last: ${why})`);
+      } else {
+        const delay = restartDelay(this.#streak);
+        this.#nextSpawnAt = Math.max(this.#nextSpawnAt, now + delay);
+        log().error({ worker: w.pid, code, signal, lifetimeMs: lived, crashes: this.#streak, restartInMs: delay }, `arbiter: worker ${w.pid} died (${why}); restarting ${delay ? `in ${delay} ms` : 'now'} (crash ${this.#streak} of ${limit} in a row)`);
+      }
+    }
+    this.#poke();
+  }
+
+  #halt(code: number, message: string): void {
+    if (this.#result) return;
+    log().fatal({ code }, `arbiter: ${message}`);
+    for (const w of this.#workers.values()) {
+      w.planned = true;
+      w.child.kill('SIGKILL');
+    }
+    this.#result = { code, message };
+    this.#poke();
+  }
+
+  /** Rolling restart: start one new worker, wait until it is ready, then drain one old one. */
+  async #reload(): Promise<void> {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return;
+    }
+    this.#reloading = true;
+    try {
+      const old = this.#live();
+      for (const previous of old) {
+        if (this.#stopping || this.#result) return;
+        const fresh = this.#spawn();
+        if (!(await fresh.ready)) {
+          log().error({ worker: fresh.pid }, 'arbiter: reload stopped: a new worker failed to boot; the running workers keep serving');
+          return;
+        }
+        if (this.#workers.has(previous.id)) this.#stopWorker(previous);
+      }
+      log().info({ workers: this.#live().map((w) => w.pid) }, 'arbiter: reload done');
+    } finally {
+      this.#reloading = false;
+      this.#poke();
+      if (this.#reloadAgain) {
+        this.#reloadAgain = false;
+        void this.#reload();
+      }
+    }
+  }
+}

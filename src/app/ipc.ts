@@ -1,0 +1,46 @@
+/**
+ * Messages between the arbiter and its workers (over the child_process IPC channel, JSON).
+ * Connections travel as handles attached to a `conn` message: the arbiter owns the listening
+ * socket and hands each accepted connection to one worker (what node:cluster's round-robin mode
+ * does, but here the arbiter also decides *which* workers may receive: never one that is booting,
+ * retiring or stopping).
+ */
+
+/** Worker settings, passed in the PORTICO_APP_WORKER environment variable as JSON. */
+export interface WorkerSettings {
+  readonly file: string;
+  /** Per-request timeout (ms): the Fetch signal aborts, a 503 is sent if nothing was. 0 = none. */
+  readonly timeoutMs: number;
+  /** Recycle after this many requests (already jittered by the arbiter); 0 = never. */
+  readonly maxRequests: number;
+  readonly gracefulTimeoutMs: number;
+}
+
+export const WORKER_ENV = 'PORTICO_APP_WORKER';
+
+/** Heartbeat interval: a worker whose last tick is older than the timeout is killed. */
+export const TICK_MS = 1000;
+
+export type ToWorker =
+  /** One accepted connection (the socket is the message's handle). */
+  | { readonly type: 'portico:conn' }
+  /** Stop gracefully: finish requests in flight, then exit 0. */
+  | { readonly type: 'portico:stop'; readonly graceMs: number }
+  /** The arbiter will send no more connections: the retiring worker may drain and exit. */
+  | { readonly type: 'portico:retire-ack' };
+
+export type FromWorker =
+  | { readonly type: 'portico:tick'; readonly requests: number }
+  | { readonly type: 'portico:ready'; readonly kind: 'fetch' | 'node'; readonly via: string }
+  /** The app could not be loaded; `code` says whether retrying can help (ERR_APP_IMPORT) or not (ERR_APP_EXPORT). */
+  | { readonly type: 'portico:boot-error'; readonly code: string; readonly message: string }
+  /** The worker reached max requests and asks to be replaced. */
+  | { readonly type: 'portico:retiring'; readonly requests: number };
+
+export function isFromWorker(message: unknown): message is FromWorker {
+  return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('portico:');
+}
+
+export function isToWorker(message: unknown): message is ToWorker {
+  return isFromWorker(message);
+}

@@ -1,0 +1,131 @@
+/**
+ * An app worker: a child process forked by the arbiter. It loads the app once, then serves the
+ * connections the arbiter hands it. It ticks every second (the heartbeat: a worker stuck in a busy
+ * loop stops ticking and is killed), recycles itself after max requests, drains on `stop` or
+ * SIGTERM, and exits as soon as the arbiter goes away (the IPC channel closes), so workers never
+ * outlive the supervisor.
+ */
+import { createServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { log } from '../core/log.js';
+import { AppError } from './errors.js';
+import { createAppListener } from './gateway/node.js';
+import { loadApp, registerTypeScript } from './gateway/load-app.js';
+import { TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
+
+const send = (message: FromWorker, done?: () => void): void => {
+  if (process.connected && process.send) process.send(message, undefined, {}, () => done?.());
+  else done?.();
+};
+
+async function main(): Promise<void> {
+  const raw = process.env[WORKER_ENV];
+  if (!raw || !process.send) {
+    process.stderr.write('portico: app/worker.js is started by the arbiter (portico app), not directly\n');
+    process.exit(2);
+  }
+  const settings = JSON.parse(raw) as WorkerSettings;
+  let requests = 0;
+  let inFlight = 0;
+  let draining = false;
+  const active = new Set<ServerResponse>();
+  const pending = new Set<Promise<unknown>>();
+
+  // The supervisor is gone (crashed, SIGKILLed): nobody will hand us connections or reap us.
+  process.on('disconnect', () => process.exit(0));
+  // Ctrl-C reaches the whole process group; the arbiter decides how workers stop, not the terminal.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => drain());
+  process.on('uncaughtException', (error) => {
+    log().fatal({ err: error }, 'app worker: uncaught exception, exiting (the arbiter starts a new worker)');
+    log().flush();
+    process.exit(1);
+  });
+
+  // Ticks start before the app is imported: an import stuck in a loop is a stale worker too.
+  const tick = setInterval(() => send({ type: 'portico:tick', requests }), TICK_MS);
+  send({ type: 'portico:tick', requests });
+
+  // TypeScript apps (and their TypeScript imports) load with no build step.
+  await registerTypeScript();
+  let app;
+  try {
+    app = await loadApp(settings.file);
+  } catch (error) {
+    const code = error instanceof AppError ? error.code : 'ERR_APP_IMPORT';
+    const message = error instanceof Error ? error.message : String(error);
+    log().error({ err: error instanceof AppError && error.cause ? error.cause : error, file: settings.file }, 'app worker: the app failed to load');
+    log().flush();
+    send({ type: 'portico:boot-error', code, message }, () => process.exit(code === 'ERR_APP_EXPORT' ? 3 : 4));
+    return;
+  }
+
+  const finish = () => {
+    if (!draining || inFlight > 0 || pending.size > 0) return;
+    clearInterval(tick);
+    server.closeAllConnections();
+    log().flush();
+    process.exit(0);
+  };
+  const waitUntil = (promise: Promise<unknown>) => {
+    const tracked = Promise.resolve(promise)
+      .catch((error: unknown) => log().error({ err: error }, 'app waitUntil promise rejected'))
+      .finally(() => {
+        pending.delete(tracked);
+        finish();
+      });
+    pending.add(tracked);
+  };
+  const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil });
+  const server = createServer((req, res) => {
+    requests += 1;
+    inFlight += 1;
+    active.add(res);
+    // While draining, every answer closes its connection (Fastify's habit; RFC 9112 §9.6).
+    if (draining) res.setHeader('connection', 'close');
+    res.on('close', () => {
+      inFlight -= 1;
+      active.delete(res);
+      if (draining) server.closeIdleConnections();
+      finish();
+    });
+    if (settings.maxRequests > 0 && requests >= settings.maxRequests && !draining) retire();
+    listener(req, res);
+  });
+
+  let retiring = false;
+  function retire(): void {
+    if (retiring) return;
+    retiring = true;
+    // Ask first: the arbiter stops handing us connections, then acks; IPC is ordered, so every
+    // connection sent before the ack arrives before it and is served.
+    send({ type: 'portico:retiring', requests });
+  }
+
+  function drain(graceMs = settings.gracefulTimeoutMs): void {
+    if (draining) return;
+    draining = true;
+    for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    server.closeIdleConnections();
+    setTimeout(() => {
+      log().warn({ inFlight, waitUntil: pending.size }, 'app worker: graceful timeout reached, exiting with requests in flight');
+      log().flush();
+      process.exit(0);
+    }, graceMs).unref();
+    finish();
+  }
+
+  process.on('message', (message: unknown, handle?: unknown) => {
+    if (!isToWorker(message)) return;
+    if (message.type === 'portico:conn') {
+      if (handle) server.emit('connection', handle as Socket);
+    } else if (message.type === 'portico:stop') {
+      drain(message.graceMs);
+    } else if (message.type === 'portico:retire-ack') {
+      drain();
+    }
+  });
+  send({ type: 'portico:ready', kind: app.kind, via: app.via });
+}
+
+await main();
