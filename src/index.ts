@@ -1,6 +1,9 @@
 /**
- * The public API of the `portico` package: `defineConfig` and the config types. No side effects.
+ * The public API of the `portico` package: `defineConfig`, the config types and the app gateway
+ * types. No side effects.
  */
 export { defineConfig } from './config/define.js';
 export type { UserConfig } from './config/schema.js';
 export type { ResolvedConfig, ResolvedServer, ResolvedRoute } from './config/resolve.js';
+// The app server's gateway interface (the contract of an app module; see README "App server").
+export type { AppContext, AppModule, FastifyLike, FetchApp, FetchHandler, GatewayKind, NodeListener } from './app/gateway/types.js';
