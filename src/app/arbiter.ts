@@ -56,6 +56,8 @@ interface WorkerRecord {
   killed: boolean;
   bootError?: { code: string; message: string };
   killTimer?: NodeJS.Timeout;
+  /** Connections handed to this worker whose IPC message is not written yet. */
+  readonly inTransit: Set<Socket>;
   readonly ready: Promise<boolean>;
   settle(ok: boolean): void;
 }
@@ -206,9 +208,15 @@ export class Arbiter {
     }
     const worker = ready[this.#rr++ % ready.length] as WorkerRecord;
     const message: ToWorker = { type: 'portico:conn' };
-    worker.child.send(message, socket, { keepOpen: false }, (error) => {
-      // The worker died between the choice and the send: try another one.
-      if (error && !socket.destroyed) this.#dispatch(socket);
+    // keepOpen: the arbiter keeps its copy of the socket until the message is written, so a
+    // worker that dies first (its queued handles are never sent) does not strand the client:
+    // the connection goes to another worker. Closing our copy afterwards sends no FIN, the
+    // worker's copy keeps the connection open.
+    worker.inTransit.add(socket);
+    worker.child.send(message, socket, { keepOpen: true }, (error) => {
+      if (!worker.inTransit.delete(socket)) return; // already handed over again after an exit
+      if (error) this.#dispatch(socket);
+      else socket.destroy();
     });
   }
 
@@ -321,6 +329,7 @@ export class Arbiter {
       lastTick: Date.now(),
       planned: false,
       killed: false,
+      inTransit: new Set(),
       ready,
       settle,
     };
@@ -376,6 +385,9 @@ export class Arbiter {
     clearTimeout(w.killTimer);
     this.#workers.delete(w.id);
     w.settle(false);
+    const stranded = [...w.inTransit];
+    w.inTransit.clear();
+    for (const socket of stranded) if (!socket.destroyed) this.#dispatch(socket);
     if (w.planned || this.#stopping) {
       log().info({ worker: w.pid, code, signal }, 'arbiter: worker exited');
     } else {
