@@ -1,0 +1,73 @@
+/**
+ * `portico dev`: one process, reload on change, readable errors (terminal + HTML page).
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { get, sleep, startApp, type RunningApp } from '../helpers/app.js';
+import { tempDir } from '../helpers/portico.js';
+
+describe('portico dev', () => {
+  const dir = tempDir('portico-dev-');
+  const file = join(dir.path, 'app.ts');
+  let dev: RunningApp;
+  before(async () => {
+    writeFileSync(file, `export default { fetch: (request: Request): Response => new Response('version 1') };\n`);
+    dev = await startApp(['dev', file, '--port', '0']);
+  });
+  after(async () => {
+    await dev.stop();
+    dir.remove();
+  });
+
+  it('serves and says it is for development only', async () => {
+    assert.equal((await get(`${dev.url}/`)).text, 'version 1');
+    assert.match(dev.stdout(), /not for production/);
+  });
+
+  it('editing the app file changes the response after the reload', async () => {
+    await sleep(200); // let the watcher settle
+    writeFileSync(file, `export default { fetch: (request: Request): Response => new Response('version 2') };\n`);
+    let text = '';
+    for (let i = 0; i < 60 && text !== 'version 2'; i++) {
+      await sleep(100);
+      text = (await get(`${dev.url}/`)).text;
+    }
+    assert.equal(text, 'version 2');
+    assert.match(dev.stdout(), /changed, reloading/);
+  });
+
+  it('a thrown error shows an HTML page with the escaped message and the stack, and in the terminal', async () => {
+    writeFileSync(
+      file,
+      `export default { fetch(request: Request): Response { if (new URL(request.url).pathname === '/boom') throw new Error('bad <script>alert(1)</script> & "quotes"'); return new Response('version 3'); } };\n`,
+    );
+    for (let i = 0; i < 60 && (await get(`${dev.url}/`)).text !== 'version 3'; i++) await sleep(100);
+    const res = await get(`${dev.url}/boom`);
+    assert.equal(res.status, 500);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.ok(res.text.includes('Error: bad &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;'), res.text);
+    assert.ok(!res.text.includes('<script>'));
+    assert.match(res.text, /at Object\.fetch/); // the stack
+    await dev.waitFor((out) => /portico dev: error in GET \/boom\nError: bad <script>/.test(out));
+    assert.doesNotMatch(dev.stderr(), /"level"/); // readable, not JSON
+  });
+
+  it('a module that fails to load shows the error until it is fixed', async () => {
+    writeFileSync(file, `throw new Error('broken at import');\n`);
+    let res = await get(`${dev.url}/`);
+    for (let i = 0; i < 60 && res.status !== 500; i++) {
+      await sleep(100);
+      res = await get(`${dev.url}/`);
+    }
+    assert.equal(res.status, 500);
+    assert.match(res.text, /broken at import/);
+    writeFileSync(file, `export default (request: Request) => new Response('fixed');\n`);
+    for (let i = 0; i < 60 && res.text !== 'fixed'; i++) {
+      await sleep(100);
+      res = await get(`${dev.url}/`);
+    }
+    assert.equal(res.text, 'fixed');
+  });
+});
