@@ -38,6 +38,23 @@ describe('portico dev', () => {
     assert.match(dev.stdout(), /changed, reloading/);
   });
 
+  it('editing a module the app imports reloads it too', async () => {
+    writeFileSync(join(dir.path, 'message.ts'), `export const message: string = 'from dep 1';\n`);
+    writeFileSync(file, `import { message } from './message.ts';\nexport default { fetch: (request: Request): Response => new Response(message) };\n`);
+    let text = '';
+    for (let i = 0; i < 60 && text !== 'from dep 1'; i++) {
+      await sleep(100);
+      text = (await get(`${dev.url}/`)).text;
+    }
+    assert.equal(text, 'from dep 1');
+    writeFileSync(join(dir.path, 'message.ts'), `export const message: string = 'from dep 2';\n`);
+    for (let i = 0; i < 60 && text !== 'from dep 2'; i++) {
+      await sleep(100);
+      text = (await get(`${dev.url}/`)).text;
+    }
+    assert.equal(text, 'from dep 2');
+  });
+
   it('a thrown error shows an HTML page with the escaped message and the stack, and in the terminal', async () => {
     writeFileSync(
       file,

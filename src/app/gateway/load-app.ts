@@ -24,7 +24,8 @@
  */
 import { Server } from 'node:http';
 import { existsSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AppError } from '../errors.js';
 import type { FastifyLike, FetchHandler, GatewayKind, LoadedApp, NodeListener } from './types.js';
@@ -157,7 +158,12 @@ export async function loadApp(file: string, options: { fresh?: boolean } = {}): 
   try {
     const url = pathToFileURL(file).href;
     if (options.fresh) {
-      // tsImport loads under its own namespace, so the app's local imports are fresh too.
+      // tsImport loads under its own namespace, so the app's local ES module imports are fresh
+      // too; files Node takes for CommonJS (a .ts outside a "type": "module" package) live in the
+      // require cache instead, so the app directory's entries are dropped from it first.
+      const dir = dirname(file);
+      const cache = createRequire(import.meta.url).cache;
+      for (const key of Object.keys(cache)) if (key.startsWith(dir) && !key.includes('/node_modules/')) delete cache[key];
       const { tsImport } = await import('tsx/esm/api');
       mod = (await tsImport(`${url}?t=${Date.now()}`, import.meta.url)) as Exported;
     } else if (TS_EXTENSIONS.has(extname(file)) && !tsxRegistered) {
