@@ -4,7 +4,9 @@
  * `failTimeout` take a server out for `failTimeout`. Active health probes a path every
  * `interval`; `fall` failed probes in a row take a server out, `rise` good ones bring it back.
  * A server that comes back ramps its weight up over `slowStart`. Backup servers take traffic
- * only while no primary is available.
+ * only while no primary is available. As nginx, a group of one server is never marked down, and
+ * when every server is marked down by passive health they are all marked live again (so a
+ * restart of every upstream costs one failed request at most, not `failTimeout` of 502s).
  */
 import { Pool } from 'undici';
 import type { ResolvedUpstream, ResolvedUpstreamServer } from '../../../config/resolve.js';
@@ -54,6 +56,17 @@ export class UpstreamServer implements Balanced {
     });
   }
 
+  /** Out only because of passive health (failures), not active checks or its connection cap. */
+  passivelyDown(now: number): boolean {
+    return this.#healthy && this.#downUntil !== 0 && now < this.#downUntil && (this.maxConns === 0 || this.active < this.maxConns);
+  }
+
+  /** nginx "all peers failed, mark them as live for quick recovery": forget passive failures. */
+  markLive(): void {
+    this.#downUntil = 0;
+    this.#failures = 0;
+  }
+
   /** Up (passive and active health) and under its connection cap. */
   available(now: number): boolean {
     if (!this.#healthy) return false;
@@ -79,7 +92,9 @@ export class UpstreamServer implements Balanced {
   /** A failed attempt (connect error, timeout, a failing status): nginx `max_fails` within `fail_timeout`. */
   recordFailure(now: number): void {
     const { maxFails, failTimeout } = this.#group;
-    if (maxFails === 0) return;
+    // nginx: "If there is only a single server in a group, max_fails, fail_timeout and slow_start
+    // parameters are ignored, and such a server will never be considered unavailable."
+    if (maxFails === 0 || this.#group.servers.length === 1) return;
     if (now - this.#failWindowStart > failTimeout) {
       this.#failWindowStart = now;
       this.#failures = 0;
@@ -129,6 +144,14 @@ export class UpstreamGroup {
   readonly #backupSelector: Selector<UpstreamServer>;
   readonly #hashKey: Template | null;
   readonly #timers: NodeJS.Timeout[] = [];
+  /** Servers with a probe in flight: the next one waits for its answer (or timeout), so a server that hangs gets one probe per `timeout`, not one per `interval` piling up. */
+  readonly #probing = new Set<UpstreamServer>();
+  /**
+   * The last choice for a request's `tried` set: the proxy asks "is there a next server?" before
+   * it picks that server, and a question must not advance the balancer (two extra round-robin
+   * steps per retry made weights 2:1 come out 3:1 for retried requests).
+   */
+  readonly #chosen = new WeakMap<ReadonlySet<UpstreamServer>, { size: number; server: UpstreamServer }>();
   #closed = false;
 
   constructor(config: ResolvedUpstream) {
@@ -157,7 +180,8 @@ export class UpstreamGroup {
 
   async #probe(server: UpstreamServer): Promise<void> {
     const check = this.config.healthCheck;
-    if (!check || this.#closed) return;
+    if (!check || this.#closed || this.#probing.has(server)) return;
+    this.#probing.add(server);
     let ok: boolean;
     try {
       const response = await server.pool.request({
@@ -172,18 +196,47 @@ export class UpstreamGroup {
       ok = check.statuses.includes(response.statusCode) || (check.statuses.length === 0 && response.statusCode >= 200 && response.statusCode < 400);
     } catch {
       ok = false;
+    } finally {
+      this.#probing.delete(server);
     }
     if (!this.#closed) server.recordProbe(ok, Date.now());
   }
 
-  /** A server for this request, skipping `tried` ones; null when none is available. */
+  /**
+   * A server for this request, skipping `tried` ones; null when none is available. Asking again
+   * with the same `tried` set (same size) gives the same server while it stays available.
+   */
   pick(ctx: RequestContext, tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer | null {
+    if (tried) {
+      const last = this.#chosen.get(tried);
+      if (last && last.size === tried.size && !tried.has(last.server) && last.server.available(now)) return last.server;
+    }
+    // Reviving is for a request's first attempt only: a retry never brings back a server.
+    const server = this.#select(ctx, tried, now) ?? ((tried === null || tried.size === 0) && this.#markAllLive(now) ? this.#select(ctx, tried, now) : null);
+    if (tried && server) this.#chosen.set(tried, { size: tried.size, server });
+    return server;
+  }
+
+  #select(ctx: RequestContext, tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer | null {
     const key = this.config.balance === 'ip-hash' ? ctx.clientAddress : this.#hashKey ? this.#hashKey(ctx) : '';
     const primaries = this.#candidates(this.#primaries, tried, now);
     if (primaries.length > 0) return this.#primarySelector.select(primaries, key, now);
     const backups = this.#candidates(this.#backups, tried, now);
     if (backups.length > 0) return this.#backupSelector.select(backups, key, now);
     return null;
+  }
+
+  /**
+   * When no server of the group is available and some are out only by passive health, mark them
+   * live again (nginx does this when all peers failed). Servers out by active checks or at their
+   * connection cap stay out. Returns whether any server was revived.
+   */
+  #markAllLive(now: number): boolean {
+    if (this.servers.some((server) => server.available(now))) return false;
+    const down = this.servers.filter((server) => server.passivelyDown(now));
+    for (const server of down) server.markLive();
+    if (down.length > 0) log().warn({ upstream: this.name, servers: down.length }, 'every upstream server was marked down: marking them live again');
+    return down.length > 0;
   }
 
   #candidates(servers: readonly UpstreamServer[], tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer[] {
