@@ -6,13 +6,15 @@
  * listen/ with the same request listener. A reload swaps the generation: sockets stay open,
  * requests in flight finish on the generation they started on.
  */
-import { createServer, STATUS_CODES, type Server } from 'node:http';
+import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { ListenerInfo } from './context.js';
+import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, type Generation } from './generation.js';
+import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
+import { sendStatus } from './http/respond.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
 
 interface Listener {
@@ -38,15 +40,41 @@ function clientErrorStatus(code: string | undefined): number {
   }
 }
 
+const CLOSE_AFTER_RESPONSE = Symbol('portico.closeAfterResponse');
+type ClosingSocket = Socket & { [CLOSE_AFTER_RESPONSE]?: true };
+
 /**
  * Answers a request node:http could not parse, then closes: the connection's framing is lost.
  * `serverHeader` is the generation's `http.serverHeader`, so these answers carry (or hide) the
  * same Server header as every other response.
+ *
+ * When the error is in bytes after a request that was received whole (pipelined garbage, data
+ * after `Connection: close`), that request is still being answered: its response goes out, marked
+ * to close, and nothing after it is read (RFC 9112 §9.6). Writing a 400 in its place would answer
+ * a request the upstream may already have processed with a status it never produced.
  */
 function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null): void {
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+  if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
+    return;
+  }
+  if (inFlight && (inFlight.req?.complete || inFlight.headersSent)) {
+    if (inFlight.writableEnded) {
+      // Its whole answer is written (a framing refusal, say): let it drain, then close.
+      socket.destroySoon();
+    } else if (inFlight.req?.complete) {
+      // node:http reports the error again for every later read: close once, on the first.
+      if (!(socket as ClosingSocket)[CLOSE_AFTER_RESPONSE]) {
+        (socket as ClosingSocket)[CLOSE_AFTER_RESPONSE] = true;
+        if (!inFlight.headersSent) inFlight.shouldKeepAlive = false;
+        inFlight.once('finish', () => socket.destroySoon());
+      }
+    } else {
+      // Mid-response to a request whose own body broke: the only honest signal is a cut connection.
+      socket.destroy();
+    }
+    log().debug({ code: error.code }, 'client error after a request in flight');
     return;
   }
   const status = clientErrorStatus(error.code);
@@ -55,6 +83,45 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeade
   const server = serverHeader === null || /[\r\n\0]/.test(serverHeader) ? '' : `Server: ${serverHeader}\r\n`;
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${server}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   log().debug({ code: error.code, status }, 'client error');
+}
+
+/** Set on a socket once a request on it was refused for its framing: nothing after it is served. */
+const FRAMING_LOST = Symbol('portico.framingLost');
+type CheckedSocket = Socket & { [FRAMING_LOST]?: true };
+
+/**
+ * Answers a request whose framing cannot be trusted (edge/http/framing.ts) and closes the
+ * connection (RFC 9112 §6.3, §11.2). node:http may already have parsed, and will still emit,
+ * requests pipelined behind it, framed by its own reading of this one: the socket is marked so
+ * that none of them is routed. The answer goes through sendStatus (Server header, access log),
+ * before routing, so no handler and no upstream ever sees the request.
+ */
+function refuseFraming(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal): void {
+  (req.socket as CheckedSocket)[FRAMING_LOST] = true;
+  const ctx = new RequestContext(req, res, generation, listener);
+  const accessLog = generation.accessLog;
+  if (accessLog) res.once('close', () => accessLog.write(ctx));
+  res.shouldKeepAlive = false;
+  log().debug({ status: refusal.status, reason: refusal.reason }, 'request framing refused');
+  try {
+    sendStatus(ctx, refusal.status, { Connection: 'close' });
+  } catch (error) {
+    log().error({ err: error }, 'could not send a framing refusal');
+    res.destroy();
+  }
+}
+
+/** A response written straight to an upgraded socket (node:http has let go of it), closing it after. */
+function responseOnSocket(req: IncomingMessage, socket: Socket): ServerResponse {
+  socket.on('error', () => socket.destroy());
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.end();
+  });
+  return res;
 }
 
 const LISTEN_ERRORS: Record<string, string> = {
@@ -86,16 +153,60 @@ export class EdgeServer {
       // that answer gets the Server header and an access-log line like every other 400;
       // node's own answer here would have neither.
       requireHostHeader: false,
+      // Strict parsing whatever NODE_OPTIONS says (--insecure-http-parser would accept CL with TE,
+      // bare LF, obs-fold...: RFC 9112 §11.2 request smuggling).
+      insecureHTTPParser: false,
       noDelay: true,
     });
     server.maxRequestsPerSocket = http.maxRequestsPerConnection;
     const address = this.#generation.listenAddresses.get(key);
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key } };
     // The generation is read per request, so a reload applies to the next request on every socket.
-    server.on('request', (req, res) => handleRequest(this.#generation, listener.info, req, res));
-    server.on('upgrade', (req, socket: Socket, head: Buffer) => handleUpgrade(this.#generation, listener.info, req, socket, head));
+    server.on('request', (req, res) => this.#onRequest(listener.info, req, res));
+    server.on('upgrade', (req, socket: Socket, head: Buffer) => this.#onUpgrade(listener.info, req, socket, head));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
     return listener;
+  }
+
+  /** Phase 0 for a request node:http parsed: framing checks (RFC 9112 §6), then the pipeline. */
+  #onRequest(info: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+    // A request behind one refused for its framing: its framing came from that one's, so it is
+    // never served; the refusal's `Connection: close` ends the connection once it is written.
+    if ((req.socket as CheckedSocket)[FRAMING_LOST]) return;
+    const refusal = framingRefusal(req);
+    if (refusal) {
+      refuseFraming(this.#generation, info, req, res, refusal);
+      return;
+    }
+    handleRequest(this.#generation, info, req, res);
+  }
+
+  /**
+   * An `Upgrade` request: node:http stops parsing and hands over the socket with the bytes it read
+   * past the head, unparsed. Those bytes reach an upstream only if it switches protocols.
+   *   - A body declared on it (Content-Length, Transfer-Encoding) is in those unparsed bytes:
+   *     nothing can frame it, so 400 and close (RFC 9112 §6.3).
+   *   - `h2c` (RFC 9113 §3.1: deprecated) is ignored, as RFC 9110 §7.8 allows: the request is
+   *     served as plain HTTP/1.1 and the connection closes. Tunnelled, an upstream's 101 would
+   *     open a channel for requests the edge never routes (h2c smuggling).
+   */
+  #onUpgrade(info: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if ((req.socket as CheckedSocket)[FRAMING_LOST]) {
+      socket.end();
+      return;
+    }
+    const generation = this.#generation;
+    const refusal: FramingRefusal | null =
+      framingRefusal(req) ?? (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0' ? { status: 400, reason: 'a body on an Upgrade request' } : null);
+    if (refusal) {
+      refuseFraming(generation, info, req, responseOnSocket(req, socket), refusal);
+      return;
+    }
+    if (upgradeProtocols(req.headers.upgrade).includes('h2c')) {
+      handleRequest(generation, info, req, responseOnSocket(req, socket));
+      return;
+    }
+    handleUpgrade(generation, info, req, socket, head);
   }
 
   async #open(key: string): Promise<void> {
