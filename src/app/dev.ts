@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { basename, dirname, relative } from 'node:path';
 import { complain, say } from '../core/log.js';
 import { loadApp } from './gateway/load-app.js';
-import { createAppListener } from './gateway/node.js';
+import { createAppListener } from './gateway/listener.js';
 import type { LoadedApp } from './gateway/types.js';
 
 export interface DevOptions {

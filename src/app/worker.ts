@@ -9,9 +9,12 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { log } from '../core/log.js';
 import { AppError } from './errors.js';
-import { createAppListener } from './gateway/node.js';
+import { createAppListener } from './gateway/listener.js';
 import { loadApp, registerTypeScript } from './gateway/load-app.js';
 import { TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
+
+/** How long a connection that has not sent its first request yet may still do so while draining. */
+const FRESH_CONNECTION_GRACE_MS = 2000;
 
 const send = (message: FromWorker, done?: () => void): void => {
   if (process.connected && process.send) process.send(message, undefined, {}, () => done?.());
@@ -29,6 +32,8 @@ async function main(): Promise<void> {
   let inFlight = 0;
   let draining = false;
   const active = new Set<ServerResponse>();
+  /** Per connection: requests answered, and whether one is in progress. */
+  const connections = new Map<Socket, { served: number; busy: boolean }>();
   const pending = new Set<Promise<unknown>>();
 
   // The supervisor is gone (crashed, SIGKILLed): nobody will hand us connections or reap us.
@@ -61,7 +66,7 @@ async function main(): Promise<void> {
   }
 
   const finish = () => {
-    if (!draining || inFlight > 0 || pending.size > 0) return;
+    if (!draining || inFlight > 0 || pending.size > 0 || connections.size > 0) return;
     clearInterval(tick);
     server.closeAllConnections();
     log().flush();
@@ -81,16 +86,31 @@ async function main(): Promise<void> {
     requests += 1;
     inFlight += 1;
     active.add(res);
+    const connection = connections.get(req.socket);
+    if (connection) connection.busy = true;
     // While draining, every answer closes its connection (Fastify's habit; RFC 9112 §9.6).
     if (draining) res.setHeader('connection', 'close');
     res.on('close', () => {
       inFlight -= 1;
       active.delete(res);
-      if (draining) server.closeIdleConnections();
+      if (connection) {
+        connection.busy = false;
+        connection.served += 1;
+        // A keep-alive answer that began before the drain did not say Connection: close.
+        if (draining && !req.socket.destroyed) req.socket.end();
+      }
       finish();
     });
     if (settings.maxRequests > 0 && requests >= settings.maxRequests && !draining) retire();
     listener(req, res);
+  });
+
+  server.on('connection', (socket: Socket) => {
+    connections.set(socket, { served: 0, busy: false });
+    socket.on('close', () => {
+      connections.delete(socket);
+      finish();
+    });
   });
 
   let retiring = false;
@@ -106,7 +126,18 @@ async function main(): Promise<void> {
     if (draining) return;
     draining = true;
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
-    server.closeIdleConnections();
+    // Not server.closeIdleConnections(): a connection the arbiter handed over just before the
+    // stop has not sent its request yet and counts as idle there; closing it would reset a client
+    // that did nothing wrong. Keep-alive connections between requests close now; fresh ones get a
+    // moment for their first request (answered with Connection: close).
+    for (const [socket, state] of connections) {
+      if (state.busy) continue;
+      if (state.served > 0) socket.destroy();
+      else
+        setTimeout(() => {
+          if (!state.busy && state.served === 0) socket.destroy();
+        }, FRESH_CONNECTION_GRACE_MS).unref();
+    }
     setTimeout(() => {
       log().warn({ inFlight, waitUntil: pending.size }, 'app worker: graceful timeout reached, exiting with requests in flight');
       log().flush();

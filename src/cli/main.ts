@@ -8,10 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Arbiter, type Bind } from '../app/arbiter.js';
-import { DevServer } from '../app/dev.js';
-import { AppError } from '../app/errors.js';
-import { resolveAppFile } from '../app/gateway/load-app.js';
+import type { Bind } from '../app/arbiter.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig, findConfigFile, validateConfig, type LoadedConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -358,12 +355,9 @@ function countFlag(name: string, value: string | undefined, fallback: number, mi
 
 function appFile(positionals: string[], command: string): string {
   if (positionals.length !== 1) throw new UsageError(`${command}: expected one app file, like ./app.ts (got ${positionals.length})`);
-  try {
-    return resolveAppFile(positionals[0] as string);
-  } catch (error) {
-    if (error instanceof AppError) throw new UsageError(`${command}: ${error.message}`);
-    throw error;
-  }
+  const file = resolve(positionals[0] as string);
+  if (!existsSync(file)) throw new UsageError(`${command}: app file not found: ${positionals[0]} (${file})`);
+  return file;
 }
 
 async function app(args: string[]): Promise<void> {
@@ -381,6 +375,8 @@ async function app(args: string[]): Promise<void> {
   );
   if (values.help) return say(HELP.app as string);
   const file = appFile(positionals, 'app');
+  // The app server is loaded only by its commands: the edge commands never pay for it.
+  const { Arbiter } = await import('../app/arbiter.js');
   const host = process.env.HOST || '127.0.0.1';
   const bind = parseBind((values.bind as string | undefined) ?? `${host.includes(':') ? `[${host}]` : host}:${portFrom(process.env.PORT, 8000)}`, host);
   const workers = countFlag('workers', (values.workers as string | undefined) ?? process.env.WEB_CONCURRENCY, availableParallelism(), 1);
@@ -415,6 +411,7 @@ async function dev(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, { port: { type: 'string', short: 'p' }, host: { type: 'string', short: 'H' } }, true);
   if (values.help) return say(HELP.dev as string);
   const file = appFile(positionals, 'dev');
+  const { DevServer } = await import('../app/dev.js');
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 3000);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
   const server = new DevServer({ file, host, port });
@@ -434,7 +431,7 @@ async function dev(args: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, app, dev, check };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, check, app, dev };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

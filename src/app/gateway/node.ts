@@ -1,12 +1,10 @@
 /**
  * The Node gateway: a `(req, res)` listener (Express, Koa's callback, Connect, Fastify's routing)
- * gets the request as is. Also the shared error path of both gateways, and `createAppListener`,
- * which turns a loaded app into one `http.Server` request listener.
+ * gets the request as is. Also the shared error path of both gateways.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
-import { serveFetch } from './fetch.js';
-import type { LoadedApp, NodeListener } from './types.js';
+import type { NodeListener } from './types.js';
 
 export interface GatewayOptions {
   /** Aborts the Fetch request's signal and answers 503 if nothing was sent after this long; 0 = never. */
@@ -53,14 +51,4 @@ export function serveNode(listener: NodeListener, req: IncomingMessage, res: Ser
   } catch (error) {
     fail(error);
   }
-}
-
-/** One request listener for `app`, whatever its gateway. */
-export function createAppListener(app: LoadedApp, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  if (app.kind === 'fetch') {
-    const handler = app.fetch;
-    return (req, res) => void serveFetch(handler, req, res, options);
-  }
-  const listener = app.listener;
-  return (req, res) => serveNode(listener, req, res, options);
 }

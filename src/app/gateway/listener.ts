@@ -1,0 +1,18 @@
+/**
+ * One `http.Server` request listener for a loaded app, whatever its gateway (used by the workers
+ * and the development server).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { serveFetch } from './fetch.js';
+import { serveNode, type GatewayOptions } from './node.js';
+import type { LoadedApp } from './types.js';
+
+/** One request listener for `app`, whatever its gateway. */
+export function createAppListener(app: LoadedApp, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  if (app.kind === 'fetch') {
+    const handler = app.fetch;
+    return (req, res) => void serveFetch(handler, req, res, options);
+  }
+  const listener = app.listener;
+  return (req, res) => serveNode(listener, req, res, options);
+}
