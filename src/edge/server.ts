@@ -78,11 +78,16 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeade
     return;
   }
   const status = clientErrorStatus(error.code);
+  answerRaw(socket, status, serverHeader);
+  log().debug({ code: error.code, status }, 'client error');
+}
+
+/** A short status answer written straight to a socket node:http no longer manages, then close. */
+function answerRaw(socket: Socket, status: number, serverHeader: string | null): void {
   const body = `${status} ${STATUS_CODES[status]}\n`;
   // Written raw here (writeHead would refuse a CR/LF, this would not): never let one through.
   const server = serverHeader === null || /[\r\n\0]/.test(serverHeader) ? '' : `Server: ${serverHeader}\r\n`;
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${server}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-  log().debug({ code: error.code, status }, 'client error');
 }
 
 /** Set on a socket once a request on it was refused for its framing: nothing after it is served. */
@@ -165,6 +170,13 @@ export class EdgeServer {
     server.on('request', (req, res) => this.#onRequest(listener.info, req, res));
     server.on('upgrade', (req, socket: Socket, head: Buffer) => this.#onUpgrade(listener.info, req, socket, head));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
+    // CONNECT asks for a tunnel, which only a forward proxy gives: an origin server does not
+    // implement it (RFC 9110 §9.3.6, §15.6.2). Without this listener node:http would drop the
+    // connection with no answer at all.
+    server.on('connect', (_req, socket: Socket) => {
+      socket.on('error', () => socket.destroy());
+      answerRaw(socket, 501, this.#generation.serverHeader);
+    });
     return listener;
   }
 

@@ -168,6 +168,10 @@ describe('protocol (real server)', () => {
       assert.match(res.headers.allow ?? '', /\bHEAD\b/);
       assert.equal(res.body, '');
     });
+    it('CONNECT (a tunnel request) → 501 and close, not a silently dropped connection', async () => {
+      const res = await one(port, 'CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n');
+      assert.equal(res.status, 501);
+    });
     it('HEAD on a respond route: the GET headers, Content-Length included, and no body bytes', async () => {
       const full = await one(port, get('/head'));
       const raw = await rawRequest(port, 'HEAD /head HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n');
