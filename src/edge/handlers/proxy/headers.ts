@@ -32,7 +32,11 @@ export interface ForwardingOptions {
   readonly forwarded: boolean;
   /** `Via` value to add ("1.1 portico"), or null. */
   readonly via: string | null;
-  /** Request header operations after the rules above. */
+  /**
+   * Request header operations after the rules above. `remove` (lower-case) drops the client's
+   * fields and the forwarding fields this proxy would add; it must include the names in `set`,
+   * so that `set` replaces a value (the client's, or the proxy's own) instead of adding a second.
+   */
   readonly remove: ReadonlySet<string>;
   readonly set: readonly (readonly [string, string])[];
   readonly add: readonly (readonly [string, string])[];
@@ -44,8 +48,25 @@ function forwardedNode(address: string): string {
   return plain.includes(':') ? `"[${plain}]"` : plain;
 }
 
-/** The request head sent upstream, flat. `clientAddress` is the real client IP (after trusted proxies). */
-export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: string, scheme: string, options: ForwardingOptions): string[] {
+/**
+ * The Host the client asked for: the authority of an absolute-form target (RFC 9112 §3.2.2: it
+ * replaces Host), else the Host header; "" for an HTTP/1.0 request without one.
+ */
+function requestedHost(req: IncomingMessage): string {
+  const url = req.url ?? '';
+  if (url.charCodeAt(0) !== 47 /* / */) {
+    const authority = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^/?#]*)/i.exec(url)?.[1];
+    if (authority) return authority;
+  }
+  return req.headers.host ?? '';
+}
+
+/**
+ * The request head sent upstream, flat. `clientAddress` is the real client IP (after trusted
+ * proxies); `upstreamAuthority` is the Host sent when the client gave none (HTTP/1.0), since an
+ * HTTP/1.1 request upstream needs one.
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: string, scheme: string, options: ForwardingOptions, upstreamAuthority = ''): string[] {
   const raw = req.rawHeaders;
   const listed = connectionListed(req.headers.connection);
   const out: string[] = [];
@@ -56,21 +77,24 @@ export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: stri
     out.push(name, raw[i + 1] as string);
   }
   const headers = req.headers;
-  const clientHost = headers.host ?? '';
-  out.push('host', options.host ?? clientHost);
+  const clientHost = requestedHost(req);
+  const remove = options.remove;
+  if (!remove.has('host')) out.push('host', options.host ?? (clientHost || upstreamAuthority));
   if (options.xForwarded) {
-    const prior = headers['x-forwarded-for'];
-    const peer = clientAddress.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress;
-    out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer);
-    out.push('x-forwarded-proto', scheme);
-    if (clientHost) out.push('x-forwarded-host', clientHost);
+    if (!remove.has('x-forwarded-for')) {
+      const prior = headers['x-forwarded-for'];
+      const peer = clientAddress.startsWith('::ffff:') ? clientAddress.slice(7) : clientAddress;
+      out.push('x-forwarded-for', prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer);
+    }
+    if (!remove.has('x-forwarded-proto')) out.push('x-forwarded-proto', scheme);
+    if (clientHost && !remove.has('x-forwarded-host')) out.push('x-forwarded-host', clientHost);
   }
-  if (options.forwarded) {
+  if (options.forwarded && !remove.has('forwarded')) {
     const prior = headers.forwarded;
     const element = `for=${forwardedNode(clientAddress)};proto=${scheme}${clientHost ? `;host="${clientHost.replace(/["\\]/g, '')}"` : ''}`;
     out.push('forwarded', prior ? `${prior}, ${element}` : element);
   }
-  if (options.via) {
+  if (options.via && !remove.has('via')) {
     const prior = headers.via;
     out.push('via', prior ? `${prior}, ${options.via}` : options.via);
   }

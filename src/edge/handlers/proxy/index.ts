@@ -42,9 +42,17 @@ type Outcome =
 
 const DONE: Outcome = { kind: 'done' };
 
+/** Bytes a client may send after an Upgrade request before the upstream's 101 (kept for the upstream). */
+const EARLY_DATA_LIMIT = 64 * 1024;
+
 function errorCode(error: unknown): string {
   const e = error as { code?: string; cause?: { code?: string } };
   return e?.cause?.code ?? e?.code ?? 'UNKNOWN';
+}
+
+/** A decoded path, percent-encoded for a request line ("%", "?", "#" and non-ASCII included). */
+function encodePath(path: string): string {
+  return encodeURI(path).replace(/\?/g, '%3F').replace(/#/g, '%23');
 }
 
 function requestHasBody(ctx: RequestContext): boolean {
@@ -73,7 +81,8 @@ export class ProxyHandler {
       xForwarded: config.xForwarded,
       forwarded: config.forwarded,
       via: config.via ? '1.1 portico' : null,
-      remove: new Set(config.requestHeaders.remove),
+      // `set` replaces: its names are removed first (the client's values and the proxy's own).
+      remove: new Set([...config.requestHeaders.remove, ...config.requestHeaders.set.map(([name]) => name)].map((name) => name.toLowerCase())),
       set: config.requestHeaders.set,
       add: config.requestHeaders.add,
     };
@@ -91,13 +100,17 @@ export class ProxyHandler {
   #upstreamPath(ctx: RequestContext): string {
     const query = ctx.query !== '' ? `?${ctx.query}` : '';
     if (this.#path) {
-      const base = this.#path(ctx);
-      const rest = this.#prefix !== null && ctx.uri.startsWith(this.#prefix) ? ctx.uri.slice(this.#prefix.length) : '';
-      return encodeURI(base + rest).replace(/%25([0-9A-Fa-f]{2})/g, '%$1') + query;
+      const prefix = this.#prefix;
+      // The target's path is written URL-encoded in the config: escapes there are kept as they are.
+      if (prefix === null) return encodeURI(this.#path(ctx)).replace(/%25([0-9A-Fa-f]{2})/g, '%$1') + query;
+      // The rest of the decoded URI is encoded again, "%", "?" and "#" included: it is data, never syntax.
+      if (ctx.uri.startsWith(prefix)) return encodeURI(this.#path(ctx)).replace(/%25([0-9A-Fa-f]{2})/g, '%$1') + encodePath(ctx.uri.slice(prefix.length)) + query;
+      // A rewrite (break) moved the URI out of the route's prefix: as nginx, the whole changed URI goes.
+      return encodePath(ctx.uri) + query;
     }
     const raw = ctx.req.url ?? '/';
     if (ctx.internalRedirects === 0 && raw.startsWith('/') && ctx.rewritten === false) return raw;
-    return encodeURI(ctx.uri).replace(/\?/g, '%3F').replace(/#/g, '%23') + query;
+    return encodePath(ctx.uri) + query;
   }
 
   async handle(ctx: RequestContext): Promise<void> {
@@ -124,7 +137,7 @@ export class ProxyHandler {
         (idempotent || beforeSend) &&
         group.pick(ctx, tried, Date.now()) !== null;
       const host = this.#config.host === 'client' ? null : this.#config.host === 'upstream' ? server.authority : (this.#hostTemplate as Template)(ctx);
-      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? this.#forwarding : { ...this.#forwarding, host });
+      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? this.#forwarding : { ...this.#forwarding, host }, server.authority);
       server.active++;
       let outcome: Outcome;
       try {
@@ -234,17 +247,51 @@ export class ProxyHandler {
     const hide = this.#hide;
     const idle = this.#group.config.idleTimeout;
     return new Promise<Outcome>((resolve) => {
+      const client = upgrade.socket;
+      let controller: Dispatcher.DispatchController | null = null;
       let settled = false;
       const settle = (outcome: Outcome) => {
         if (!settled) {
           settled = true;
+          stopWatching();
           resolve(outcome);
         }
       };
+      // The client left before the upstream answered the handshake: drop the upstream request
+      // too, rather than hold its connection until the header timeout. node:http hands the
+      // socket over paused, and a paused socket never sees the client's FIN: read it, keeping
+      // what the client sends early (bounded) for the upstream.
+      const early: Buffer[] = [];
+      let earlyBytes = 0;
+      const onEarlyData = (chunk: Buffer) => {
+        early.push(chunk);
+        earlyBytes += chunk.length;
+        if (earlyBytes >= EARLY_DATA_LIMIT) client.pause();
+      };
+      const onClientGone = () => {
+        controller?.abort(new ClientGone('client closed the connection'));
+        settle(DONE);
+      };
+      const stopWatching = () => {
+        client.off('data', onEarlyData);
+        client.off('end', onClientGone);
+        client.off('close', onClientGone);
+      };
+      client.on('data', onEarlyData);
+      client.once('end', onClientGone);
+      client.once('close', onClientGone);
       const handler: Dispatcher.DispatchHandler = {
-        onRequestStart() {},
+        onRequestStart(c) {
+          controller = c;
+          if (settled) c.abort(new ClientGone('client closed the connection'));
+        },
         onRequestUpgrade(_c, statusCode, upstreamHeaders, upstream) {
-          const client = upgrade.socket;
+          if (settled || client.destroyed) {
+            upstream.destroy();
+            settle(DONE);
+            return;
+          }
+          stopWatching();
           const lines = [`HTTP/1.1 ${statusCode} Switching Protocols`];
           for (const [name, value] of Object.entries(upstreamHeaders)) {
             if (value === undefined || hide.has(name)) continue;
@@ -253,6 +300,7 @@ export class ProxyHandler {
           ctx.status = statusCode;
           client.write(`${lines.join('\r\n')}\r\n\r\n`);
           if (upgrade.head.length > 0) upstream.write(upgrade.head);
+          for (const chunk of early) upstream.write(chunk);
           const close = () => {
             client.destroy();
             upstream.destroy();
@@ -279,6 +327,7 @@ export class ProxyHandler {
         },
         onResponseError(_c, error) {
           const code = errorCode(error);
+          if (code === 'ERR_PROXY_CLIENT_GONE') return;
           if (ctx.res.headersSent || ctx.status === 101) {
             upgrade.socket.destroy();
             settle(DONE);
