@@ -74,7 +74,7 @@ class ChildUpstream {
   }
 }
 
-type Mode = 'ok' | 'hold' | '503' | 'reset';
+type Mode = 'ok' | 'hold' | '503' | '404' | 'reset';
 
 /** An in-process upstream with switchable behaviour and health status, counting what it receives. */
 class Upstream {
@@ -123,6 +123,7 @@ class Upstream {
         this.bodies.push(body);
         if (this.mode === 'hold') this.#held.push(res);
         else if (this.mode === '503') res.writeHead(503, { 'x-upstream': this.id }).end(`${this.id} unavailable`);
+        else if (this.mode === '404') res.writeHead(404, { 'x-upstream': this.id }).end(`${this.id} has no such thing`);
         else res.writeHead(200, { 'x-upstream': this.id }).end(this.id);
       });
     });
@@ -430,6 +431,15 @@ describe('passive health', () => {
 
 describe('retries', () => {
   const s = setup();
+
+  it('retry on 404 moves the request but never marks the server down (nginx: 403/404 are not failures)', async () => {
+    const [missing, good] = (await s.upstreams('missing', 'good')) as [Upstream, Upstream];
+    missing.mode = '404';
+    // maxFails 1: a single counted failure would take `missing` out for failTimeout.
+    const portico = await s.portico({ servers: [missing.url, good.url], maxFails: 1, failTimeout: '30s', retry: { on: ['error', 'timeout', 404] } });
+    for (let i = 0; i < 10; i++) assert.equal((await send(portico.url, `/n/${i}`, { agent: s.agent })).status, 200);
+    assert.ok(missing.hits >= 4, `the 404 server saw ${missing.hits} of 10 requests: it was marked down`);
+  });
 
   it('retry on 503: GETs succeed from the other server; a POST that got 503 is passed on, not retried', async () => {
     const [bad, good] = (await s.upstreams('bad', 'good')) as [Upstream, Upstream];

@@ -606,12 +606,12 @@ describe('proxy: failures', () => {
     assertNoUpstreamDetails(res, [refused]);
   });
 
-  it('a hung upstream (accepts, never answers) with headerTimeout 500ms answers 504 within 0.5–2 s', async () => {
+  it('a hung upstream (accepts, never answers) with headerTimeout 500ms answers 504 within the timeout (0.45–0.9 s)', async () => {
     const started = performance.now();
     const res = await request(`${s.portico.url}/hung/x`);
     const ms = performance.now() - started;
     assert.equal(res.status, 504);
-    assert.ok(ms >= 450 && ms < 2_000, `504 after ${ms.toFixed(0)} ms`);
+    assert.ok(ms >= 450 && ms < 900, `504 after ${ms.toFixed(0)} ms`);
     assert.ok(hung.connections() >= 1, 'the hung upstream was really connected to');
     assertNoUpstreamDetails(res, [hung.port]);
   });

@@ -285,6 +285,18 @@ describe('WebSocket through the proxy', () => {
     assert.equal(outcome.refused, 'yes');
   });
 
+  it('an Upgrade request that is not a GET is refused with 400, never tunnelled (RFC 6455 §4.1)', async () => {
+    const port = (portico as RunningPortico).port;
+    const socket = connect({ port, host: '127.0.0.1' });
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    await once(socket, 'connect');
+    socket.write('POST /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await withTimeout(once(socket, 'close'), 3_000, 'the connection closing after the refusal');
+    assert.match(received, /^HTTP\/1\.1 400 /);
+  });
+
   /** The status of a handshake that is answered without 101. */
   function refusedStatus(path: string): Promise<number> {
     return withTimeout(

@@ -24,10 +24,17 @@ type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', 'UND_ERR_CONNECT_TIMEOUT']);
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ERR_PROXY_TOTAL_TIMEOUT']);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ERR_PROXY_TOTAL_TIMEOUT', 'ERR_PROXY_HEADER_TIMEOUT']);
 
 class TotalTimeout extends Error {
   readonly code = 'ERR_PROXY_TOTAL_TIMEOUT';
+}
+/**
+ * Our own response-head timer: undici's parser timeouts run on a coarse clock (a 300 ms
+ * headersTimeout fired after about 1,000 ms here), and a configured timeout should hold.
+ */
+class HeaderTimeout extends Error {
+  readonly code = 'ERR_PROXY_HEADER_TIMEOUT';
 }
 class RetryOnStatus extends Error {
   readonly code = 'ERR_PROXY_RETRY_STATUS';
@@ -119,6 +126,8 @@ export class ProxyHandler {
     const method = ctx.req.method ?? 'GET';
     const idempotent = IDEMPOTENT.has(method);
     const hasBody = requestHasBody(ctx);
+    // RFC 6455 §4.1: the opening handshake is a GET; other methods are not tunnelled.
+    if (ctx.upgrade && method !== 'GET') throw new HttpError(400, ErrorCodes.ERR_REQUEST_PARSE, 'an Upgrade request must be a GET');
     const started = Date.now();
     const path = this.#upstreamPath(ctx);
     let tried: Set<UpstreamServer> | null = null;
@@ -148,7 +157,8 @@ export class ProxyHandler {
         server.active--;
       }
       if (outcome.kind === 'done') return;
-      server.recordFailure(Date.now());
+      // nginx: a 403 or 404 from the upstream is never an unsuccessful attempt for health.
+      if (outcome.code !== 'HTTP_403' && outcome.code !== 'HTTP_404') server.recordFailure(Date.now());
       lastStatus = outcome.status;
       const wanted = outcome.reason === 'status' || (outcome.reason === 'timeout' ? retry.onTimeout : retry.onError);
       log().warn({ upstream: group.name, server: server.name, code: outcome.code, attempt }, 'upstream attempt failed');
@@ -168,10 +178,12 @@ export class ProxyHandler {
       let responded = false;
       let settled = false;
       let totalTimer: NodeJS.Timeout | undefined;
+      let headerTimer: NodeJS.Timeout | undefined;
       const settle = (outcome: Outcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(totalTimer);
+        clearTimeout(headerTimer);
         res.off('close', onClientClose);
         resolve(outcome);
       };
@@ -181,18 +193,26 @@ export class ProxyHandler {
         settle(DONE);
       };
       res.on('close', onClientClose);
-      if (group.timeout > 0) totalTimer = setTimeout(() => controller?.abort(new TotalTimeout('total timeout')), group.timeout);
+      // A timer that fires while the request still waits for a pooled connection settles at once
+      // (nothing was sent); later, aborting the dispatch reports through onResponseError.
+      const expire = (error: TotalTimeout | HeaderTimeout) => {
+        if (controller) controller.abort(error);
+        else settle({ kind: 'failed', status: 504, reason: 'timeout', beforeSend: true, code: error.code });
+      };
+      if (group.timeout > 0) totalTimer = setTimeout(expire, group.timeout, new TotalTimeout('total timeout'));
       const resume = () => controller?.resume();
 
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {
           controller = c;
           if (settled) c.abort(new ClientGone('client closed the connection'));
+          else if (group.headerTimeout > 0) headerTimer = setTimeout(expire, group.headerTimeout, new HeaderTimeout('response head timeout'));
         },
         onResponseStart(c, statusCode, upstreamHeaders) {
           // 1xx (e.g. 100 Continue to undici's own Expect) are not forwarded: node:http already
           // answered the client's Expect: 100-continue itself.
           if (statusCode < 200) return;
+          clearTimeout(headerTimer);
           if (group.retry.statuses.includes(statusCode) && canRetry()) {
             c.abort(new RetryOnStatus(`status ${statusCode}`));
             settle({ kind: 'failed', status: statusCode === 504 ? 504 : 502, reason: 'status', beforeSend: false, code: `HTTP_${statusCode}` });
@@ -246,13 +266,16 @@ export class ProxyHandler {
     const protocol = String(ctx.req.headers.upgrade ?? 'websocket');
     const hide = this.#hide;
     const idle = this.#group.config.idleTimeout;
+    const headerTimeout = this.#group.config.headerTimeout;
     return new Promise<Outcome>((resolve) => {
       const client = upgrade.socket;
       let controller: Dispatcher.DispatchController | null = null;
       let settled = false;
+      let headerTimer: NodeJS.Timeout | undefined;
       const settle = (outcome: Outcome) => {
         if (!settled) {
           settled = true;
+          clearTimeout(headerTimer);
           stopWatching();
           resolve(outcome);
         }
@@ -284,8 +307,10 @@ export class ProxyHandler {
         onRequestStart(c) {
           controller = c;
           if (settled) c.abort(new ClientGone('client closed the connection'));
+          else if (headerTimeout > 0) headerTimer = setTimeout(() => c.abort(new HeaderTimeout('handshake timeout')), headerTimeout);
         },
         onRequestUpgrade(_c, statusCode, upstreamHeaders, upstream) {
+          clearTimeout(headerTimer);
           if (settled || client.destroyed) {
             upstream.destroy();
             settle(DONE);
@@ -315,6 +340,7 @@ export class ProxyHandler {
           upstream.once('close', () => settle(DONE));
         },
         onResponseStart(_c, statusCode, upstreamHeaders) {
+          clearTimeout(headerTimer);
           // The upstream declined the upgrade: pass its answer on as a normal response.
           sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
         },

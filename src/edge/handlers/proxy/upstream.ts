@@ -48,7 +48,8 @@ export class UpstreamServer implements Balanced {
       pipelining: 1,
       keepAliveTimeout: group.keepAlive.idleTimeout,
       keepAliveMaxTimeout: group.keepAlive.idleTimeout,
-      headersTimeout: group.headerTimeout,
+      // The response-head timeout is the proxy's own precise timer (proxy/index.ts); 0 disables undici's coarse one.
+      headersTimeout: 0,
       bodyTimeout: group.idleTimeout,
       connect: unix ? { socketPath: unix, timeout: group.connectTimeout } : { timeout: group.connectTimeout },
       // Request smuggling defence: a body that disagrees with its Content-Length is an error (RFC 9112 §6.3).
