@@ -4,9 +4,11 @@
  * deep-frozen. The result is plain JSON (`portico check` prints it) and everything else is built
  * from it; regexes stay source strings here and are compiled per generation by the edge.
  */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedConfig, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedApp, type ParsedConfig, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -57,6 +59,11 @@ export interface ResolvedUpstreamServer {
 
 export interface ResolvedUpstream {
   readonly name: string;
+  /**
+   * The app (a key of ResolvedConfig.apps) whose workers are this group's servers, or null. Such a
+   * group starts empty: its members come and go with the app's workers (see supervisor/apps.ts).
+   */
+  readonly app: string | null;
   readonly servers: readonly ResolvedUpstreamServer[];
   readonly balance: 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two';
   readonly hashKey: string;
@@ -78,6 +85,20 @@ export interface ResolvedUpstream {
     readonly host: string | null;
   } | null;
   readonly retry: { readonly tries: number; readonly timeout: number; readonly onError: boolean; readonly onTimeout: boolean; readonly statuses: readonly number[] };
+}
+
+/** An app run on its own worker processes by `portico up` (the arbiter of `portico app`, in-process). */
+export interface ResolvedApp {
+  readonly name: string;
+  /** Absolute path of the app module. */
+  readonly module: string;
+  readonly workers: number;
+  readonly timeout: number;
+  readonly maxRequests: number;
+  readonly maxRequestsJitter: number;
+  readonly gracefulTimeout: number;
+  /** The upstream group routes with `app: name` proxy to: "app:NAME". */
+  readonly upstream: string;
 }
 
 export interface ResolvedRoute {
@@ -129,6 +150,7 @@ export interface ResolvedConfig {
     readonly trustedProxies: readonly string[];
   };
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
+  readonly apps: Readonly<Record<string, ResolvedApp>>;
   readonly servers: readonly ResolvedServer[];
 }
 
@@ -209,6 +231,7 @@ function resolveUpstream(name: string, parsed: ParsedUpstream): ResolvedUpstream
   const check = parsed.healthCheck;
   return {
     name,
+    app: null,
     servers,
     balance: parsed.balance ?? 'round-robin',
     hashKey: parsed.hashKey ?? '$request_uri',
@@ -272,7 +295,71 @@ function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, Res
   };
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>): ResolvedRoute {
+/**
+ * An app and the upstream group its routes proxy to. The edge reaches the app's workers through
+ * the proxy's own transport (undici pools over each worker's unix socket), so an `app` route is a
+ * proxy route with settings fitted to local workers:
+ * - `least-conn`: a worker busy with a slow request gets no new ones while others are idle
+ *   (gunicorn's sync workers behind nginx have the same need);
+ * - no passive marking down (maxFails 0): a worker leaves the group when the arbiter says so, not
+ *   after a failure, and a crashed one is replaced at once anyway;
+ * - retries on errors, not timeouts, at most 2 tries: a connect error (a worker that just died)
+ *   costs nothing to retry, and an idempotent request cut by a crash is tried once more on another
+ *   worker (nginx's `proxy_next_upstream error`); a slow request is never run twice, and a request
+ *   that kills its worker can take down one more at most;
+ * - the response-head timeout outlasts the workers' own request deadline, so a slow app answers
+ *   with its own 503 rather than the edge's 504.
+ */
+function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedApp; upstream: ResolvedUpstream } {
+  const module = resolvePath(baseDir, parsed.module);
+  if (!existsSync(module)) problems.push(`apps.${name}.module: expected an app module file, got ${JSON.stringify(parsed.module)} (${module}: no such file)`);
+  const timeout = parsed.timeout ?? 30_000;
+  const upstreamName = `app:${name}`;
+  const base = resolveUpstream(upstreamName, { servers: [] });
+  return {
+    app: {
+      name,
+      module,
+      workers: parsed.workers ?? availableParallelism(),
+      timeout,
+      maxRequests: parsed.maxRequests ?? 0,
+      maxRequestsJitter: parsed.maxRequestsJitter ?? 0,
+      gracefulTimeout: parsed.gracefulTimeout ?? 30_000,
+      upstream: upstreamName,
+    },
+    upstream: {
+      ...base,
+      app: name,
+      balance: 'least-conn',
+      headerTimeout: Math.max(60_000, timeout + 5_000),
+      maxFails: 0,
+      retry: { tries: 2, timeout: 0, onError: true, onTimeout: false, statuses: [] },
+    },
+  };
+}
+
+/** Route action `app`: a proxy handler on the app's group, the request URI passed as received. */
+function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, ResolvedApp>, problems: string[]): ResolvedHandler | undefined {
+  const app = apps.get(name);
+  if (!app) {
+    const names = [...apps.keys()];
+    problems.push(`${id}.app: expected an app name (a key of "apps"${names.length ? `: ${names.map((n) => `"${n}"`).join(', ')}` : ', which has none'}), got ${JSON.stringify(name)}`);
+    return undefined;
+  }
+  return {
+    type: 'proxy',
+    upstream: app.upstream,
+    path: null,
+    host: 'client',
+    xForwarded: true,
+    forwarded: false,
+    via: false,
+    requestHeaders: mergeHeaders(undefined, undefined),
+    hideHeaders: ['server', 'x-powered-by'],
+  };
+}
+
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, ResolvedApp>): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -292,6 +379,8 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     handler = { type: 'respond', status: route.respond.status ?? 200, body, headers };
   } else if (route.proxy) {
     handler = resolveProxy(route.proxy, id, upstreams, problems) ?? handler;
+  } else if (route.app !== undefined) {
+    handler = resolveAppRoute(route.app, id, apps, problems) ?? handler;
   } else if (server.static?.root !== undefined) {
     // As nginx's `root` at server level: static files are the default content of every route.
     const resolved = resolveStatic(server.static, {}, baseDir, `${id}.static`, problems);
@@ -307,12 +396,12 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, ResolvedApp>): ResolvedServer {
   const id = `servers[${index}]`;
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
-    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams))
-    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams)];
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps)];
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
@@ -366,7 +455,14 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const problems: string[] = [];
   const upstreams = new Map<string, ResolvedUpstream>();
   for (const [name, group] of Object.entries(parsed.upstreams ?? {})) upstreams.set(name, resolveUpstream(name, group));
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams));
+  const apps = new Map<string, ResolvedApp>();
+  for (const [name, parsedApp] of Object.entries(parsed.apps ?? {})) {
+    const resolved = resolveApp(name, parsedApp, baseDir, problems);
+    apps.set(name, resolved.app);
+    // "app:NAME" cannot clash with a user's group: ":" is not allowed in upstream names.
+    upstreams.set(resolved.upstream.name, resolved.upstream);
+  }
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, apps));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -388,6 +484,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
       trustedProxies: parsed.http?.trustedProxies ?? [],
     },
     upstreams: Object.fromEntries(upstreams),
+    apps: Object.fromEntries(apps),
     servers,
   });
 }

@@ -95,7 +95,7 @@ describe('schema error lines', () => {
   });
   it('route shape: one matcher, one handler, modifiers only with their matcher', () => {
     assert.deepEqual(problems(one({ routes: [{ exact: '/', prefix: '/' }] })), ['servers[0].routes[0]: expected at most one of "exact", "prefix", "regex", got "exact" and "prefix"']);
-    assert.deepEqual(problems(one({ routes: [{ respond: {}, redirect: { to: '/' } }] })), ['servers[0].routes[0]: expected at most one handler (static, redirect, respond, proxy), got redirect and respond']);
+    assert.deepEqual(problems(one({ routes: [{ respond: {}, redirect: { to: '/' } }] })), ['servers[0].routes[0]: expected at most one handler (static, redirect, respond, proxy, app), got redirect and respond']);
     assert.deepEqual(problems(one({ routes: [{ prefix: '/', caseInsensitive: true }] })), ['servers[0].routes[0].caseInsensitive: expected only with "regex", got boolean true']);
     assert.deepEqual(problems(one({ routes: [{ regex: '^/', skipRegex: true }] })), ['servers[0].routes[0].skipRegex: expected only with "prefix", got boolean true']);
   });

@@ -219,7 +219,10 @@ const proxyAction = z.strictObject({
   hideHeaders: z.array(z.string().min(1)).optional(),
 });
 
-const HANDLER_KEYS = ['static', 'redirect', 'respond', 'proxy'] as const;
+const HANDLER_KEYS = ['static', 'redirect', 'respond', 'proxy', 'app'] as const;
+
+/** An app name, a key of `apps` (also used in the upstream group name `app:NAME`). */
+const appName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"');
 
 /**
  * A route, the nginx `location`. Exactly one of `exact`, `prefix`, `regex` says which requests it
@@ -254,6 +257,11 @@ const route = z
     respond: respondAction.optional(),
     /** Forward to an upstream (reverse proxy). */
     proxy: proxyAction.optional(),
+    /**
+     * Serve with an app of `apps` (its name): the edge balances over the app's worker processes
+     * (least outstanding requests). The request URI goes to the app as received.
+     */
+    app: z.string().min(1).optional(),
   })
   .superRefine((value, ctx) => {
     const matchers = (['exact', 'prefix', 'regex'] as const).filter((key) => value[key] !== undefined);
@@ -399,6 +407,25 @@ const upstream = z.strictObject({
     .optional(),
 });
 
+/**
+ * An app run by `portico up` on its own pre-forked worker processes (the `portico app` arbiter,
+ * in-process), served by routes with `app: NAME`.
+ */
+const app = z.strictObject({
+  /** The app module (.ts, .mts, .js, .mjs); its default export is a Fetch handler, a Node listener or a Fastify instance. Relative to the config file's folder. */
+  module: z.string().min(1),
+  /** Worker processes. @default one per core */
+  workers: z.number().int().min(1).max(1024).optional(),
+  /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (503). @default "30s" */
+  timeout: timerDuration().optional(),
+  /** A worker is recycled after this many requests (leak containment); 0 = never. @default 0 */
+  maxRequests: z.number().int().min(0).optional(),
+  /** Adds 0..N to each worker's `maxRequests`, so workers do not recycle at once. @default 0 */
+  maxRequestsJitter: z.number().int().min(0).optional(),
+  /** Time for requests in flight when a worker stops, reloads or recycles; then SIGKILL. @default "30s" */
+  gracefulTimeout: timerDuration().optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Logs. */
   log: z
@@ -444,6 +471,8 @@ export const configSchema = z.strictObject({
     .optional(),
   /** Upstream groups by name, for `proxy: { to: "name" }`. */
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"'), upstream).optional(),
+  /** Apps by name, each on its own pool of worker processes, for routes with `app: "name"`. */
+  apps: z.record(appName, app).optional(),
   /** Virtual servers, the nginx `server` blocks. */
   servers: z.array(server).min(1),
 });
@@ -459,4 +488,5 @@ export type ParsedRewrite = NonNullable<ParsedServer['rewrite']>[number];
 export type ParsedHeaderOps = NonNullable<ParsedServer['headers']>;
 export type ParsedUpstream = NonNullable<ParsedConfig['upstreams']>[string];
 export type ParsedProxy = NonNullable<ParsedRoute['proxy']>;
+export type ParsedApp = NonNullable<ParsedConfig['apps']>[string];
 export type StaticFields = { [K in keyof typeof staticFields]: z.output<(typeof staticFields)[K]> };
