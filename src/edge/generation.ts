@@ -51,9 +51,28 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
   };
 }
 
-export function buildGeneration(config: ResolvedConfig, options: { accessLog?: AccessLog | null } = {}): Generation {
+export interface GenerationOptions {
+  readonly accessLog?: AccessLog | null;
+  /**
+   * Groups that outlive generations, by name: an app's group, whose members are its running
+   * workers (supervisor/apps.ts keeps them). A reload must not start such a group empty, and
+   * closing an old generation must not close the pools of workers that keep serving.
+   */
+  readonly sharedUpstreams?: ReadonlyMap<string, UpstreamGroup>;
+}
+
+export function buildGeneration(config: ResolvedConfig, options: GenerationOptions = {}): Generation {
   const upstreams = new Map<string, UpstreamGroup>();
-  for (const [name, group] of Object.entries(config.upstreams)) upstreams.set(name, new UpstreamGroup(group));
+  const owned: UpstreamGroup[] = [];
+  for (const [name, group] of Object.entries(config.upstreams)) {
+    const shared = options.sharedUpstreams?.get(name);
+    if (shared) upstreams.set(name, shared);
+    else {
+      const built = new UpstreamGroup(group);
+      upstreams.set(name, built);
+      owned.push(built);
+    }
+  }
   const env: HandlerEnvironment = { upstreams };
   const servers = config.servers.map((server) => compileServer(server, env));
   const byListener = new Map<string, CompiledServer[]>();
@@ -79,10 +98,10 @@ export function buildGeneration(config: ResolvedConfig, options: { accessLog?: A
     realIp: compileRealIp(config.http.trustedProxies),
     upstreams,
     start() {
-      for (const group of upstreams.values()) group.start();
+      for (const group of owned) group.start();
     },
     async close() {
-      await Promise.all([...upstreams.values()].map((group) => group.close()));
+      await Promise.all(owned.map((group) => group.close()));
     },
   };
 }

@@ -12,7 +12,7 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
-import { buildGeneration, type Generation } from './generation.js';
+import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
 import { sendStatus } from './http/respond.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
@@ -138,9 +138,12 @@ const LISTEN_ERRORS: Record<string, string> = {
 export class EdgeServer {
   #generation: Generation;
   readonly #listeners = new Map<string, Listener>();
+  readonly #options: Pick<GenerationOptions, 'sharedUpstreams'>;
 
-  constructor(config: ResolvedConfig) {
-    this.#generation = buildGeneration(config);
+  /** `options.sharedUpstreams`: groups every generation uses as they are (an app's workers). */
+  constructor(config: ResolvedConfig, options: Pick<GenerationOptions, 'sharedUpstreams'> = {}) {
+    this.#options = options;
+    this.#generation = buildGeneration(config, options);
   }
 
   get generation(): Generation {
@@ -259,7 +262,7 @@ export class EdgeServer {
    */
   async reload(config: ResolvedConfig): Promise<void> {
     const previous = this.#generation;
-    const next = buildGeneration(config);
+    const next = buildGeneration(config, this.#options);
     const added = [...next.listenAddresses.keys()].filter((key) => !this.#listeners.has(key));
     const removed = [...this.#listeners.keys()].filter((key) => !next.listenAddresses.has(key));
     this.#generation = next;

@@ -16,7 +16,7 @@ import { sendHead } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
-import type { UpstreamGroup, UpstreamServer } from './upstream.js';
+import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 
@@ -135,6 +135,17 @@ export class ProxyHandler {
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
       const server = group.pick(ctx, tried, now);
+      if (!server && tried === null && group.dynamic) {
+        // An app's group with no worker at this moment (its only worker recycling, every worker
+        // crashed): wait for one, as the standalone arbiter queues connections while no worker is
+        // ready, rather than fail at once. Bounded; then 503 with Retry-After (the app is
+        // restarting, not broken).
+        if (group.servers.length === 0 && (await group.waitForServer(MEMBER_WAIT_MS))) {
+          attempt--;
+          continue;
+        }
+        throw new HttpError(503, ErrorCodes.ERR_UPSTREAM_UNAVAILABLE, `no worker of "${group.name}" is ready`, { headers: { 'retry-after': '1' } });
+      }
       if (!server) {
         throw new HttpError(lastStatus, attempt === 1 ? ErrorCodes.ERR_UPSTREAM_UNAVAILABLE : ErrorCodes.ERR_UPSTREAM_FAILED, `no upstream server of "${group.name}" could answer`);
       }

@@ -16,6 +16,8 @@ import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
 
 export class UpstreamServer implements Balanced {
+  /** The configured address ("http://host:port" or "unix:/path"). */
+  readonly url: string;
   readonly name: string;
   readonly weight: number;
   readonly backup: boolean;
@@ -36,6 +38,7 @@ export class UpstreamServer implements Balanced {
 
   constructor(config: ResolvedUpstreamServer, group: ResolvedUpstream) {
     this.#group = group;
+    this.url = config.url;
     this.weight = config.weight;
     this.backup = config.backup;
     this.maxConns = config.maxConns;
@@ -135,12 +138,15 @@ export class UpstreamServer implements Balanced {
   }
 }
 
+/** How long a request waits for a member when a dynamic group (an app's workers) has none. */
+export const MEMBER_WAIT_MS = 5_000;
+
 export class UpstreamGroup {
   readonly name: string;
   readonly config: ResolvedUpstream;
-  readonly servers: readonly UpstreamServer[];
-  readonly #primaries: readonly UpstreamServer[];
-  readonly #backups: readonly UpstreamServer[];
+  #servers: UpstreamServer[];
+  #primaries: UpstreamServer[];
+  #backups: UpstreamServer[];
   readonly #primarySelector: Selector<UpstreamServer>;
   readonly #backupSelector: Selector<UpstreamServer>;
   readonly #hashKey: Template | null;
@@ -153,24 +159,99 @@ export class UpstreamGroup {
    * steps per retry made weights 2:1 come out 3:1 for retried requests).
    */
   readonly #chosen = new WeakMap<ReadonlySet<UpstreamServer>, { size: number; server: UpstreamServer }>();
+  /** Requests waiting for a first member of an empty dynamic group. */
+  readonly #waiters = new Set<() => void>();
   #closed = false;
 
   constructor(config: ResolvedUpstream) {
     this.name = config.name;
     this.config = config;
-    this.servers = config.servers.map((server) => new UpstreamServer(server, config));
-    this.#primaries = this.servers.filter((s) => !s.backup);
-    this.#backups = this.servers.filter((s) => s.backup);
+    this.#servers = config.servers.map((server) => new UpstreamServer(server, config));
+    this.#primaries = this.#servers.filter((s) => !s.backup);
+    this.#backups = this.#servers.filter((s) => s.backup);
     this.#primarySelector = createSelector(config.balance, this.#primaries);
     this.#backupSelector = createSelector(config.balance, this.#backups);
     this.#hashKey = config.balance === 'hash' ? compileTemplate(config.hashKey) : null;
+  }
+
+  get servers(): readonly UpstreamServer[] {
+    return this.#servers;
+  }
+
+  /**
+   * Whether members come and go at run time (an app's workers): such a group may be empty for a
+   * moment (one worker recycling), and a request then waits for a member instead of failing.
+   */
+  get dynamic(): boolean {
+    return this.config.app !== null;
+  }
+
+  /**
+   * Adds a server (an app worker that is ready). Selectors see it on the next pick: round robin and
+   * least-conn work on the candidate list of each pick; hash rings are rebuilt.
+   */
+  addServer(url: string): UpstreamServer {
+    const existing = this.#servers.find((s) => s.url === url);
+    if (existing) return existing;
+    const server = new UpstreamServer({ url, weight: 1, backup: false, maxConns: 0 }, this.config);
+    this.#servers = [...this.#servers, server];
+    this.#primaries = [...this.#primaries, server];
+    this.#rebuild();
+    for (const wake of [...this.#waiters]) wake();
+    return server;
+  }
+
+  /**
+   * Takes a server out: no request picks it from now on. Resolves once its requests in flight
+   * are done (or after `graceMs`), with its pool closed; `graceMs` 0 destroys the pool at once
+   * (the server is gone: a crashed worker).
+   */
+  async removeServer(url: string, graceMs: number): Promise<void> {
+    const server = this.#servers.find((s) => s.url === url);
+    if (!server) return;
+    this.#servers = this.#servers.filter((s) => s !== server);
+    this.#primaries = this.#primaries.filter((s) => s !== server);
+    this.#backups = this.#backups.filter((s) => s !== server);
+    this.#rebuild();
+    if (graceMs > 0) {
+      // `active` counts attempts until their response went to the client; polling it is cheaper
+      // than a callback on every request end, and removals are rare (recycle, reload).
+      const deadline = Date.now() + graceMs;
+      while (server.active > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    if (graceMs > 0 && server.active === 0) await server.pool.close().catch(() => server.pool.destroy());
+    else await server.pool.destroy().catch(() => undefined);
+  }
+
+  #rebuild(): void {
+    for (const [selector, members] of [
+      [this.#primarySelector, this.#primaries],
+      [this.#backupSelector, this.#backups],
+    ] as const) {
+      if ('setMembers' in selector && typeof selector.setMembers === 'function') (selector.setMembers as (all: readonly UpstreamServer[]) => void)(members);
+    }
+  }
+
+  /** Waits (bounded) until a dynamic group has a server; false on timeout or when the group closes. */
+  waitForServer(timeoutMs: number): Promise<boolean> {
+    if (this.#servers.length > 0) return Promise.resolve(true);
+    if (this.#closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(wake);
+        resolve(this.#servers.length > 0);
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      this.#waiters.add(wake);
+    });
   }
 
   /** Starts active health checks (once the generation is live). */
   start(): void {
     const check = this.config.healthCheck;
     if (!check || this.#timers.length > 0) return;
-    for (const server of this.servers) {
+    for (const server of this.#servers) {
       const probe = () => void this.#probe(server);
       probe();
       const timer = setInterval(probe, check.interval);
@@ -233,8 +314,8 @@ export class UpstreamGroup {
    * connection cap stay out. Returns whether any server was revived.
    */
   #markAllLive(now: number): boolean {
-    if (this.servers.some((server) => server.available(now))) return false;
-    const down = this.servers.filter((server) => server.passivelyDown(now));
+    if (this.#servers.some((server) => server.available(now))) return false;
+    const down = this.#servers.filter((server) => server.passivelyDown(now));
     for (const server of down) server.markLive();
     if (down.length > 0) log().warn({ upstream: this.name, servers: down.length }, 'every upstream server was marked down: marking them live again');
     return down.length > 0;
@@ -248,7 +329,8 @@ export class UpstreamGroup {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const wake of [...this.#waiters]) wake();
     for (const timer of this.#timers) clearInterval(timer);
-    await Promise.all(this.servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
+    await Promise.all(this.#servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
   }
 }
