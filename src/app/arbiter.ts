@@ -13,20 +13,55 @@
  * primary no say in which worker gets a connection. Here the socket lives as long as the arbiter,
  * connections wait in a queue while no worker is ready, and a worker that is booting, retiring or
  * stopping never receives one. The transport is the same as cluster's (a handle over IPC).
+ *
+ * Integrated mode (`portico up` with `apps`): no shared listener; each worker listens on a unix
+ * socket of its own in `socketDir`, and the edge balances requests over them itself (least
+ * outstanding requests, which a connection handed over once cannot give). The arbiter tells the
+ * edge through `membership` (a hook, not events: a retiring worker must wait until the edge has
+ * let go of it, so the arbiter needs a promise back): `add` once a worker is ready, `remove`
+ * (awaited, bounded by the graceful timeout) BEFORE a worker is asked to drain for a recycle, a
+ * reload, SIGTTOU or a stop, so the edge never sends a request to a worker that is closing, and
+ * `remove` with no grace when a worker dies. This module still never imports the edge.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log } from '../core/log.js';
 import { isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
 export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
 
+/** A ready worker as the edge sees it (integrated mode). */
+export interface MemberWorker {
+  readonly id: number;
+  readonly pid: number;
+  /** Its own unix socket. */
+  readonly socketPath: string;
+}
+
+/** How the arbiter tells its users (the edge, in `portico up`) which workers may get requests. */
+export interface WorkerMembership {
+  /** The worker is ready on its socket. */
+  add(worker: MemberWorker): void;
+  /**
+   * The worker must get no new request; resolve once its requests in flight through the edge are
+   * done (at most `graceMs`; 0: it is gone already, drop it at once).
+   */
+  remove(worker: MemberWorker, graceMs: number): Promise<void>;
+}
+
 export interface ArbiterOptions {
   readonly file: string;
   readonly workers: number;
-  readonly bind: Bind;
+  /** The shared listening socket; null in integrated mode (workers listen in `socketDir`). */
+  readonly bind: Bind | null;
+  /** Integrated mode: each worker listens on `socketDir/w<id>.sock`. */
+  readonly socketDir?: string;
+  readonly membership?: WorkerMembership;
+  /** React to this process's signals (standalone `portico app`); false when embedded, driven by `signal()`. @default true */
+  readonly handleSignals?: boolean;
   /** A worker silent (no heartbeat) for longer is killed; also each request's deadline. */
   readonly timeoutMs: number;
   readonly maxRequests: number;
@@ -49,6 +84,9 @@ interface WorkerRecord {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly startedAt: number;
+  readonly socketPath: string | undefined;
+  /** In the edge's group (told `add`, not yet `remove`). */
+  member: boolean;
   state: WorkerState;
   lastTick: number;
   /** Exit expected (stop, retire): not a crash. */
@@ -78,7 +116,7 @@ function workerEntry(): string {
 }
 
 export class Arbiter {
-  readonly #options: ArbiterOptions;
+  #options: ArbiterOptions;
   #target: number;
   readonly #workers = new Map<number, WorkerRecord>();
   #nextId = 1;
@@ -109,9 +147,10 @@ export class Arbiter {
     this.#target = Math.max(1, options.workers);
   }
 
-  /** The listening address, once bound ("http://127.0.0.1:8000" or "unix:/path"). */
+  /** The listening address, once bound ("http://127.0.0.1:8000" or "unix:/path"); the socket folder in integrated mode. */
   address(): string {
     const bind = this.#options.bind;
+    if (bind === null) return `unix:${this.#options.socketDir ?? '?'}`;
     if ('path' in bind) return `unix:${bind.path}`;
     const address = this.#server?.address();
     const port = address && typeof address === 'object' ? address.port : bind.port;
@@ -122,10 +161,25 @@ export class Arbiter {
     return [...this.#workers.values()].map((w) => w.pid);
   }
 
+  /** Enqueues a signal as if the process had received it (an embedding program drives the arbiter this way). */
+  signal(signal: NodeJS.Signals): void {
+    this.#onSignal(signal);
+  }
+
+  /**
+   * New settings (a reloaded config): the next workers started use them; the worker count applies
+   * at once (surplus workers drain after a reload in progress). The bind address cannot change.
+   */
+  reconfigure(options: Pick<ArbiterOptions, 'file' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs'>): void {
+    this.#options = { ...this.#options, ...options };
+    this.#target = Math.max(1, options.workers);
+    this.#poke();
+  }
+
   /** Binds, forks, and runs the loop until shutdown or a halt; resolves with the exit code. */
   async run(): Promise<ArbiterResult> {
-    await this.#listen();
-    const signals: NodeJS.Signals[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGTTIN', 'SIGTTOU'];
+    if (this.#options.bind) await this.#listen();
+    const signals: NodeJS.Signals[] = this.#options.handleSignals === false ? [] : ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGTTIN', 'SIGTTOU'];
     for (const signal of signals) process.on(signal, this.#onSignal);
     try {
       while (!this.#result) {
@@ -168,7 +222,7 @@ export class Arbiter {
 
   async #listen(): Promise<void> {
     const server = createServer({ pauseOnConnect: true }, (socket) => this.#dispatch(socket));
-    const bind = this.#options.bind;
+    const bind = this.#options.bind as Bind;
     if ('path' in bind && existsSync(bind.path) && lstatSync(bind.path).isSocket()) {
       // A socket file left by a previous run that died (gunicorn unlinks it too).
       unlinkSync(bind.path);
@@ -189,7 +243,7 @@ export class Arbiter {
     server.close();
     for (const socket of this.#queue.splice(0)) socket.destroy();
     const bind = this.#options.bind;
-    if ('path' in bind && existsSync(bind.path)) {
+    if (bind && 'path' in bind && existsSync(bind.path)) {
       try {
         unlinkSync(bind.path);
       } catch {
@@ -240,7 +294,9 @@ export class Arbiter {
         }
         log().info({ signal, workers: this.#workers.size, gracefulTimeoutMs: this.#options.gracefulTimeoutMs }, 'arbiter: stopping gracefully (requests in flight finish)');
         this.#stopping = true;
-        this.#stopDeadline = Date.now() + this.#options.gracefulTimeoutMs + 1000;
+        // With an edge in front, a worker first waits (bounded by the graceful timeout) for the
+        // edge to finish its requests, then drains for up to the graceful timeout again.
+        this.#stopDeadline = Date.now() + (this.#options.membership ? 2 : 1) * this.#options.gracefulTimeoutMs + 1000;
         this.#server?.close();
         for (const w of this.#workers.values()) this.#stopWorker(w);
         break;
@@ -287,6 +343,7 @@ export class Arbiter {
       log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
       w.killed = true;
       if (w.state !== 'stopping') w.state = 'stopping';
+      void this.#detach(w, 0);
       // SIGTERM first (a worker whose loop still turns exits cleanly); a stuck loop never runs
       // its handler, so SIGKILL follows.
       w.child.kill('SIGTERM');
@@ -295,14 +352,38 @@ export class Arbiter {
     }
   }
 
+  /**
+   * Takes a worker out of the edge's group and waits until the edge is done with it (integrated
+   * mode; at once otherwise). `graceMs` 0: the worker is gone, nothing to wait for.
+   */
+  #detach(w: WorkerRecord, graceMs = this.#options.gracefulTimeoutMs): Promise<void> {
+    const membership = this.#options.membership;
+    if (!membership || !w.member || !w.socketPath) return Promise.resolve();
+    w.member = false;
+    return membership.remove({ id: w.id, pid: w.pid, socketPath: w.socketPath }, graceMs).catch((error: unknown) => log().error({ err: error, worker: w.pid }, 'arbiter: removing a worker from the edge failed'));
+  }
+
+  /** Resolves once a worker other than `w` is in the edge's group (at once outside integrated mode; at most the graceful timeout). */
+  async #otherMember(w: WorkerRecord): Promise<void> {
+    if (!this.#options.membership) return;
+    const deadline = Date.now() + this.#options.gracefulTimeoutMs;
+    while (!this.#stopping && !this.#result && w.child.connected && Date.now() < deadline && ![...this.#workers.values()].some((x) => x !== w && x.member)) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   #stopWorker(w: WorkerRecord): void {
     if (w.state === 'stopping' && w.planned) return;
     w.state = 'stopping';
     w.planned = true;
-    const message: ToWorker = { type: 'portico:stop', graceMs: this.#options.gracefulTimeoutMs };
-    if (w.child.connected) w.child.send(message, (error) => error && w.child.kill('SIGTERM'));
     clearTimeout(w.killTimer);
-    w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
+    // The edge lets go first (no new request can reach the worker), then the worker drains.
+    void this.#detach(w).then(() => {
+      const message: ToWorker = { type: 'portico:stop', graceMs: this.#options.gracefulTimeoutMs };
+      if (w.child.connected) w.child.send(message, (error) => error && w.child.kill('SIGTERM'));
+      clearTimeout(w.killTimer);
+      w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
+    });
   }
 
   #spawn(): WorkerRecord {
@@ -312,6 +393,7 @@ export class Arbiter {
       timeoutMs: this.#options.timeoutMs,
       maxRequests: this.#options.maxRequests > 0 ? this.#options.maxRequests + jitter : 0,
       gracefulTimeoutMs: this.#options.gracefulTimeoutMs,
+      ...(this.#options.socketDir ? { socketPath: join(this.#options.socketDir, `w${this.#nextId}.sock`) } : {}),
     };
     const child = fork(workerEntry(), [], {
       env: { ...process.env, [WORKER_ENV]: JSON.stringify(settings) },
@@ -325,6 +407,8 @@ export class Arbiter {
       child,
       pid: child.pid ?? 0,
       startedAt: Date.now(),
+      socketPath: settings.socketPath,
+      member: false,
       state: 'booting',
       lastTick: Date.now(),
       planned: false,
@@ -352,6 +436,11 @@ export class Arbiter {
         if (w.state !== 'booting') break;
         w.state = 'ready';
         this.#everReady = true;
+        if (w.socketPath && this.#options.membership) {
+          w.member = true;
+          this.#options.membership.add({ id: w.id, pid: w.pid, socketPath: w.socketPath });
+        }
+        // After `add`: a reload drains an old worker only once its replacement takes requests.
         w.settle(true);
         log().info({ worker: w.pid, gateway: message.kind, via: message.via }, 'arbiter: worker ready');
         this.#flushQueue();
@@ -371,11 +460,19 @@ export class Arbiter {
           log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
           w.state = 'retiring';
           w.planned = true;
-          const ack: ToWorker = { type: 'portico:retire-ack' };
-          w.child.send(ack, () => undefined);
-          clearTimeout(w.killTimer);
-          w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
           this.#poke();
+          // Its replacement starts now (#maintain); the edge lets go of this worker once another
+          // one takes requests (bounded: so a lone worker's recycle costs no wait at the edge),
+          // and the ack (the drain) waits until the edge is done with it.
+          void this.#otherMember(w)
+            .then(() => this.#detach(w))
+            .then(() => {
+              if (!w.child.connected) return;
+              const ack: ToWorker = { type: 'portico:retire-ack' };
+              w.child.send(ack, () => undefined);
+              clearTimeout(w.killTimer);
+              w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), this.#options.gracefulTimeoutMs + 1000);
+            });
         }
         break;
     }
@@ -385,6 +482,9 @@ export class Arbiter {
     clearTimeout(w.killTimer);
     this.#workers.delete(w.id);
     w.settle(false);
+    // A worker that died while a member: the edge drops it at once (its requests in flight fail;
+    // idempotent ones are retried on another worker by the proxy).
+    void this.#detach(w, 0);
     const stranded = [...w.inTransit];
     w.inTransit.clear();
     for (const socket of stranded) if (!socket.destroyed) this.#dispatch(socket);

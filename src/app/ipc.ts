@@ -14,6 +14,12 @@ export interface WorkerSettings {
   /** Recycle after this many requests (already jittered by the arbiter); 0 = never. */
   readonly maxRequests: number;
   readonly gracefulTimeoutMs: number;
+  /**
+   * Integrated mode (`portico up`): the worker also listens on this unix socket of its own, so the
+   * edge can send it requests directly (and choose the worker per request). Absent with `portico
+   * app`, where the arbiter hands over connections.
+   */
+  readonly socketPath?: string;
 }
 
 export const WORKER_ENV = 'PORTICO_APP_WORKER';

@@ -39,7 +39,9 @@ async function main(): Promise<void> {
   // The supervisor is gone (crashed, SIGKILLed): nobody will hand us connections or reap us.
   process.on('disconnect', () => process.exit(0));
   // Ctrl-C reaches the whole process group; the arbiter decides how workers stop, not the terminal.
-  process.on('SIGINT', () => undefined);
+  // So do a hangup and `kill -HUP -<pgid>` (a SIGHUP killed every worker at once, which the
+  // arbiter then counted as crashes) and the job-control signals meant for the arbiter.
+  for (const signal of ['SIGINT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
   process.on('SIGTERM', () => drain());
   process.on('uncaughtException', (error) => {
     log().fatal({ err: error }, 'app worker: uncaught exception, exiting (the arbiter starts a new worker)');
@@ -125,6 +127,9 @@ async function main(): Promise<void> {
   function drain(graceMs = settings.gracefulTimeoutMs): void {
     if (draining) return;
     draining = true;
+    // Integrated mode: no new connections on our socket (the edge has already taken this worker
+    // out of its group before asking it to drain); closing also removes the socket file.
+    if (settings.socketPath) server.close();
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     // Not server.closeIdleConnections(): a connection the arbiter handed over just before the
     // stop has not sent its request yet and counts as idle there; closing it would reset a client
@@ -156,6 +161,17 @@ async function main(): Promise<void> {
       drain();
     }
   });
+  if (settings.socketPath) {
+    const path = settings.socketPath;
+    // Ready means reachable: the arbiter tells the edge about this socket once we say so.
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
   send({ type: 'portico:ready', kind: app.kind, via: app.via });
 }
 

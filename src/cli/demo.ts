@@ -1,9 +1,9 @@
 /**
  * The embedded default config: what `portico up` (and `npm start`) runs when no
  * `portico.config.*` is found. A small site on http://127.0.0.1:8080 that shows static files,
- * a redirect, a rewrite, a fixed response, and a reverse-proxied API: a second server on the next
- * port plays the upstream, and `/api/` on the site is proxied to it (the prefix replaced, as
- * nginx's `proxy_pass http://127.0.0.1:8081/`).
+ * a redirect, a rewrite, a fixed response, a reverse-proxied API (a second server on the next
+ * port plays the upstream, and `/api/` on the site is proxied to it, as nginx's `proxy_pass`),
+ * and an app (demo/app.mjs) on 2 worker processes at `/app/`, balanced by the edge.
  */
 import { fileURLToPath } from 'node:url';
 import type { UserConfig } from '../config/schema.js';
@@ -16,6 +16,8 @@ export function demoConfig(port = 8080, host = '127.0.0.1'): UserConfig {
   const apiPort = port === 0 ? 0 : port + 1;
   return {
     log: { access: { format: 'combined', path: 'stdout' } },
+    // The gunicorn half: a Fetch app on 2 pre-forked workers, which the edge balances over.
+    apps: { demo: { module: 'app.mjs', workers: 2 } },
     upstreams: {
       // The demo's "backend": in real life a Node app, gunicorn, or any HTTP server.
       api: { servers: [`http://127.0.0.1:${apiPort}`], keepAlive: { idleTimeout: '30s' } },
@@ -38,6 +40,8 @@ export function demoConfig(port = 8080, host = '127.0.0.1'): UserConfig {
           { exact: '/healthz', respond: { status: 200, body: 'ok\n' }, accessLog: false },
           // A reverse proxy: /api/... goes to the upstream as /..., with X-Forwarded-* added.
           { prefix: '/api/', proxy: { to: 'api', via: true } },
+          // An app: /app/... is answered by one of the demo app's workers (the least busy).
+          { prefix: '/app/', app: 'demo' },
         ],
       },
       {

@@ -17,6 +17,7 @@ import { PorticoError } from '../core/errors.js';
 import { complain, createLogger, log, say, setLogger } from '../core/log.js';
 import { parseDuration } from '../core/units.js';
 import { EdgeServer } from '../edge/server.js';
+import type { AppPools } from '../supervisor/apps.js';
 import { DEMO_DIR, demoConfig } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -48,8 +49,12 @@ Options:
   -c, --config FILE   the config file
   -h, --help          this help
 
+Apps of the config (\`apps\`, routes with \`app: NAME\`) run on their own worker processes,
+started before the edge opens its ports; the edge balances over each app's workers.
+
 Signals: SIGHUP reloads the config (an invalid one is refused and the running one keeps
-serving); SIGTERM/SIGINT stop gracefully (requests in flight finish, up to 10 s).`,
+serving) and rolls the app workers one at a time; SIGTERM/SIGINT stop gracefully (requests in
+flight finish, up to 10 s; then the app workers drain and exit).`,
   serve: `Usage: portico serve [DIR] [--port N] [--host H] [options]
 
 Serves DIR (default: the current directory) as static files, like \`npx serve\`.
@@ -143,13 +148,15 @@ function applyLogConfig(config: ResolvedConfig): void {
 
 function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined): string {
   if (!group) return '?';
+  if (group.app !== null) return `app ${group.app} (its workers, least outstanding requests)`;
   const names = group.servers.map((s) => s.url + (s.backup ? ' (backup)' : ''));
   return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
 }
 
-function banner(server: EdgeServer, title: string): void {
+function banner(server: EdgeServer, title: string, pools: AppPools | null): void {
   say(`portico ${VERSION}: ${title}`);
   for (const address of server.addresses()) say(`  listening on ${address.url}`);
+  for (const line of pools?.describe() ?? []) say(`  ${line}`);
   for (const s of server.generation.config.servers) {
     say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
     for (const route of s.routes) {
@@ -175,27 +182,70 @@ function banner(server: EdgeServer, title: string): void {
 /** Runs until a signal stops it; SIGHUP reloads through `reloadConfig`. */
 async function runServer(config: ResolvedConfig, title: string, reloadConfig: (() => Promise<ResolvedConfig>) | null): Promise<void> {
   applyLogConfig(config);
-  const server = new EdgeServer(config);
-  await server.start();
-  banner(server, title);
+  // Apps first: the edge opens its ports once every app has its workers ready, so the first
+  // request never waits for a worker to boot. Loaded only when the config has apps.
+  let pools: AppPools | null = null;
+  if (Object.keys(config.apps).length > 0) {
+    const { AppPools } = await import('../supervisor/apps.js');
+    pools = new AppPools(config);
+    const created = pools;
+    // Last resort (an exit on an error path): the socket folders go; the workers exit by
+    // themselves when our IPC channels close.
+    process.on('exit', () => created.removeFolders());
+    try {
+      await pools.start();
+    } catch (error) {
+      await pools.stop();
+      throw error;
+    }
+  }
+  const server = new EdgeServer(config, pools ? { sharedUpstreams: pools.groups } : {});
+  try {
+    await server.start();
+  } catch (error) {
+    await pools?.stop();
+    throw error;
+  }
+  banner(server, title, pools);
   let current = config;
   let stopping = false;
-  const stop = (signal: string) => {
+  // The edge stops first (its requests in flight finish, on the workers too), then the apps
+  // (their workers have nothing left to do, and exit).
+  const stop = (signal: string, code = 0) => {
     if (stopping) return;
     stopping = true;
     log().info({ signal }, 'stopping: finishing requests in flight');
-    void server.stop(10_000).then(() => process.exit(0));
+    void server
+      .stop(code === 0 ? 10_000 : 0)
+      .then(() => pools?.stop())
+      .then(() => process.exit(code));
   };
+  if (pools) {
+    pools.onHalt = (name, result) => {
+      complain(`portico: app "${name}": ${result.message ?? `stopped (${result.code})`}`);
+      stop('app halted', result.code || 1);
+    };
+  }
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     if (!reloadConfig) {
-      log().warn('SIGHUP: nothing to reload (no config file)');
+      if (pools) {
+        log().info('SIGHUP: nothing to reload (no config file); rolling the app workers');
+        pools.reload(current);
+      } else log().warn('SIGHUP: nothing to reload (no config file)');
       return;
     }
     reloadConfig()
       .then(async (next) => {
+        // App pools outlive generations; one added or removed needs a restart (refused here,
+        // before anything changes, like any other invalid reload).
+        const refusal = pools ? pools.refusal(next) : Object.keys(next.apps).length > 0 ? 'apps added: restart portico to apply' : null;
+        if (refusal) throw new Error(refusal);
         await server.reload(next);
+        // New app code and settings: a rolling restart, one worker at a time, each new worker
+        // in the edge's group before an old one leaves it.
+        pools?.reload(next);
         // The error log follows the reloaded config too (its level or destination may have changed).
         if (next.log.level !== current.log.level || next.log.error !== current.log.error) {
           log().flush();
@@ -453,7 +503,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   }
   if (error instanceof PorticoError) {
     complain(`portico: ${error.message}`);
-    process.exit(error.code === 'ERR_CONFIG_NOT_FOUND' || error.code === 'ERR_CONFIG_LOAD' ? 2 : 1);
+    process.exit(error.code === 'ERR_CONFIG_NOT_FOUND' || error.code === 'ERR_CONFIG_LOAD' || error.code === 'ERR_APP_INVALID' ? 2 : 1);
   }
   complain(`portico: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
   process.exit(1);

@@ -30,6 +30,9 @@ export const ErrorCodes = {
   ERR_UPSTREAM_TIMEOUT: 'ERR_UPSTREAM_TIMEOUT',
   // listeners
   ERR_LISTEN: 'ERR_LISTEN',
+  // apps run by `portico up`: workers crash-looped at start (exit 1), a module that exports no app (exit 2)
+  ERR_APP_START: 'ERR_APP_START',
+  ERR_APP_INVALID: 'ERR_APP_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

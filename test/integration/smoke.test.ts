@@ -28,6 +28,19 @@ describe('demo stack (portico up without a config)', () => {
     assert.equal(res.status, 301);
     assert.equal(res.headers.location, '/docs/guide.html');
   });
+  it('serves the demo app at /app/ from its worker processes', async () => {
+    assert.match(portico.stdout(), /app demo: .*2 workers \(pids \d+, \d+\)/);
+    const pids = new Set<number>();
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${portico.url}/app/hello`);
+      assert.equal(res.status, 200);
+      const body = JSON.parse(res.text) as { service: string; path: string; worker: number };
+      assert.equal(body.service, 'demo app');
+      assert.equal(body.path, '/app/hello');
+      pids.add(body.worker);
+    }
+    assert.equal(pids.size, 2, 'both workers answer');
+  });
   it('rewrites /blog/hello-world internally', async () => {
     const res = await request(`${portico.url}/blog/hello-world`);
     assert.equal(res.status, 200);
