@@ -163,6 +163,11 @@ async function main(): Promise<void> {
   });
   if (settings.socketPath) {
     const path = settings.socketPath;
+    // The edge's pool closes idle connections after 60 s (undici also honours our Keep-Alive
+    // hint): outlasting it means the edge, never the worker, closes an idle keep-alive
+    // connection, so a request is never written into a connection the worker is closing (a
+    // POST lost that way could not be retried). node's default here is 5 s.
+    server.keepAliveTimeout = 75_000;
     // Ready means reachable: the arbiter tells the edge about this socket once we say so.
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -162,6 +162,37 @@ describe('apps inside portico up', () => {
     }
   });
 
+  it('a reloaded config applies app settings (workers 2 → 3); adding an app is refused', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const config = (workers: number, extra: Record<string, unknown> = {}) => ({
+      log: { level: 'info', access: false },
+      apps: { web: { module: PID_APP, workers }, ...extra },
+      servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/', app: 'web' }] }],
+    });
+    const port = await freePort();
+    const p = await startWithConfig(dir.path, config(2));
+    try {
+      writeConfig(dir.path, config(3, { other: { module: PID_APP, workers: 1 } }));
+      process.kill(p.pid, 'SIGHUP');
+      const refused = Date.now() + 5000;
+      while (!p.stderr().includes('apps added or removed') && Date.now() < refused) await sleep(50);
+      assert.match(p.stderr(), /apps added or removed \(web → other,web\): restart portico to apply.*reload refused/);
+      assert.equal((await pidsSeen(p.url, 10)).size, 2);
+      writeConfig(dir.path, config(3));
+      process.kill(p.pid, 'SIGHUP');
+      const end = Date.now() + 15_000;
+      let pids = await pidsSeen(p.url, 30);
+      while (pids.size < 3 && Date.now() < end) {
+        await sleep(200);
+        pids = await pidsSeen(p.url, 30);
+      }
+      assert.equal(pids.size, 3, `pids: ${[...pids].join(', ')}`);
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  });
+
   it('a worker killed with SIGKILL: the service keeps answering', async () => {
     const p = await startUp({ workers: 2 });
     try {
