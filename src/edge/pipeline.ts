@@ -21,7 +21,7 @@
  * Errors are wrapped once, here: an HttpError answers with its status, anything else is logged
  * and answered 500. No exception or rejection from a request ever reaches the process.
  */
-import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ErrorCodes, HttpError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -29,7 +29,7 @@ import { RequestContext, type ListenerInfo } from './context.js';
 import type { Generation } from './generation.js';
 import { REROUTE, type HandlerResult } from './handlers/index.js';
 import { normaliseHost } from './http/host.js';
-import { sendBody, sendStatus } from './http/respond.js';
+import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
 import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
 
@@ -73,16 +73,7 @@ export function handleRequest(generation: Generation, listener: ListenerInfo, re
  * and the connection closes after that answer.
  */
 export function handleUpgrade(generation: Generation, listener: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
-  // A reset from the client must not become an uncaught 'error' event.
-  socket.on('error', () => socket.destroy());
-  const res = new ServerResponse(req);
-  res.shouldKeepAlive = false;
-  res.assignSocket(socket);
-  res.once('finish', () => {
-    res.detachSocket(socket);
-    socket.end();
-  });
-  handleRequest(generation, listener, req, res, { socket, head });
+  handleRequest(generation, listener, req, responseOnSocket(req, socket), { socket, head });
 }
 
 function runPhases(ctx: RequestContext): void | Promise<void> {

@@ -6,7 +6,7 @@
  * listen/ with the same request listener. A reload swaps the generation: sockets stay open,
  * requests in flight finish on the generation they started on.
  */
-import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
@@ -14,7 +14,7 @@ import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
-import { sendStatus } from './http/respond.js';
+import { responseOnSocket, sendStatus } from './http/respond.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
 
 interface Listener {
@@ -114,19 +114,6 @@ function refuseFraming(generation: Generation, listener: ListenerInfo, req: Inco
     log().error({ err: error }, 'could not send a framing refusal');
     res.destroy();
   }
-}
-
-/** A response written straight to an upgraded socket (node:http has let go of it), closing it after. */
-function responseOnSocket(req: IncomingMessage, socket: Socket): ServerResponse {
-  socket.on('error', () => socket.destroy());
-  const res = new ServerResponse(req);
-  res.shouldKeepAlive = false;
-  res.assignSocket(socket);
-  res.once('finish', () => {
-    res.detachSocket(socket);
-    socket.end();
-  });
-  return res;
 }
 
 const LISTEN_ERRORS: Record<string, string> = {

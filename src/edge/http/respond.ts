@@ -3,6 +3,8 @@
  * the route's header operations and the `Server` header are applied here, once, to the flat
  * header list that `res.writeHead` takes (no per-header `setHeader` calls on the hot path).
  */
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { RequestContext } from '../context.js';
 import { statusBody } from './status.js';
 
@@ -39,4 +41,21 @@ export function sendStatus(ctx: RequestContext, status: number, extra?: Readonly
 /** A redirect; the small body names the target, as nginx's does. */
 export function sendRedirect(ctx: RequestContext, status: number, location: string): void {
   sendBody(ctx, status, ['Location', location, 'Content-Type', 'text/plain; charset=utf-8'], `${status} Redirect to ${location}\n`);
+}
+
+/**
+ * A ServerResponse on a socket node:http has let go of (an `Upgrade` request): every response
+ * helper then works unchanged, and the socket closes after the answer.
+ */
+export function responseOnSocket(req: IncomingMessage, socket: Socket): ServerResponse {
+  // A reset from the client must not become an uncaught 'error' event.
+  socket.on('error', () => socket.destroy());
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    socket.end();
+  });
+  return res;
 }
