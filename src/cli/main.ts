@@ -50,7 +50,7 @@ Options:
   -h, --help          this help
 
 Apps of the config (\`apps\`, routes with \`app: NAME\`) run on their own worker processes,
-started before the edge opens its ports; the edge balances over each app's workers.
+started once the edge has opened its ports; the edge balances over each app's workers.
 
 Signals: SIGHUP reloads the config (an invalid one is refused and the running one keeps
 serving) and rolls the app workers one at a time; SIGTERM/SIGINT stop gracefully (requests in
@@ -182,8 +182,10 @@ function banner(server: EdgeServer, title: string, pools: AppPools | null): void
 /** Runs until a signal stops it; SIGHUP reloads through `reloadConfig`. */
 async function runServer(config: ResolvedConfig, title: string, reloadConfig: (() => Promise<ResolvedConfig>) | null): Promise<void> {
   applyLogConfig(config);
-  // Apps first: the edge opens its ports once every app has its workers ready, so the first
-  // request never waits for a worker to boot. Loaded only when the config has apps.
+  // The edge binds its ports first (a port in use fails at once, before any worker boots, and the
+  // ports are claimed as early as without apps), then the apps start; a request that arrives
+  // while an app's workers boot waits for one (up to 5 s, see proxy/index.ts). The banner, with
+  // the workers' pids, comes once every app is ready. Loaded only when the config has apps.
   let pools: AppPools | null = null;
   if (Object.keys(config.apps).length > 0) {
     const { AppPools } = await import('../supervisor/apps.js');
@@ -192,17 +194,18 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
     // Last resort (an exit on an error path): the socket folders go; the workers exit by
     // themselves when our IPC channels close.
     process.on('exit', () => created.removeFolders());
-    try {
-      await pools.start();
-    } catch (error) {
-      await pools.stop();
-      throw error;
-    }
   }
   const server = new EdgeServer(config, pools ? { sharedUpstreams: pools.groups } : {});
   try {
-    await server.start();
+    await server.start(); // closes what it opened when it fails
   } catch (error) {
+    await pools?.stop();
+    throw error;
+  }
+  try {
+    await pools?.start();
+  } catch (error) {
+    await server.stop(0);
     await pools?.stop();
     throw error;
   }

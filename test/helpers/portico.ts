@@ -26,6 +26,34 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+async function isFree(port: number): Promise<boolean> {
+  const server = createServer();
+  const ok = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (ok) {
+    server.close();
+    await once(server, 'close');
+  }
+  return ok;
+}
+
+/**
+ * A port P with P and P+1 free, for the demo (its API listens on PORT+1), taken below Linux's
+ * ephemeral range (32768-60999). Why: a port from freePort() is one bind(0) chose, and Linux
+ * gives bind(0) odd ports and connect() even ones, so P+1 is exactly the kind of port a client
+ * connection of a concurrent load test holds as its local port (EADDRINUSE on P+1, seen under
+ * the app load tests). Below the range no client connection ever takes it.
+ */
+export async function freePortPair(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + 2 * Math.floor(Math.random() * 6000);
+    if ((await isFree(port)) && (await isFree(port + 1))) return port;
+  }
+  throw new Error('no free port pair');
+}
+
 export function tempDir(prefix = 'portico-test-'): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ROOT, freePort, request, runCli, startPortico, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
+import { ROOT, freePort, freePortPair, request, runCli, startPortico, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const STACK_LINE = /^\s+at /m;
@@ -225,7 +225,7 @@ describe('portico serve DIR', () => {
 describe('portico up', () => {
   it('in an empty folder runs the embedded demo on PORT/HOST; SIGTERM stops it with 0', async () => {
     const dir = tempDir();
-    const port = await freePort();
+    const port = await freePortPair();
     const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(port), HOST: '127.0.0.2' } });
     try {
       assert.match(portico.stdout(), /embedded demo/);
@@ -243,7 +243,7 @@ describe('portico up', () => {
 
   it('SIGINT stops it with 0 too', async () => {
     const dir = tempDir();
-    const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePort()) } });
+    const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePortPair()) } });
     try {
       assert.equal(await portico.stop('SIGINT'), 0);
     } finally {
@@ -253,10 +253,12 @@ describe('portico up', () => {
 
   it('the demo ignores SIGHUP (nothing to reload) and keeps serving', async () => {
     const dir = tempDir();
-    const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePort()) } });
+    const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePortPair()) } });
     try {
       process.kill(portico.pid, 'SIGHUP');
-      await eventually(() => portico.stderr().includes('nothing to reload'), 3000, 'the SIGHUP warning');
+      await eventually(() => portico.stderr().includes('nothing to reload'), 3000, 'the SIGHUP warning').catch((error: Error) => {
+        throw new Error(`${error.message}\nstdout:\n${portico.stdout()}\nstderr:\n${portico.stderr()}`);
+      });
       assert.equal((await request(`${portico.url}/healthz`)).status, 200);
     } finally {
       await portico.stop();

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { freePort, request, startPortico, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { freePortPair, request, startPortico, tempDir, type RunningPortico } from '../helpers/portico.js';
 
 // The README's main command: `portico up` with no config file runs the embedded demo site.
 describe('demo stack (portico up without a config)', () => {
   let portico: RunningPortico;
   const dir = tempDir();
   before(async () => {
-    portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePort()) } });
+    portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePortPair()) } });
   });
   after(async () => {
     await portico.stop();
