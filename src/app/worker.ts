@@ -5,8 +5,10 @@
  * SIGTERM, and exits as soon as the arbiter goes away (the IPC channel closes), so workers never
  * outlive the supervisor.
  */
+import { rmdirSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { log } from '../core/log.js';
 import { AppError } from './errors.js';
 import { createAppListener } from './gateway/listener.js';
@@ -37,7 +39,19 @@ async function main(): Promise<void> {
   const pending = new Set<Promise<unknown>>();
 
   // The supervisor is gone (crashed, SIGKILLed): nobody will hand us connections or reap us.
-  process.on('disconnect', () => process.exit(0));
+  // Integrated mode: nobody will remove our socket either; the last worker out removes the
+  // (then empty) private folder too.
+  process.on('disconnect', () => {
+    if (settings.socketPath) {
+      rmSync(settings.socketPath, { force: true });
+      try {
+        rmdirSync(dirname(settings.socketPath));
+      } catch {
+        // Other workers' sockets are still there: the last one removes the folder.
+      }
+    }
+    process.exit(0);
+  });
   // Ctrl-C reaches the whole process group; the arbiter decides how workers stop, not the terminal.
   // So do a hangup and `kill -HUP -<pgid>` (a SIGHUP killed every worker at once, which the
   // arbiter then counted as crashes) and the job-control signals meant for the arbiter.
