@@ -50,7 +50,7 @@ export type ResolvedHandler =
   | { readonly type: 'none' };
 
 export interface ResolvedUpstreamServer {
-  /** "http://host:port", "https://host:port" or "unix:/path". */
+  /** "http://host:port", "https://host:port", "unix:/path", "uwsgi://host:port" or "uwsgi+unix:/path". */
   readonly url: string;
   readonly weight: number;
   readonly backup: boolean;
@@ -65,6 +65,12 @@ export interface ResolvedUpstream {
    */
   readonly app: string | null;
   readonly servers: readonly ResolvedUpstreamServer[];
+  /**
+   * How the group's servers are spoken to: HTTP/1.1 (undici pools) or the uwsgi binary protocol
+   * (one request per connection, proxy/uwsgi.ts). One per group: a retry may move a request to
+   * any server of it.
+   */
+  readonly protocol: 'http' | 'uwsgi';
   readonly balance: 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two';
   readonly hashKey: string;
   readonly keepAlive: { readonly connections: number | null; readonly idleTimeout: number };
@@ -233,6 +239,7 @@ function resolveUpstream(name: string, parsed: ParsedUpstream): ResolvedUpstream
     name,
     app: null,
     servers,
+    protocol: servers.length > 0 && servers.every((server) => isUwsgiUrl(server.url)) ? 'uwsgi' : 'http',
     balance: parsed.balance ?? 'round-robin',
     hashKey: parsed.hashKey ?? '$request_uri',
     keepAlive: { connections: parsed.keepAlive?.connections ?? null, idleTimeout: parsed.keepAlive?.idleTimeout ?? 60_000 },
@@ -257,14 +264,38 @@ function resolveUpstream(name: string, parsed: ParsedUpstream): ResolvedUpstream
   };
 }
 
+export const isUwsgiUrl = (url: string): boolean => url.startsWith('uwsgi://') || url.startsWith('uwsgi+unix:');
+
+/**
+ * Checks of a user's group the schema cannot make: one protocol for all its servers (a retry may
+ * go to any of them, and they take different requests), and no HTTP health probe of a uwsgi server.
+ */
+function checkUpstream(group: ResolvedUpstream, problems: string[]): void {
+  const uwsgi = group.servers.filter((server) => isUwsgiUrl(server.url)).length;
+  if (uwsgi > 0 && uwsgi < group.servers.length) {
+    problems.push(`upstreams.${group.name}.servers: expected servers of one protocol (all "uwsgi://"/"uwsgi+unix:" or all HTTP), got ${uwsgi} uwsgi and ${group.servers.length - uwsgi} HTTP`);
+  }
+  if (group.protocol === 'uwsgi' && group.healthCheck) {
+    problems.push(`upstreams.${group.name}.healthCheck: expected no active health check on uwsgi servers (the probes speak HTTP; passive health applies), got an object`);
+  }
+}
+
 /** A proxy action: `to` names a group, or is a URL that gets a one-server group named after the route. */
 function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, ResolvedUpstream>, problems: string[]): ResolvedHandler | undefined {
   let group = upstreams.get(proxy.to)?.name;
   let path: string | null = null;
   if (!group) {
     let origin: string | undefined;
-    if (proxy.to.startsWith('unix:/')) origin = proxy.to;
-    else if (/^https?:\/\//i.test(proxy.to)) {
+    if (proxy.to.startsWith('unix:/') || proxy.to.startsWith('uwsgi+unix:/')) origin = proxy.to;
+    else if (/^uwsgi:\/\//i.test(proxy.to)) {
+      // No URI part: uwsgi sends the request's own REQUEST_URI/PATH_INFO (nginx `uwsgi_pass` has none either).
+      try {
+        const url = new URL(proxy.to);
+        origin = url.port !== '' && (url.pathname === '' || url.pathname === '/') && !url.search && !url.hash && !url.username ? `uwsgi://${url.host}` : undefined;
+      } catch {
+        origin = undefined;
+      }
+    } else if (/^https?:\/\//i.test(proxy.to)) {
       const authorityEnd = proxy.to.indexOf('/', proxy.to.indexOf('//') + 2);
       origin = authorityEnd === -1 ? proxy.to : proxy.to.slice(0, authorityEnd);
       path = authorityEnd === -1 ? null : proxy.to.slice(authorityEnd);
@@ -276,7 +307,7 @@ function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, Res
     }
     if (!origin) {
       const names = [...upstreams.keys()].filter((name) => !name.includes('['));
-      problems.push(`${id}.proxy.to: expected an upstream name${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} or a URL like "http://127.0.0.1:3000", got ${JSON.stringify(proxy.to)}`);
+      problems.push(`${id}.proxy.to: expected an upstream name${names.length ? ` (${names.map((n) => `"${n}"`).join(', ')})` : ''} or a URL like "http://127.0.0.1:3000" or "uwsgi://127.0.0.1:3031" (no path), got ${JSON.stringify(proxy.to)}`);
       return undefined;
     }
     group = `${id}.proxy`;
@@ -454,7 +485,11 @@ export function deepFreeze<T>(value: T): T {
 export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: string | null): ResolvedConfig {
   const problems: string[] = [];
   const upstreams = new Map<string, ResolvedUpstream>();
-  for (const [name, group] of Object.entries(parsed.upstreams ?? {})) upstreams.set(name, resolveUpstream(name, group));
+  for (const [name, group] of Object.entries(parsed.upstreams ?? {})) {
+    const resolved = resolveUpstream(name, group);
+    checkUpstream(resolved, problems);
+    upstreams.set(name, resolved);
+  }
   const apps = new Map<string, ResolvedApp>();
   for (const [name, parsedApp] of Object.entries(parsed.apps ?? {})) {
     const resolved = resolveApp(name, parsedApp, baseDir, problems);

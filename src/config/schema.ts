@@ -203,7 +203,7 @@ const respondAction = z.strictObject({
  * replaced by it; without one, the request URI is passed as received (as nginx).
  */
 const proxyAction = z.strictObject({
-  /** An upstream name (a key of `upstreams`), or "http://host:port[/path]", "https://…", "unix:/path.sock". */
+  /** An upstream name (a key of `upstreams`), or "http://host:port[/path]", "https://…", "unix:/path.sock", "uwsgi://host:port", "uwsgi+unix:/path.sock". */
   to: z.string().min(1),
   /** `Host` sent upstream: "client" (the request's), "upstream" (the server's host:port) or a template. @default "client" */
   host: template().optional(),
@@ -308,17 +308,24 @@ const server = z.strictObject({
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
-/** An upstream server address: "http://host:port", "https://host:port" or "unix:/path.sock" (no path). */
+/**
+ * An upstream server address (no path): HTTP "http://host:port", "https://host:port",
+ * "unix:/path.sock"; or the uwsgi binary protocol (nginx `uwsgi_pass`) "uwsgi://host:port",
+ * "uwsgi+unix:/path.sock".
+ */
 export const upstreamUrl = z.string().superRefine((text, ctx) => {
-  if (text.startsWith('unix:/')) return;
+  if (text.startsWith('unix:/') || text.startsWith('uwsgi+unix:/')) return;
   let url: URL | undefined;
   try {
     url = new URL(text);
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
-    ctx.addIssue({ code: 'custom', message: `expected a server address like "http://127.0.0.1:3000" or "unix:/run/app.sock" (no path), got ${show(text)}` });
+  // "uwsgi:" is not a WHATWG special scheme: its empty path is "", not "/", and it has no default port.
+  const uwsgi = url?.protocol === 'uwsgi:' && url.port !== '' && (url.pathname === '' || url.pathname === '/');
+  const http = (url?.protocol === 'http:' || url?.protocol === 'https:') && url.pathname === '/';
+  if (!url || !(uwsgi || http) || url.search || url.hash || url.username) {
+    ctx.addIssue({ code: 'custom', message: `expected a server address like "http://127.0.0.1:3000", "unix:/run/app.sock", "uwsgi://127.0.0.1:3031" or "uwsgi+unix:/run/app.sock" (no path), got ${show(text)}` });
   }
 });
 

@@ -15,8 +15,10 @@ import type { RequestContext } from '../../context.js';
 import { sendHead } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
+import { DONE, type Outcome } from './attempt.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
+import { forwardUwsgi } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 
@@ -42,12 +44,6 @@ class RetryOnStatus extends Error {
 class ClientGone extends Error {
   readonly code = 'ERR_PROXY_CLIENT_GONE';
 }
-
-type Outcome =
-  | { readonly kind: 'done' }
-  | { readonly kind: 'failed'; readonly status: 502 | 504; readonly reason: 'error' | 'timeout' | 'status'; readonly beforeSend: boolean; readonly code: string };
-
-const DONE: Outcome = { kind: 'done' };
 
 /** Bytes a client may send after an Upgrade request before the upstream's 101 (kept for the upstream). */
 const EARLY_DATA_LIMIT = 64 * 1024;
@@ -161,9 +157,13 @@ export class ProxyHandler {
       server.active++;
       let outcome: Outcome;
       try {
-        outcome = ctx.upgrade
-          ? await this.#tunnel(ctx, server, path, headers)
-          : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false));
+        // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
+        // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
+        outcome = server.uwsgi
+          ? await forwardUwsgi({ ctx, address: server.uwsgi, requestUri: path, headers, hide: this.#hide, group: group.config, canRetry: () => mayRetryAfter(false), name: server.name })
+          : ctx.upgrade
+            ? await this.#tunnel(ctx, server, path, headers)
+            : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false));
       } finally {
         server.active--;
       }

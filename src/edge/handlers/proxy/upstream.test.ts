@@ -13,6 +13,7 @@ const config = (balance: ResolvedUpstream['balance'] = 'least-conn'): ResolvedUp
   name: 'app:web',
   app: 'web',
   servers: [],
+  protocol: 'http',
   balance,
   hashKey: '$request_uri',
   keepAlive: { connections: null, idleTimeout: 60_000 },

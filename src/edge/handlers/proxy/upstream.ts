@@ -14,6 +14,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
+import { parseUwsgiUrl, type UwsgiAddress } from './uwsgi.js';
 
 export class UpstreamServer implements Balanced {
   /** The configured address ("http://host:port" or "unix:/path"). */
@@ -23,6 +24,13 @@ export class UpstreamServer implements Balanced {
   readonly backup: boolean;
   readonly maxConns: number;
   readonly pool: Pool;
+  /**
+   * Where a uwsgi server listens ("uwsgi://", "uwsgi+unix:"), or null for HTTP. A uwsgi server
+   * is reached by proxy/uwsgi.ts, one connection per request; its `pool` is never dispatched to
+   * (undici opens no connection before a dispatch) and stays only so that removal and close
+   * handle every server alike.
+   */
+  readonly uwsgi: UwsgiAddress | null;
   /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
   readonly authority: string;
   active = 0;
@@ -42,10 +50,11 @@ export class UpstreamServer implements Balanced {
     this.weight = config.weight;
     this.backup = config.backup;
     this.maxConns = config.maxConns;
+    this.uwsgi = parseUwsgiUrl(config.url);
     const unix = config.url.startsWith('unix:') ? config.url.slice(5) : null;
-    const origin = unix ? 'http://localhost' : config.url;
-    this.name = unix ? `unix:${unix}` : new URL(config.url).host;
-    this.authority = unix ? 'localhost' : new URL(config.url).host;
+    const origin = unix || this.uwsgi ? 'http://localhost' : config.url;
+    this.name = unix ? `unix:${unix}` : this.uwsgi?.kind === 'unix' ? config.url : new URL(config.url).host;
+    this.authority = unix || this.uwsgi?.kind === 'unix' ? 'localhost' : new URL(config.url).host;
     this.pool = new Pool(origin, {
       connections: group.keepAlive.connections,
       pipelining: 1,
