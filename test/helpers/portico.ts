@@ -93,6 +93,12 @@ export async function startPortico(args: string[], options: { cwd?: string; env?
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  // The banner is several writes: the "  server" line can arrive in one pipe read and its routes
+  // in the next (seen under load). Wait until the output is quiet for a moment (bounded).
+  for (let length = -1; length !== out.length && Date.now() < deadline; ) {
+    length = out.length;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
   const urls = [...out.matchAll(/listening on (\S+)/g)].map((m) => m[1] as string);
   const url = urls[0] as string;
   const pid = child.pid as number;
