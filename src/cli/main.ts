@@ -18,6 +18,7 @@ import { complain, createLogger, log, say, setLogger } from '../core/log.js';
 import { parseDuration } from '../core/units.js';
 import { EdgeServer } from '../edge/server.js';
 import type { AppPools } from '../supervisor/apps.js';
+import type { ExternalApps } from '../supervisor/external.js';
 import { DEMO_DIR, demoConfig } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -153,10 +154,10 @@ function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined)
   return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
 }
 
-function banner(server: EdgeServer, title: string, pools: AppPools | null): void {
+function banner(server: EdgeServer, title: string, pools: AppPools | null, external: ExternalApps | null = null): void {
   say(`portico ${VERSION}: ${title}`);
   for (const address of server.addresses()) say(`  listening on ${address.url}`);
-  for (const line of pools?.describe() ?? []) say(`  ${line}`);
+  for (const line of [...(pools?.describe() ?? []), ...(external?.describe() ?? [])]) say(`  ${line}`);
   for (const s of server.generation.config.servers) {
     say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
     for (const route of s.routes) {
@@ -195,21 +196,33 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
     // themselves when our IPC channels close.
     process.on('exit', () => created.removeFolders());
   }
-  const server = new EdgeServer(config, pools ? { sharedUpstreams: pools.groups } : {});
+  // External app servers (`command`): started like the apps, once the ports are bound; never
+  // left running when portico exits, whatever the path (the exit hook kills their groups).
+  let external: ExternalApps | null = null;
+  if (Object.keys(config.externalApps).length > 0) {
+    const { ExternalApps } = await import('../supervisor/external.js');
+    external = new ExternalApps(config);
+    const created = external;
+    process.on('exit', () => created.killAll());
+  }
+  const shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
+  const server = new EdgeServer(config, shared.size > 0 ? { sharedUpstreams: shared } : {});
   try {
     await server.start(); // closes what it opened when it fails
   } catch (error) {
     await pools?.stop();
+    await external?.stop();
     throw error;
   }
   try {
-    await pools?.start();
+    await Promise.all([pools?.start(), external?.start()]);
   } catch (error) {
     await server.stop(0);
     await pools?.stop();
+    await external?.stop();
     throw error;
   }
-  banner(server, title, pools);
+  banner(server, title, pools, external);
   let current = config;
   let stopping = false;
   // The edge stops first (its requests in flight finish, on the workers too), then the apps
@@ -221,6 +234,7 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
     void server
       .stop(code === 0 ? 10_000 : 0)
       .then(() => pools?.stop())
+      .then(() => external?.stop())
       .then(() => process.exit(code));
   };
   if (pools) {
@@ -244,7 +258,9 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
         // App pools outlive generations; one added or removed needs a restart (refused here,
         // before anything changes, like any other invalid reload).
         const refusal = pools ? pools.refusal(next) : Object.keys(next.apps).length > 0 ? 'apps added: restart portico to apply' : null;
-        if (refusal) throw new Error(refusal);
+        // An external command is not rolled by a reload: changing one needs a restart.
+        const changed = JSON.stringify(next.externalApps) !== JSON.stringify(current.externalApps) ? 'apps with a "command" added, removed or changed: restart portico to apply' : null;
+        if (refusal ?? changed) throw new Error((refusal ?? changed) as string);
         await server.reload(next);
         // New app code and settings: a rolling restart, one worker at a time, each new worker
         // in the edge's group before an old one leaves it.

@@ -107,6 +107,30 @@ export interface ResolvedApp {
   readonly upstream: string;
 }
 
+/**
+ * An external app server run by `portico up` (`apps.NAME.command`): started in its own process
+ * group, restarted when it dies, stopped with SIGTERM then SIGKILL; routes with `app: NAME` reach
+ * it over HTTP on `socket` (src/app/external.ts, src/supervisor/external.ts). Kept apart from
+ * `apps` (the JavaScript apps on portico's own workers), which it shares names and routes with.
+ */
+export interface ResolvedExternalApp {
+  readonly name: string;
+  /** The program and its arguments (no shell). */
+  readonly command: readonly string[];
+  /** Where it listens for HTTP. */
+  readonly socket: ListenAddress;
+  /** Added to portico's environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Absolute working directory. */
+  readonly cwd: string;
+  /** The first delay of a crash loop's restarts (doubled each time, at most 30 s; the first restart is at once). */
+  readonly restartDelay: number;
+  /** SIGTERM, then SIGKILL after this. */
+  readonly gracefulTimeout: number;
+  /** The upstream group routes with `app: name` proxy to: "app:NAME". */
+  readonly upstream: string;
+}
+
 export interface ResolvedRoute {
   /** Where this route came from, for logs and errors: "servers[0].routes[2]". */
   readonly id: string;
@@ -157,6 +181,7 @@ export interface ResolvedConfig {
   };
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly apps: Readonly<Record<string, ResolvedApp>>;
+  readonly externalApps: Readonly<Record<string, ResolvedExternalApp>>;
   readonly servers: readonly ResolvedServer[];
 }
 
@@ -342,7 +367,8 @@ function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, Res
  *   with its own 503 rather than the edge's 504.
  */
 function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedApp; upstream: ResolvedUpstream } {
-  const module = resolvePath(baseDir, parsed.module);
+  // The schema guarantees `module` unless `command` is given, which resolveExternalApp takes.
+  const module = resolvePath(baseDir, parsed.module as string);
   if (!existsSync(module)) problems.push(`apps.${name}.module: expected an app module file, got ${JSON.stringify(parsed.module)} (${module}: no such file)`);
   const timeout = parsed.timeout ?? 30_000;
   const upstreamName = `app:${name}`;
@@ -369,8 +395,31 @@ function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: 
   };
 }
 
+/**
+ * An external app (`command`): the group is an app group (it starts empty and gets its one member
+ * once the command's socket accepts, so requests wait for it, bounded, as for workers booting),
+ * with the same settings as a JavaScript app's, reached over HTTP.
+ */
+function resolveExternalApp(name: string, parsed: ParsedApp, baseDir: string): { app: ResolvedExternalApp; upstream: ResolvedUpstream } {
+  // Only the group of a JavaScript app is taken (its module check is given an existing path).
+  const { upstream } = resolveApp(name, { ...parsed, module: baseDir }, baseDir, []);
+  return {
+    app: {
+      name,
+      command: parsed.command ?? [],
+      socket: parseListen(parsed.socket as string) as ListenAddress,
+      env: parsed.env ?? {},
+      cwd: resolvePath(baseDir, parsed.cwd ?? '.'),
+      restartDelay: parsed.restartDelay ?? 250,
+      gracefulTimeout: parsed.gracefulTimeout ?? 10_000,
+      upstream: upstream.name,
+    },
+    upstream,
+  };
+}
+
 /** Route action `app`: a proxy handler on the app's group, the request URI passed as received. */
-function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, ResolvedApp>, problems: string[]): ResolvedHandler | undefined {
+function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, { readonly upstream: string }>, problems: string[]): ResolvedHandler | undefined {
   const app = apps.get(name);
   if (!app) {
     const names = [...apps.keys()];
@@ -390,7 +439,7 @@ function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, Res
   };
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, ResolvedApp>): ResolvedRoute {
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -427,7 +476,7 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, ResolvedApp>): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>): ResolvedServer {
   const id = `servers[${index}]`;
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
@@ -491,13 +540,21 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     upstreams.set(name, resolved);
   }
   const apps = new Map<string, ResolvedApp>();
+  const externalApps = new Map<string, ResolvedExternalApp>();
   for (const [name, parsedApp] of Object.entries(parsed.apps ?? {})) {
+    if (parsedApp.command !== undefined) {
+      const external = resolveExternalApp(name, parsedApp, baseDir);
+      externalApps.set(name, external.app);
+      upstreams.set(external.upstream.name, external.upstream);
+      continue;
+    }
     const resolved = resolveApp(name, parsedApp, baseDir, problems);
     apps.set(name, resolved.app);
     // "app:NAME" cannot clash with a user's group: ":" is not allowed in upstream names.
     upstreams.set(resolved.upstream.name, resolved.upstream);
   }
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, apps));
+  const routable = new Map<string, { readonly upstream: string }>([...apps, ...externalApps]);
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -520,6 +577,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     },
     upstreams: Object.fromEntries(upstreams),
     apps: Object.fromEntries(apps),
+    externalApps: Object.fromEntries(externalApps),
     servers,
   });
 }

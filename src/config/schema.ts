@@ -414,24 +414,54 @@ const upstream = z.strictObject({
     .optional(),
 });
 
+const MODULE_APP_KEYS = ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter'] as const;
+const COMMAND_APP_KEYS = ['socket', 'env', 'cwd', 'restartDelay'] as const;
+
 /**
- * An app run by `portico up` on its own pre-forked worker processes (the `portico app` arbiter,
- * in-process), served by routes with `app: NAME`.
+ * An app run by `portico up`, served by routes with `app: NAME`. Either a JavaScript app
+ * (`module`) on its own pre-forked worker processes (the `portico app` arbiter, in-process), or
+ * an existing app server (`command`: gunicorn, uWSGI in HTTP mode, …) that portico starts,
+ * restarts when it dies and stops, reaching it over HTTP on `socket`.
  */
-const app = z.strictObject({
-  /** The app module (.ts, .mts, .js, .mjs); its default export is a Fetch handler, a Node listener or a Fastify instance. Relative to the config file's folder. */
-  module: z.string().min(1),
-  /** Worker processes. @default one per core */
-  workers: z.number().int().min(1).max(1024).optional(),
-  /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (503). @default "30s" */
-  timeout: timerDuration().optional(),
-  /** A worker is recycled after this many requests (leak containment); 0 = never. @default 0 */
-  maxRequests: z.number().int().min(0).optional(),
-  /** Adds 0..N to each worker's `maxRequests`, so workers do not recycle at once. @default 0 */
-  maxRequestsJitter: z.number().int().min(0).optional(),
-  /** Time for requests in flight when a worker stops, reloads or recycles; then SIGKILL. @default "30s" */
-  gracefulTimeout: timerDuration().optional(),
-});
+const app = z
+  .strictObject({
+    /** The app module (.ts, .mts, .js, .mjs); its default export is a Fetch handler, a Node listener or a Fastify instance. Relative to the config file's folder. */
+    module: z.string().min(1).optional(),
+    /** An external app server to run instead: the program and its arguments, no shell (`["gunicorn", "-b", "unix:/run/app.sock", "app:app"]`). */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** With `command`: where it listens for HTTP, "unix:/path" or "host:port"; requests go there once it accepts connections. */
+    socket: listenAddress
+      .refine((text) => parseListen(text)?.kind === 'unix' || (parseListen(text) as { port: number } | undefined)?.port !== 0, 'expected a fixed port, not 0')
+      .optional(),
+    /** With `command`: environment variables added to portico's own. */
+    env: z.record(z.string(), z.string()).optional(),
+    /** With `command`: its working directory, relative to the config file's folder. @default the config file's folder */
+    cwd: z.string().min(1).optional(),
+    /** With `command`: the first restart delay after a crash in a row (then doubled each time, at most 30 s; the first restart is at once). @default "250ms" */
+    restartDelay: timerDuration().optional(),
+    /** Worker processes. @default one per core */
+    workers: z.number().int().min(1).max(1024).optional(),
+    /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (503). @default "30s" */
+    timeout: timerDuration().optional(),
+    /** A worker is recycled after this many requests (leak containment); 0 = never. @default 0 */
+    maxRequests: z.number().int().min(0).optional(),
+    /** Adds 0..N to each worker's `maxRequests`, so workers do not recycle at once. @default 0 */
+    maxRequestsJitter: z.number().int().min(0).optional(),
+    /** Time for requests in flight when a worker stops, reloads or recycles, or for a `command` to exit after SIGTERM; then SIGKILL. @default "30s" (a `command`: "10s") */
+    gracefulTimeout: timerDuration().optional(),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.module === undefined) === (value.command === undefined)) {
+      ctx.addIssue({ code: 'custom', message: `expected exactly one of "module" (a JavaScript app) or "command" (an external app server), got ${value.module === undefined ? 'neither' : 'both'}` });
+      return;
+    }
+    // Settings of the other kind would be silently ignored: refuse them, naming the field.
+    const other: readonly (keyof typeof value)[] = value.module !== undefined ? COMMAND_APP_KEYS : MODULE_APP_KEYS;
+    for (const key of other) {
+      if (value[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], input: value[key], message: `expected only with "${value.module !== undefined ? 'command' : 'module'}"` });
+    }
+    if (value.command !== undefined && value.socket === undefined) ctx.addIssue({ code: 'custom', path: ['socket'], input: undefined, message: 'is required with "command": expected where it listens, "unix:/path" or "host:port", got nothing' });
+  });
 
 export const configSchema = z.strictObject({
   /** Logs. */
