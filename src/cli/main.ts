@@ -147,8 +147,9 @@ function applyLogConfig(config: ResolvedConfig): void {
   setLogger(createLogger({ level: config.log.level, destination: config.log.error }));
 }
 
-function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined): string {
+function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined, config: ResolvedConfig): string {
   if (!group) return '?';
+  if (group.app !== null && config.externalApps[group.app]) return `app ${group.app} (its command)`;
   if (group.app !== null) return `app ${group.app} (its workers, least outstanding requests)`;
   const names = group.servers.map((s) => s.url + (s.backup ? ' (backup)' : ''));
   return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
@@ -172,7 +173,7 @@ function banner(server: EdgeServer, title: string, pools: AppPools | null, exter
             : h.type === 'respond'
               ? `respond ${h.status}`
               : h.type === 'proxy'
-                ? `proxy → ${upstreamSummary(server.generation.config.upstreams[h.upstream])}${h.path ? ` (path ${h.path})` : ''}`
+                ? `proxy → ${upstreamSummary(server.generation.config.upstreams[h.upstream], server.generation.config)}${h.path ? ` (path ${h.path})` : ''}`
                 : 'no handler (404)';
       const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
       say(`    ${match.padEnd(28)} ${action}${rewrites}`);
@@ -367,7 +368,7 @@ async function proxy(args: string[]): Promise<void> {
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
   // "127.0.0.1:3000" is taken as http://127.0.0.1:3000, as curl would.
-  const servers = positionals.map((upstream) => (/^(https?:\/\/|unix:)/i.test(upstream) ? upstream : `http://${upstream}`));
+  const servers = positionals.map((upstream) => (/^(https?:\/\/|unix:|uwsgi:\/\/|uwsgi\+unix:)/i.test(upstream) ? upstream : `http://${upstream}`));
   const user: UserConfig = {
     log: { access: accessLogFlags(values) },
     upstreams: { upstream: { servers, balance: balance as (typeof BALANCE)[number] } },

@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, request, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
-import { assertFlaskInstalled, MiB, rawHttp, refusedPort } from '../helpers/upstreams.js';
+import { assertFlaskInstalled, MiB, rawHttp, refusedPort, startHungUpstream, type HungUpstream } from '../helpers/upstreams.js';
 import { startUwsgi, uwsgiCommand, type Uwsgi } from '../helpers/uwsgi.js';
 
 interface FlaskEcho {
@@ -35,12 +36,29 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
   let tcp: Uwsgi | undefined;
   let unix: Uwsgi | undefined;
   let portico: RunningPortico | undefined;
+  let hung: HungUpstream | undefined;
+  let garbage: NetServer | undefined;
 
   before(async () => {
     [tcp, unix] = await Promise.all([startUwsgi(), startUwsgi({ unixPath: join(dir.path, 'u.sock'), processes: 1 })]);
+    hung = await startHungUpstream();
+    // Answers every request with a head no HTTP/1.x parser should take (obs-fold), then closes.
+    garbage = createNetServer((socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nX-A: 1\r\n folded: yes\r\n\r\nbody'));
+    });
+    garbage.listen(0, '127.0.0.1');
+    await new Promise((resolve) => garbage?.once('listening', resolve));
+    const garbagePort = (garbage.address() as { port: number }).port;
     portico = await startWithConfig(dir.path, {
       log: { access: false },
-      upstreams: { py: { servers: [tcp.url] } },
+      upstreams: {
+        py: { servers: [tcp.url] },
+        // A refused server first (round robin starts there): a GET moves on to uWSGI.
+        failover: { servers: [`uwsgi://127.0.0.1:${await refusedPort()}`, tcp.url], maxFails: 0 },
+        slow: { servers: [`uwsgi://127.0.0.1:${hung.port}`], headerTimeout: '300ms' },
+        bad: { servers: [`uwsgi://127.0.0.1:${garbagePort}`] },
+      },
       servers: [
         {
           listen: `127.0.0.1:${await freePort()}`,
@@ -48,6 +66,9 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
             { prefix: '/', proxy: { to: 'py' } },
             { prefix: '/unix/', rewrite: [{ from: '^/unix(/.*)$', to: '$1', flag: 'break' }], proxy: { to: unix.url } },
             { prefix: '/refused/', proxy: { to: `uwsgi://127.0.0.1:${await refusedPort()}` } },
+            { prefix: '/failover/', rewrite: [{ from: '^/failover(/.*)$', to: '$1', flag: 'break' }], proxy: { to: 'failover' } },
+            { prefix: '/slow/', proxy: { to: 'slow' } },
+            { prefix: '/bad/', proxy: { to: 'bad' } },
           ],
         },
       ],
@@ -55,7 +76,7 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
   });
   after(async () => {
     await portico?.stop();
-    await Promise.all([tcp?.stop(), unix?.stop()]);
+    await Promise.all([tcp?.stop(), unix?.stop(), hung?.close(), new Promise((resolve) => (garbage ? garbage.close(resolve) : resolve(undefined)))]);
     dir.remove();
   });
   const port = () => (portico as RunningPortico).port;
@@ -146,5 +167,26 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
     const res = await request(`${base()}/refused/x`);
     assert.equal(res.status, 502);
     assert.doesNotMatch(res.text, /127\.0\.0\.1|ECONNREFUSED|uwsgi/i);
+  });
+
+  it('a refused server is skipped: the request is retried on the next one', async () => {
+    for (let i = 0; i < 4; i++) {
+      const e = await echo(`/failover/echo/f${i}`);
+      assert.equal(e.path, `/echo/f${i}`);
+    }
+  });
+
+  it('a uwsgi server that never answers is a 504 after headerTimeout', async () => {
+    const started = Date.now();
+    const res = await request(`${base()}/slow/x`);
+    assert.equal(res.status, 504);
+    assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+  });
+
+  it('an invalid response head (obs-fold) is a 502, nothing of it reaches the client', async () => {
+    const res = await request(`${base()}/bad/x`);
+    assert.equal(res.status, 502);
+    assert.equal(res.headers['x-a'], undefined);
+    assert.doesNotMatch(res.text, /body/);
   });
 });
