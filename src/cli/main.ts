@@ -206,6 +206,10 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
     const created = external;
     process.on('exit', () => created.killAll());
   }
+  // Until the stop handlers below are installed (the commands may take a while to accept), a
+  // SIGTERM/SIGINT would end the process without its 'exit' hook and leave the commands running.
+  const early = () => process.exit(1);
+  if (external) for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, early);
   const shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
   const server = new EdgeServer(config, shared.size > 0 ? { sharedUpstreams: shared } : {});
   try {
@@ -244,6 +248,7 @@ async function runServer(config: ResolvedConfig, title: string, reloadConfig: ((
       stop('app halted', result.code || 1);
     };
   }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, early);
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
