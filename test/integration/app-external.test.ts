@@ -5,9 +5,12 @@
  * process behind. gunicorn and Flask are required (CI installs them): missing, the tests fail.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, request, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { BIN, freePort, request, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 import { APPS_DIR, assertFlaskInstalled, gunicornCommand } from '../helpers/upstreams.js';
 
 /** Whether any process of the group `pgid` is alive (signal 0 only checks). */
@@ -104,4 +107,28 @@ describe('portico up runs an external app server (command) and routes to it', ()
     for (let i = 0; i < 50 && groupAlive(last); i++) await sleep(100);
     assert.equal(groupAlive(last), false, `gunicorn (group ${last}) outlived portico`);
   });
+});
+
+it('SIGTERM to portico while a command is still starting (its socket not accepting yet) leaves nothing running', async () => {
+  const dir = tempDir('portico-ext-');
+  try {
+    const pidFile = join(dir.path, 'cmd.pid');
+    const path = writeConfig(dir.path, {
+      log: { access: false },
+      // Never accepts on its socket: portico is still waiting for it when the signal comes.
+      apps: { slow: { command: ['sh', '-c', `echo $$ > ${pidFile}; exec sleep 60`], socket: `127.0.0.1:${await freePort()}` } },
+      servers: [{ listen: `127.0.0.1:${await freePort()}`, routes: [{ prefix: '/', app: 'slow' }] }],
+    });
+    const child = spawn(process.execPath, [BIN, 'up', '--config', path], { cwd: dir.path, stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await sleep(50);
+    assert.ok(existsSync(pidFile), 'the command did not start');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    child.kill('SIGTERM');
+    await exited;
+    for (let i = 0; i < 50 && groupAlive(pid); i++) await sleep(100);
+    assert.equal(groupAlive(pid), false, `the command (group ${pid}) outlived portico`);
+  } finally {
+    dir.remove();
+  }
 });
