@@ -29,7 +29,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log } from '../core/log.js';
-import { isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
+import { CRASH_DRAIN_MS, isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
 export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
 
@@ -454,6 +454,18 @@ export class Arbiter {
         // An app that exports nothing servable will not fix itself: stop now, naming the file.
         // After a first successful boot (a reload with a broken file), the running workers keep serving.
         if (message.code === 'ERR_APP_EXPORT' && !this.#everReady) this.#halt(2, message.message);
+        break;
+      case 'portico:crashing':
+        // An uncaught exception: no more connections, a replacement now (#maintain counts only
+        // booting and ready workers); the worker finishes its requests and exits 1, a crash.
+        if (w.state === 'booting' || w.state === 'ready' || w.state === 'retiring') {
+          log().error({ worker: w.pid, error: message.message }, `arbiter: worker ${w.pid} had an uncaught exception, replacing it (it finishes its requests first)`);
+          w.state = 'stopping';
+          void this.#detach(w, CRASH_DRAIN_MS);
+          clearTimeout(w.killTimer);
+          w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), CRASH_DRAIN_MS + 1000);
+          this.#poke();
+        }
         break;
       case 'portico:retiring':
         if (w.state === 'ready' || w.state === 'booting') {

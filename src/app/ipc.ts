@@ -27,6 +27,9 @@ export const WORKER_ENV = 'PORTICO_APP_WORKER';
 /** Heartbeat interval: a worker whose last tick is older than the timeout is killed. */
 export const TICK_MS = 1000;
 
+/** After an uncaught exception, how long a worker may finish the requests it has before exiting. */
+export const CRASH_DRAIN_MS = 1000;
+
 export type ToWorker =
   /** One accepted connection (the socket is the message's handle). */
   | { readonly type: 'portico:conn' }
@@ -41,7 +44,12 @@ export type FromWorker =
   /** The app could not be loaded; `code` says whether retrying can help (ERR_APP_IMPORT) or not (ERR_APP_EXPORT). */
   | { readonly type: 'portico:boot-error'; readonly code: string; readonly message: string }
   /** The worker reached max requests and asks to be replaced. */
-  | { readonly type: 'portico:retiring'; readonly requests: number };
+  | { readonly type: 'portico:retiring'; readonly requests: number }
+  /**
+   * An uncaught exception: send no more connections, start a replacement; the worker finishes its
+   * requests in flight (at most `CRASH_DRAIN_MS`) and exits 1 (a crash).
+   */
+  | { readonly type: 'portico:crashing'; readonly message: string };
 
 export function isFromWorker(message: unknown): message is FromWorker {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('portico:');

@@ -13,10 +13,13 @@ import { log } from '../core/log.js';
 import { AppError } from './errors.js';
 import { createAppListener } from './gateway/listener.js';
 import { loadApp, registerTypeScript } from './gateway/load-app.js';
-import { TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
+import { CRASH_DRAIN_MS, TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
 
-/** How long a connection that has not sent its first request yet may still do so while draining. */
-const FRESH_CONNECTION_GRACE_MS = 2000;
+/**
+ * While draining (standalone), how long an idle connection (a fresh one, or a keep-alive one
+ * between requests) may still send a request, answered with `Connection: close`.
+ */
+const IDLE_CONNECTION_GRACE_MS = 2000;
 
 const send = (message: FromWorker, done?: () => void): void => {
   if (process.connected && process.send) process.send(message, undefined, {}, () => done?.());
@@ -57,10 +60,19 @@ async function main(): Promise<void> {
   // arbiter then counted as crashes) and the job-control signals meant for the arbiter.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
   process.on('SIGTERM', () => drain());
+  // An uncaught exception (a timer's throw, an unhandled 'error' event): the worker's state is
+  // suspect, so it goes, but not with the other requests it is serving (they did nothing wrong;
+  // exiting at once reset them): once serving, it tells the arbiter (no more connections, a
+  // replacement starts now), finishes what it has for at most CRASH_DRAIN_MS and exits 1.
+  let crashed = false;
+  let onCrash: ((error: unknown) => void) | null = null;
   process.on('uncaughtException', (error) => {
-    log().fatal({ err: error }, 'app worker: uncaught exception, exiting (the arbiter starts a new worker)');
+    const draining = onCrash !== null && !crashed;
+    log().fatal({ err: error }, draining ? `app worker: uncaught exception, finishing requests in flight (at most ${CRASH_DRAIN_MS} ms) then exiting (the arbiter starts a new worker)` : 'app worker: uncaught exception, exiting (the arbiter starts a new worker)');
     log().flush();
-    process.exit(1);
+    if (!draining || !onCrash) process.exit(1);
+    crashed = true;
+    onCrash(error);
   });
 
   // Ticks start before the app is imported: an import stuck in a loop is a stale worker too.
@@ -86,7 +98,7 @@ async function main(): Promise<void> {
     clearInterval(tick);
     server.closeAllConnections();
     log().flush();
-    process.exit(0);
+    process.exit(crashed ? 1 : 0);
   };
   const waitUntil = (promise: Promise<unknown>) => {
     const tracked = Promise.resolve(promise)
@@ -112,8 +124,10 @@ async function main(): Promise<void> {
       if (connection) {
         connection.busy = false;
         connection.served += 1;
-        // A keep-alive answer that began before the drain did not say Connection: close.
-        if (draining && !req.socket.destroyed) req.socket.end();
+        // A keep-alive answer that began before the drain did not say Connection: close: the
+        // client may already be writing its next request on this connection; closing now would
+        // reset it, so that request is answered (with Connection: close) if it comes.
+        if (draining && !req.socket.destroyed) closeWhenIdle(req.socket, connection);
       }
       finish();
     });
@@ -138,6 +152,13 @@ async function main(): Promise<void> {
     send({ type: 'portico:retiring', requests });
   }
 
+  /** Draining: closes the connection unless a request has begun on it meanwhile. */
+  function closeWhenIdle(socket: Socket, state: { busy: boolean }): void {
+    setTimeout(() => {
+      if (!state.busy && !socket.destroyed) socket.destroy();
+    }, IDLE_CONNECTION_GRACE_MS).unref();
+  }
+
   function drain(graceMs = settings.gracefulTimeoutMs): void {
     if (draining) return;
     draining = true;
@@ -146,24 +167,30 @@ async function main(): Promise<void> {
     if (settings.socketPath) server.close();
     for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
     // Not server.closeIdleConnections(): a connection the arbiter handed over just before the
-    // stop has not sent its request yet and counts as idle there; closing it would reset a client
-    // that did nothing wrong. Keep-alive connections between requests close now; fresh ones get a
-    // moment for their first request (answered with Connection: close).
+    // stop has not sent its request yet and counts as idle there, and a keep-alive client between
+    // two requests may be writing the next one right now (16 keep-alive clients under a
+    // max-requests recycle or a reload got "socket hang up" / ECONNRESET on reused sockets when
+    // they were destroyed at once); closing either would reset a client that did nothing wrong.
+    // So idle connections get a moment for one more request (answered with Connection: close).
+    // Integrated mode: the edge has taken this worker out of its group before the drain and
+    // sends it no request any more, so its idle connections close now.
     for (const [socket, state] of connections) {
       if (state.busy) continue;
-      if (state.served > 0) socket.destroy();
-      else
-        setTimeout(() => {
-          if (!state.busy && state.served === 0) socket.destroy();
-        }, FRESH_CONNECTION_GRACE_MS).unref();
+      if (settings.socketPath && state.served > 0) socket.destroy();
+      else closeWhenIdle(socket, state);
     }
     setTimeout(() => {
-      log().warn({ inFlight, waitUntil: pending.size }, 'app worker: graceful timeout reached, exiting with requests in flight');
+      if (inFlight > 0 || pending.size > 0) log().warn({ inFlight, waitUntil: pending.size }, 'app worker: graceful timeout reached, exiting with requests in flight');
       log().flush();
-      process.exit(0);
+      process.exit(crashed ? 1 : 0);
     }, graceMs).unref();
     finish();
   }
+
+  onCrash = (error) => {
+    send({ type: 'portico:crashing', message: error instanceof Error ? error.message : String(error) });
+    drain(Math.min(CRASH_DRAIN_MS, settings.gracefulTimeoutMs));
+  };
 
   process.on('message', (message: unknown, handle?: unknown) => {
     if (!isToWorker(message)) return;
