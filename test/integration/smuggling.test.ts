@@ -33,8 +33,6 @@ interface SmugglingCase {
   /** For `forward`: the edge must close the connection afterwards. */
   readonly closes?: boolean;
   readonly note?: string;
-  /** A failure here is a known problem outside this test's files: reported as a todo, not a failure. */
-  readonly knownIssue?: string;
   readonly raw: string;
 }
 
@@ -345,7 +343,7 @@ describe('request smuggling through the proxy', () => {
 
   for (const c of CORPUS.cases) {
     const title = `${c.family}: ${c.id} → ${c.expect === 'reject' ? `rejected (${c.stage})` : `forwarded ×${c.forwarded?.length ?? 0}`}`;
-    it(title, c.knownIssue ? { todo: c.knownIssue } : {}, async (t) => {
+    it(title, async (t) => {
       const running = portico;
       assert.ok(running, 'portico running');
       const mark = upstream.mark();
