@@ -1,0 +1,18 @@
+// Micro-benchmark of the Fetch gateway's per-request steps (µs each): where the app server's
+// time goes (README Performance). Run: node bench/fetch-steps.mjs
+const N = 100000;
+let t = performance.now();
+for (let i = 0; i < N; i++) { const h = new Headers(); h.append('host', '127.0.0.1:8080'); h.append('user-agent', 'wrk'); }
+console.log('headers', (performance.now() - t) / N * 1000, 'us');
+t = performance.now();
+for (let i = 0; i < N; i++) { new Request('http://127.0.0.1:8080/', { method: 'GET', headers: [['host','x']], signal: new AbortController().signal }); }
+console.log('request', (performance.now() - t) / N * 1000, 'us');
+t = performance.now();
+for (let i = 0; i < N; i++) { new Response('Hello, World!', { headers: { 'content-type': 'text/plain' } }); }
+console.log('response', (performance.now() - t) / N * 1000, 'us');
+t = performance.now();
+for (let i = 0; i < N; i++) { const c = new AbortController(); }
+console.log('abortcontroller', (performance.now() - t) / N * 1000, 'us');
+t = performance.now();
+for (let i = 0; i < 20000; i++) { const r = new Response('Hello, World!'); const rd = r.body.getReader(); await rd.read(); await rd.read(); }
+console.log('read body', (performance.now() - t) / 20000 * 1000, 'us');
