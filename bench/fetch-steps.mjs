@@ -11,7 +11,7 @@ t = performance.now();
 for (let i = 0; i < N; i++) { new Response('Hello, World!', { headers: { 'content-type': 'text/plain' } }); }
 console.log('response', (performance.now() - t) / N * 1000, 'us');
 t = performance.now();
-for (let i = 0; i < N; i++) { const c = new AbortController(); }
+for (let i = 0; i < N; i++) { new AbortController(); }
 console.log('abortcontroller', (performance.now() - t) / N * 1000, 'us');
 t = performance.now();
 for (let i = 0; i < 20000; i++) { const r = new Response('Hello, World!'); const rd = r.body.getReader(); await rd.read(); await rd.read(); }
