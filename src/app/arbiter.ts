@@ -461,6 +461,12 @@ export class Arbiter {
         if (w.state === 'booting' || w.state === 'ready' || w.state === 'retiring') {
           log().error({ worker: w.pid, error: message.message }, `arbiter: worker ${w.pid} had an uncaught exception, replacing it (it finishes its requests first)`);
           w.state = 'stopping';
+          // IPC is ordered: connections handed over before this ack reach the worker before it,
+          // so the worker serves them instead of exiting with them still in the pipe (reset).
+          if (w.child.connected) {
+            const ack: ToWorker = { type: 'portico:crash-ack' };
+            w.child.send(ack, () => undefined);
+          }
           void this.#detach(w, CRASH_DRAIN_MS);
           clearTimeout(w.killTimer);
           w.killTimer = setTimeout(() => w.child.kill('SIGKILL'), CRASH_DRAIN_MS + 1000);

@@ -36,7 +36,9 @@ export type ToWorker =
   /** Stop gracefully: finish requests in flight, then exit 0. */
   | { readonly type: 'portico:stop'; readonly graceMs: number }
   /** The arbiter will send no more connections: the retiring worker may drain and exit. */
-  | { readonly type: 'portico:retire-ack' };
+  | { readonly type: 'portico:retire-ack' }
+  /** The same after `portico:crashing`: every connection handed over before it has arrived. */
+  | { readonly type: 'portico:crash-ack' };
 
 export type FromWorker =
   | { readonly type: 'portico:tick'; readonly requests: number }

@@ -36,6 +36,7 @@ async function main(): Promise<void> {
   let requests = 0;
   let inFlight = 0;
   let draining = false;
+  let awaitingCrashAck = false;
   const active = new Set<ServerResponse>();
   /** Per connection: requests answered, and whether one is in progress. */
   const connections = new Map<Socket, { served: number; busy: boolean }>();
@@ -94,7 +95,7 @@ async function main(): Promise<void> {
   }
 
   const finish = () => {
-    if (!draining || inFlight > 0 || pending.size > 0 || connections.size > 0) return;
+    if (!draining || awaitingCrashAck || inFlight > 0 || pending.size > 0 || connections.size > 0) return;
     clearInterval(tick);
     server.closeAllConnections();
     log().flush();
@@ -188,6 +189,9 @@ async function main(): Promise<void> {
   }
 
   onCrash = (error) => {
+    // Until the arbiter acks, a connection it handed over may still be in the IPC pipe: exiting
+    // now would reset that client (the drain timer still bounds the wait to CRASH_DRAIN_MS).
+    awaitingCrashAck = process.connected;
     send({ type: 'portico:crashing', message: error instanceof Error ? error.message : String(error) });
     drain(Math.min(CRASH_DRAIN_MS, settings.gracefulTimeoutMs));
   };
@@ -200,6 +204,9 @@ async function main(): Promise<void> {
       drain(message.graceMs);
     } else if (message.type === 'portico:retire-ack') {
       drain();
+    } else if (message.type === 'portico:crash-ack') {
+      awaitingCrashAck = false;
+      finish();
     }
   });
   if (settings.socketPath) {
