@@ -3,11 +3,10 @@
  * banner, and stops it by PID. Like helpers/portico.ts, but the app commands print
  * "listening on URL" followed by "  workers N" (app) or the dev notice (dev), not a server list.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { BIN, ROOT, type SimpleResponse } from './portico.js';
+import { ROOT, spawnCli, waitForOutput, type SimpleResponse } from './portico.js';
 
 export const APPS = join(ROOT, 'test', 'fixtures', 'apps');
 
@@ -32,53 +31,26 @@ export async function sleep(ms: number): Promise<void> {
 
 /** Runs `bin/portico <command> ...args` and resolves once it has printed its listening line. */
 export async function startApp(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunningApp> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  const proc = spawnCli(args, options);
   const ready = /listening on (\S+)\n {2}(workers|development)/;
-  while (!ready.test(out)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`portico exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}\n${err}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`portico did not start in time:\n${out}\n${err}`);
-    }
-    await sleep(20);
-  }
-  const url = (ready.exec(out) as RegExpExecArray)[1] as string;
-  const pid = child.pid as number;
+  await waitForOutput(proc, ready, Date.now() + (options.timeoutMs ?? 20_000));
+  const url = (ready.exec(proc.out()) as RegExpExecArray)[1] as string;
   return {
-    pid,
-    child,
+    pid: proc.pid,
+    child: proc.child,
     url,
     port: url.startsWith('http') ? Number(new URL(url).port) : 0,
-    stdout: () => out,
-    stderr: () => err,
+    stdout: proc.out,
+    stderr: proc.err,
     async waitFor(predicate, timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;
-      while (!predicate(out + err)) {
-        if (Date.now() > end) throw new Error(`condition not met in ${timeoutMs} ms:\n${out}\n${err}`);
+      while (!predicate(proc.out() + proc.err())) {
+        if (Date.now() > end) throw new Error(`condition not met in ${timeoutMs} ms:\n${proc.out()}\n${proc.err()}`);
         await sleep(25);
       }
     },
-    exited: () => exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      process.kill(pid, signal);
-      const timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
-      }, 10_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
+    exited: () => proc.exited,
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => proc.stop(signal, 10_000),
   };
 }
 

@@ -72,8 +72,19 @@ export interface RunningPortico {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `bin/portico ...args` and resolves once it prints its listening addresses. */
-export async function startPortico(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunningPortico> {
+/** A running `bin/portico` child: its output so far, its exit, and a stop by PID. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  out(): string;
+  err(): string;
+  readonly exited: Promise<number | null>;
+  /** `signal` (SIGTERM), then SIGKILL after `killAfterMs`, by PID; resolves with the exit code. */
+  stop(signal: NodeJS.Signals, killAfterMs: number): Promise<number | null>;
+}
+
+/** Spawns `bin/portico ...args` (the built CLI), collecting stdout and stderr. */
+export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
@@ -83,43 +94,62 @@ export async function startPortico(args: string[], options: { cwd?: string; env?
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  while (!/listening on \S+[\s\S]*\n {2}server/.test(out)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`portico exited (${child.exitCode ?? child.signalCode}) before listening:\n${out}\n${err}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`portico did not start in time:\n${out}\n${err}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  // The banner is several writes: the "  server" line can arrive in one pipe read and its routes
-  // in the next (seen under load). Wait until the output is quiet for a moment (bounded).
-  for (let length = -1; length !== out.length && Date.now() < deadline; ) {
-    length = out.length;
-    await new Promise((resolve) => setTimeout(resolve, 30));
-  }
-  const urls = [...out.matchAll(/listening on (\S+)/g)].map((m) => m[1] as string);
-  const url = urls[0] as string;
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
   const pid = child.pid as number;
   return {
-    pid,
     child,
-    url,
-    urls,
-    port: Number(new URL(url).port),
-    stdout: () => out,
-    stderr: () => err,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+    pid,
+    out: () => out,
+    err: () => err,
+    exited,
+    async stop(signal, killAfterMs) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       process.kill(pid, signal);
       const timer = setTimeout(() => {
         if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
-      }, 5000);
-      const [code] = await exited;
+      }, killAfterMs);
+      const code = await exited;
       clearTimeout(timer);
       return code;
     },
+  };
+}
+
+/** Waits until stdout matches `ready`; throws (killing the child) if it exits first or time runs out. */
+export async function waitForOutput(proc: CliProcess, ready: RegExp, deadline: number): Promise<void> {
+  while (!ready.test(proc.out())) {
+    const { child } = proc;
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`portico exited (${child.exitCode ?? child.signalCode}) before listening:\n${proc.out()}\n${proc.err()}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`portico did not start in time:\n${proc.out()}\n${proc.err()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Runs `bin/portico ...args` and resolves once it prints its listening addresses. */
+export async function startPortico(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunningPortico> {
+  const proc = spawnCli(args, options);
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  await waitForOutput(proc, /listening on \S+[\s\S]*\n {2}server/, deadline);
+  // The banner is several writes: the "  server" line can arrive in one pipe read and its routes
+  // in the next (seen under load). Wait until the output is quiet for a moment (bounded).
+  for (let length = -1; length !== proc.out().length && Date.now() < deadline; ) {
+    length = proc.out().length;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+  }
+  const urls = [...proc.out().matchAll(/listening on (\S+)/g)].map((m) => m[1] as string);
+  const url = urls[0] as string;
+  return {
+    pid: proc.pid,
+    child: proc.child,
+    url,
+    urls,
+    port: Number(new URL(url).port),
+    stdout: proc.out,
+    stderr: proc.err,
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => proc.stop(signal, 5000),
   };
 }
 

@@ -261,23 +261,7 @@ export async function startGunicorn(options: { app?: string; workers?: number; r
   const pid = child.pid;
   const gone = () => child.exitCode !== null || child.signalCode !== null;
   const stop = async (graceMs = 5_000) => {
-    if (pid === undefined || gone()) return;
-    process.kill(pid, 'SIGTERM');
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, graceMs);
-    await exited;
-    clearTimeout(timer);
-    // Workers that outlived the master (they should not): their group goes too.
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      // none left
-    }
+    if (pid !== undefined) await stopProcessGroup(pid, gone, exited, graceMs);
   };
   if (pid === undefined) throw new Error(`gunicorn did not start: ${(await spawnError).message}`);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
@@ -370,4 +354,28 @@ export function rawHttp(port: number, head: string, body: Buffer | string = '', 
       else reject(error);
     });
   });
+}
+
+/**
+ * Stops a server started in its own process group (gunicorn, uWSGI): SIGTERM to the master by
+ * PID, SIGKILL to the group after `graceMs`, and SIGKILL to any worker that outlived the master.
+ */
+export async function stopProcessGroup(pid: number, gone: () => boolean, exited: Promise<unknown>, graceMs: number): Promise<void> {
+  if (!gone()) {
+    process.kill(pid, 'SIGTERM');
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+  try {
+    process.kill(-pid, 'SIGKILL'); // workers that outlived the master (they should not)
+  } catch {
+    // none left
+  }
 }

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './portico.js';
-import { APPS_DIR, assertFlaskInstalled } from './upstreams.js';
+import { APPS_DIR, assertFlaskInstalled, stopProcessGroup } from './upstreams.js';
 
 const PLUGIN = '/usr/lib/uwsgi/plugins/python3_plugin.so';
 
@@ -64,25 +64,7 @@ export async function startUwsgi(options: { unixPath?: string; processes?: numbe
   const pid = child.pid;
   if (pid === undefined) throw new Error('uwsgi did not start');
   const gone = () => child.exitCode !== null || child.signalCode !== null;
-  const stop = async (graceMs = 5_000) => {
-    if (!gone()) {
-      process.kill(pid, 'SIGTERM');
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, graceMs);
-      await exited;
-      clearTimeout(timer);
-    }
-    try {
-      process.kill(-pid, 'SIGKILL'); // workers that outlived the master (they should not)
-    } catch {
-      // none left
-    }
-  };
+  const stop = (graceMs = 5_000) => stopProcessGroup(pid, gone, exited, graceMs);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   // The socket accepts once uWSGI has bound it; a connection made before the workers are forked
   // waits in the listen backlog, so the first request is answered, never refused.
