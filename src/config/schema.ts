@@ -7,8 +7,8 @@
  * Later parts (proxy, app, limits, cache, TLS, forward proxy) add their own keys here, each as
  * one more strict object, so the whole config stays one strictly decoded document (as Caddy's).
  */
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseIpBlock } from '../core/ip-list.js';
 import { templateProblem } from '../core/template.js';
 import { parseDuration, parseSize } from '../core/units.js';
 
@@ -344,12 +344,7 @@ const upstreamServer = z.union([
 
 /** "10.0.0.0/8", "192.168.1.7", "fd00::/8": an address or a CIDR block. */
 const cidr = z.string().superRefine((text, ctx) => {
-  const [address = '', prefix, extra] = text.split('/');
-  const family = isIP(address);
-  const bits = prefix === undefined ? 0 : Number(prefix);
-  if (family === 0 || extra !== undefined || (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)))) {
-    ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR block like "10.0.0.0/8" or "::1", got ${show(text)}` });
-  }
+  if (!parseIpBlock(text)) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR block like "10.0.0.0/8" or "::1", got ${show(text)}` });
 });
 
 /** An upstream group (nginx `upstream`): servers, balancing, timeouts, health, retries. */

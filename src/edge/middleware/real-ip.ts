@@ -4,29 +4,16 @@
  * X-Forwarded-For from the right, skipping trusted addresses; the first untrusted one is the
  * client. An untrusted peer's X-Forwarded-For is ignored, so nobody can claim another address.
  */
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { IpSet } from '../../core/ip-list.js';
 import type { RequestContext } from '../context.js';
 
 export type RealIp = (ctx: RequestContext) => void;
 
-function plain(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
 export function compileRealIp(trusted: readonly string[]): RealIp | null {
   if (trusted.length === 0) return null;
-  const list = new BlockList();
-  for (const entry of trusted) {
-    const [address = '', prefix] = entry.split('/');
-    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (prefix === undefined) list.addAddress(address, family);
-    else list.addSubnet(address, Number(prefix), family);
-  }
-  const isTrusted = (address: string): boolean => {
-    const ip = plain(address);
-    const family = isIP(ip);
-    return family !== 0 && list.check(ip, family === 6 ? 'ipv6' : 'ipv4');
-  };
+  const list = new IpSet(trusted);
+  const isTrusted = (address: string): boolean => list.has(address);
   return function realIp(ctx) {
     const header = ctx.req.headers['x-forwarded-for'];
     if (header === undefined || !isTrusted(ctx.clientAddress)) return;
