@@ -6,9 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import zlib from 'node:zlib';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedApp, type ParsedConfig, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedApp, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -28,6 +29,16 @@ export interface ResolvedHeaderOps {
 export interface ResolvedStatic extends Omit<StaticFields, 'maxAge' | 'precompressed'> {
   readonly maxAge: number | null;
   readonly precompressed: readonly ('br' | 'gzip' | 'zstd')[];
+}
+
+/** Response compression of a route (edge/middleware/encode.ts); null on a route when it is off. */
+export interface ResolvedEncode {
+  readonly enabled: boolean;
+  /** Server preference, best first. */
+  readonly encodings: readonly ('zstd' | 'br' | 'gzip')[];
+  readonly level: { readonly gzip: number; readonly br: number; readonly zstd: number };
+  readonly minLength: number;
+  readonly types: readonly string[];
 }
 
 export type ResolvedHandler =
@@ -141,6 +152,8 @@ export interface ResolvedRoute {
   readonly rewrite: readonly ResolvedRewrite[];
   readonly headers: ResolvedHeaderOps;
   readonly accessLog: boolean;
+  /** Response compression, or null when off for this route. */
+  readonly encode: ResolvedEncode | null;
   readonly handler: ResolvedHandler;
 }
 
@@ -201,6 +214,70 @@ const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
   hotCacheSize: 64 * 1024 * 1024,
   hotCacheValidity: 1000,
 };
+
+/** zstd needs zlib.createZstdCompress (Node 22.15+ / 23.8+); Node 20 has none. */
+const ZSTD_AVAILABLE = typeof (zlib as unknown as { createZstdCompress?: unknown }).createZstdCompress === 'function';
+
+export const ENCODE_DEFAULTS: ResolvedEncode = {
+  enabled: true,
+  encodings: ZSTD_AVAILABLE ? ['zstd', 'br', 'gzip'] : ['br', 'gzip'],
+  level: { gzip: 6, br: 4, zstd: 3 },
+  minLength: 512,
+  // Caddy's `encode` defaults and nginx's usual gzip_types: text, JSON, JavaScript, XML and the
+  // formats built on them, WebAssembly, SVG, uncompressed fonts, icons. Images, audio, video,
+  // archives and woff/woff2 fonts are compressed already: compressing again only costs CPU.
+  types: [
+    'text/*',
+    'application/json',
+    'application/*+json',
+    'application/javascript',
+    'application/x-javascript',
+    'application/ecmascript',
+    'application/xml',
+    'application/*+xml',
+    'application/wasm',
+    'application/x-ndjson',
+    'application/vnd.ms-fontobject',
+    'application/x-font-ttf',
+    'application/x-font-opentype',
+    'font/ttf',
+    'font/otf',
+    'font/eot',
+    'image/svg+xml',
+    'image/x-icon',
+    'image/vnd.microsoft.icon',
+    'image/bmp',
+  ],
+};
+
+/** One `encode` value as fields (true = defaults on, an object = on unless it says otherwise). */
+function encodeFields(value: ParsedEncode | undefined, path: string, problems: string[]): Partial<Omit<ResolvedEncode, 'level'>> & { level?: Partial<ResolvedEncode['level']> } | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === false) return null;
+  if (value === true) return { enabled: true };
+  if (value.encodings?.includes('zstd') && !ZSTD_AVAILABLE) {
+    const problem = `${path}.encodings: expected codings this runtime can produce ("br", "gzip"; zstd needs Node.js 22.15 or later, this is ${process.version}), got ${JSON.stringify(value.encodings)}`;
+    // A server's value is seen once per route: report it once.
+    if (!problems.includes(problem)) problems.push(problem);
+  }
+  return { ...stripUndefined(value), enabled: value.enabled ?? true };
+}
+
+/** Compression of a route: the route's `encode` over the server's, field by field (levels per coding). */
+function resolveEncode(server: ParsedEncode | undefined, route: ParsedEncode | undefined, serverPath: string, routePath: string, problems: string[]): ResolvedEncode | null {
+  const fromServer = encodeFields(server, serverPath, problems);
+  const fromRoute = encodeFields(route, routePath, problems);
+  if (fromRoute === null || (fromRoute === undefined && !fromServer)) return null;
+  const merged: ResolvedEncode = {
+    ...ENCODE_DEFAULTS,
+    ...fromServer,
+    ...fromRoute,
+    level: { ...ENCODE_DEFAULTS.level, ...stripUndefined(fromServer?.level ?? {}), ...stripUndefined(fromRoute?.level ?? {}) },
+  };
+  if (!merged.enabled) return null;
+  // The same coding twice would only repeat a preference: keep the first.
+  return { ...merged, encodings: [...new Set(merged.encodings)] };
+}
 
 const outputPath = (path: string, baseDir: string): string =>
   path === 'stdout' || path === 'stderr' || isAbsolute(path) ? path : resolvePath(baseDir, path);
@@ -472,6 +549,7 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     rewrite: resolveRewrites(route.rewrite),
     headers: mergeHeaders(server.headers, route.headers),
     accessLog: route.accessLog ?? server.accessLog ?? true,
+    encode: resolveEncode(server.encode, route.encode, `${id.slice(0, id.indexOf('.routes['))}.encode`, `${id}.encode`, problems),
     handler,
   };
 }

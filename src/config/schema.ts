@@ -179,6 +179,48 @@ const staticFields = {
 
 const staticOptions = z.strictObject(staticFields).partial();
 
+const contentCoding = z.enum(['zstd', 'br', 'gzip']);
+
+/** A media type or a pattern with "*": "text/html", "text/*", "application/*+json". */
+const mediaRange = z.string().regex(/^[A-Za-z0-9!#$&^_.+*-]+\/[A-Za-z0-9!#$&^_.+*-]+$/, 'expected a media type like "text/html", "text/*" or "application/*+json"');
+
+/**
+ * On-the-fly response compression (nginx `gzip`/`brotli`, Caddy `encode`) for every handler's
+ * responses: gzip, brotli and (where the runtime has it) zstd, chosen by the client's
+ * `Accept-Encoding`. Never for a body that is encoded already (static's precompressed siblings),
+ * for ranges, `Cache-Control: no-transform`, HEAD bodies, or bodies below `minLength`.
+ */
+const encodeFields = {
+  /** Compress responses of this server/route. @default false (as nginx's `gzip off`: turn it on where wanted) */
+  enabled: z.boolean(),
+  /**
+   * Codings offered, in server preference order (a tie in the client's q-values goes to the
+   * earlier one). "zstd" needs Node ≥ 22.15. @default ["zstd", "br", "gzip"] where zstd exists, else ["br", "gzip"]
+   */
+  encodings: z.array(contentCoding).min(1),
+  /**
+   * Compression level per coding. Why these defaults: on-the-fly work costs CPU per response;
+   * gzip 6 is zlib's default, brotli 4 compresses smaller than gzip 6 at about its speed (11 is
+   * for precompressing), zstd 3 is zstd's default. @default { gzip: 6, br: 4, zstd: 3 }
+   */
+  level: z
+    .strictObject({
+      /** 1 (fastest) to 9 (smallest). @default 6 */
+      gzip: z.number().int().min(1).max(9).optional(),
+      /** 0 (fastest) to 11 (smallest). @default 4 */
+      br: z.number().int().min(0).max(11).optional(),
+      /** 1 (fastest) to 19 (smallest). @default 3 */
+      zstd: z.number().int().min(1).max(19).optional(),
+    }),
+  /** Bodies shorter than this (by `Content-Length`) are sent as they are (nginx `gzip_min_length`); a streamed body of unknown length is compressed. @default 512 (Caddy's) */
+  minLength: size(),
+  /** Media types compressed ("text/*" and "application/*+json" patterns allowed). @default text/*, JSON, JavaScript, XML, WebAssembly, SVG, uncompressed fonts, icons (see README) */
+  types: z.array(mediaRange).min(1),
+};
+
+/** `true` = enabled with the defaults, `false` = off, or the fields (given fields override the server's). */
+const encodeOptions = z.union([z.boolean(), z.strictObject(encodeFields).partial()]);
+
 const redirectAction = z.strictObject({
   /** Target URL or path; variables expand ("https://$host$request_uri", "/docs/$1" with captures of a regex route). */
   to: template().pipe(z.string().min(1)),
@@ -251,6 +293,8 @@ const route = z
     accessLog: z.boolean().optional(),
     /** Serve files; fields not given are inherited from the server's `static`. */
     static: staticOptions.optional(),
+    /** Response compression; fields not given are inherited from the server's `encode`. */
+    encode: encodeOptions.optional(),
     /** Answer with a redirect (the client is told to go elsewhere). */
     redirect: redirectAction.optional(),
     /** Answer with a fixed response (nginx `return`). */
@@ -302,6 +346,8 @@ const server = z.strictObject({
   accessLog: z.boolean().optional(),
   /** Static file settings inherited by every route's `static` (e.g. `root`). */
   static: staticOptions.optional(),
+  /** Response compression inherited by every route (`true` turns it on with the defaults). */
+  encode: encodeOptions.optional(),
   /** Routes (nginx `location`s). Without routes, the server serves its `static` root at "/". */
   routes: z.array(route).optional(),
 });
@@ -521,4 +567,5 @@ export type ParsedHeaderOps = NonNullable<ParsedServer['headers']>;
 export type ParsedUpstream = NonNullable<ParsedConfig['upstreams']>[string];
 export type ParsedProxy = NonNullable<ParsedRoute['proxy']>;
 export type ParsedApp = NonNullable<ParsedConfig['apps']>[string];
+export type ParsedEncode = NonNullable<ParsedServer['encode']>;
 export type StaticFields = { [K in keyof typeof staticFields]: z.output<(typeof staticFields)[K]> };

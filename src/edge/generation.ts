@@ -7,6 +7,7 @@ import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
 import { createHandler, type HandlerEnvironment } from './handlers/index.js';
 import { UpstreamGroup } from './handlers/proxy/upstream.js';
 import { compileCanonical } from './middleware/canonical.js';
+import { compileEncoder } from './middleware/encode.js';
 import { compileHeaderFilter } from './middleware/headers.js';
 import { compileRealIp, type RealIp } from './middleware/real-ip.js';
 import { compileRewrites } from './middleware/rewrite.js';
@@ -38,6 +39,7 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
     config: route,
     rewrite: compileRewrites(route.rewrite),
     headers: compileHeaderFilter(route.headers),
+    encode: compileEncoder(route.encode),
     accessLog: route.accessLog,
     handler: createHandler(route, env),
   }));

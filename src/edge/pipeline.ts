@@ -15,7 +15,8 @@
  *                                   as nginx's access phases do, so a rewrite cannot skip them)
  *   7. content                      the route's handler (static | redirect | respond | …); a
  *                                   handler may reroute (try-files fallback) back to phase 5
- *   8. response filters             in sendHead (edge/http/respond.ts): route headers, Server
+ *   8. response filters             in sendHead (edge/http/respond.ts): route headers, Server,
+ *                                   compression (middleware/encode.ts; the body then goes through it)
  *   9. access log                   when the response closes
  *
  * Errors are wrapped once, here: an HttpError answers with its status, anything else is logged

@@ -369,6 +369,7 @@ describe('an exception inside a handler (in-process pipeline)', () => {
       config: route,
       rewrite: [],
       headers: null,
+      encode: null,
       accessLog: false,
       handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route, { upstreams: new Map() }),
     }));

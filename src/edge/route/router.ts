@@ -12,12 +12,15 @@ import type { Handler } from '../handlers/index.js';
 import type { CompiledRewrite } from '../middleware/rewrite.js';
 import type { HeaderFilter } from '../middleware/headers.js';
 import type { CompiledCanonical } from '../middleware/canonical.js';
+import type { RouteEncoder } from '../middleware/encode.js';
 
 export interface CompiledRoute {
   readonly id: string;
   readonly config: ResolvedRoute;
   readonly rewrite: readonly CompiledRewrite[];
   readonly headers: HeaderFilter | null;
+  /** Response compression; null when off (decided once per generation, no per-request check). */
+  readonly encode: RouteEncoder | null;
   readonly accessLog: boolean;
   readonly handler: Handler;
 }

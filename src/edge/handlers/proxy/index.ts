@@ -6,7 +6,7 @@
  * happened before anything was sent (connect errors). Errors never show the upstream's address
  * or stack to the client: it gets 502 (error) or 504 (timeout).
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ResolvedHandler } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
@@ -212,6 +212,8 @@ export class ProxyHandler {
       };
       if (group.timeout > 0) totalTimer = setTimeout(expire, group.timeout, new TotalTimeout('total timeout'));
       const resume = () => controller?.resume();
+      // Where the body goes: the client, or the route's compressor (sendHead says which).
+      let out: Writable = res;
 
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {
@@ -230,17 +232,17 @@ export class ProxyHandler {
             return;
           }
           responded = true;
-          sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
+          out = sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
         },
         onResponseData(c, chunk) {
           ctx.bodyBytes += chunk.length;
-          if (!res.write(chunk)) {
+          if (!out.write(chunk)) {
             c.pause();
-            res.once('drain', resume);
+            out.once('drain', resume);
           }
         },
         onResponseEnd() {
-          res.end();
+          out.end();
           settle(DONE);
         },
         onResponseError(_c, error) {
@@ -280,6 +282,7 @@ export class ProxyHandler {
     const headerTimeout = this.#group.config.headerTimeout;
     return new Promise<Outcome>((resolve) => {
       const client = upgrade.socket;
+      let out: Writable = ctx.res;
       let controller: Dispatcher.DispatchController | null = null;
       let settled = false;
       let headerTimer: NodeJS.Timeout | undefined;
@@ -353,13 +356,13 @@ export class ProxyHandler {
         onResponseStart(_c, statusCode, upstreamHeaders) {
           clearTimeout(headerTimer);
           // The upstream declined the upgrade: pass its answer on as a normal response.
-          sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
+          out = sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
         },
         onResponseData(_c, chunk) {
-          ctx.res.write(chunk);
+          out.write(chunk);
         },
         onResponseEnd() {
-          ctx.res.end();
+          out.end();
           settle(DONE);
         },
         onResponseError(_c, error) {

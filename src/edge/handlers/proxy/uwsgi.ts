@@ -14,6 +14,7 @@
  * as an Outcome, so the proxy handler's retries, balancing and passive health apply unchanged.
  */
 import { connect, type Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { ResolvedUpstream } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
@@ -249,6 +250,8 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       if (idle > 0) socket.setTimeout(idle);
       socket.resume();
     };
+    // Where the body goes: the client, or the route's compressor (sendHead says which).
+    let out: Writable = res;
     const writeBody = (chunk: Buffer) => {
       let part = chunk;
       if (remaining !== null) {
@@ -257,14 +260,14 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       }
       if (part.length > 0) {
         ctx.bodyBytes += part.length;
-        if (!res.write(part)) {
+        if (!out.write(part)) {
           socket.setTimeout(0);
           socket.pause();
-          res.once('drain', resume);
+          out.once('drain', resume);
         }
       }
       if (remaining === 0) {
-        res.end();
+        out.end();
         settle(DONE);
       }
     };
@@ -291,9 +294,9 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       responded = true;
       // RFC 9110 §6.4.1: no body for HEAD, 204 and 304, whatever the fields say.
       const bodyless = method === 'HEAD' || parsed.status === 204 || parsed.status === 304;
-      sendHead(ctx, parsed.status, clientResponseHeaders(parsed.headers, attempt.hide));
+      out = sendHead(ctx, parsed.status, clientResponseHeaders(parsed.headers, attempt.hide));
       if (bodyless) {
-        res.end();
+        out.end();
         return settle(DONE);
       }
       remaining = parsed.length;
@@ -309,7 +312,7 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       if (!responded) return fail(502, 'error', head !== null && head.length > 0 ? 'ERR_UWSGI_TRUNCATED_HEAD' : 'ERR_UWSGI_NO_RESPONSE');
       // A Content-Length not reached: the response is incomplete, and the client must see that.
       if (remaining !== null && remaining > 0) return cut('ERR_UWSGI_TRUNCATED_BODY');
-      res.end();
+      out.end();
       settle(DONE);
     };
     socket.on('end', onEnd);

@@ -7,7 +7,7 @@
  * the file cache refuses any path whose real location (symlinks followed) leaves the root.
  */
 import { open } from 'node:fs/promises';
-import { pipeline } from 'node:stream';
+import { pipeline, type Writable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { ResolvedRoute, ResolvedStatic } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
@@ -204,7 +204,7 @@ export class StaticHandler {
    * Preconditions, then Range, then the answer. `body` is the whole file in memory, or null with
    * `stream(start, end)` to read a slice from disk.
    */
-  #answer(ctx: RequestContext, entry: FileEntry, body: Buffer | null, stream: ((start: number, end: number) => void) | null): void {
+  #answer(ctx: RequestContext, entry: FileEntry, body: Buffer | null, stream: ((start: number, end: number, out: Writable) => void) | null): void {
     const req = ctx.req;
     const method = req.method as string;
     const condition = evaluatePreconditions(method, req.headers, entry.etag, entry.lastModified === null ? null : entry.mtimeMs);
@@ -238,17 +238,18 @@ export class StaticHandler {
         headers[at + 1] = String(end - start + 1);
         headers.push('Content-Range', `bytes ${start}-${end}/${entry.size}`);
         ctx.bodyBytes = end - start + 1;
-        sendHead(ctx, 206, headers);
-        if (body) ctx.res.end(body.subarray(start, end + 1));
-        else (stream as (s: number, e: number) => void)(start, end);
+        const out = sendHead(ctx, 206, headers);
+        if (body) out.end(body.subarray(start, end + 1));
+        else (stream as NonNullable<typeof stream>)(start, end, out);
         return;
       }
     }
     ctx.bodyBytes = method === 'HEAD' ? 0 : entry.size;
-    sendHead(ctx, 200, [...entry.headers]);
-    if (method === 'HEAD' || entry.size === 0) ctx.res.end();
-    else if (body) ctx.res.end(body);
-    else (stream as (s: number, e: number) => void)(0, entry.size - 1);
+    // The body goes where the response filters say: the socket, or a compressor (middleware/encode.ts).
+    const out = sendHead(ctx, 200, [...entry.headers]);
+    if (method === 'HEAD' || entry.size === 0) out.end();
+    else if (body) out.end(body);
+    else (stream as NonNullable<typeof stream>)(0, entry.size - 1, out);
   }
 
   /** Large files: open, then describe and stream what was opened (no race between stat and read). */
@@ -264,10 +265,10 @@ export class StaticHandler {
       const stats = await handle.stat();
       const entry = stats.mtimeMs === cached.mtimeMs && stats.size === cached.size ? cached : this.#cache.fileEntry(cached.path, stats, stats.size, null, cached.encoding, cached.variants);
       const fileHandle = handle;
-      this.#answer(ctx, entry, null, (start, end) => {
+      this.#answer(ctx, entry, null, (start, end, out) => {
         owned = false;
         // Back-pressure and cleanup come from pipeline: a client that goes away closes the file.
-        pipeline(fileHandle.createReadStream({ start, end, highWaterMark: 64 * 1024 }), ctx.res, (error) => {
+        pipeline(fileHandle.createReadStream({ start, end, highWaterMark: 64 * 1024 }), out, (error) => {
           if (error && !ctx.res.destroyed) ctx.res.destroy(error);
         });
       });
