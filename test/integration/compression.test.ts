@@ -157,7 +157,7 @@ describe('content negotiation and headers', () => {
   });
 
   it('identity: no Accept-Encoding, an unknown coding, all refused, identity rated higher — with Vary and the original length', async () => {
-    for (const headers of [{}, { 'accept-encoding': 'deflate' }, { 'accept-encoding': 'gzip;q=0, br;q=0' }, { 'accept-encoding': 'identity' }, { 'accept-encoding': 'gzip;q=0.3, identity;q=0.8' }]) {
+    for (const headers of [{} as Record<string, string>, { 'accept-encoding': 'deflate' }, { 'accept-encoding': 'gzip;q=0, br;q=0' }, { 'accept-encoding': 'identity' }, { 'accept-encoding': 'gzip;q=0.3, identity;q=0.8' }]) {
       const res = await get('/static/page.html', headers);
       assert.equal(res.headers['content-encoding'], undefined, JSON.stringify(headers));
       assert.equal(res.headers.vary, 'Accept-Encoding', `Vary on the identity answer too (${JSON.stringify(headers)})`);
