@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import zlib from 'node:zlib';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedApp, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -142,6 +142,35 @@ export interface ResolvedExternalApp {
   readonly upstream: string;
 }
 
+/** A route's response cache (schema.ts `routeCache` documents each field). */
+export interface ResolvedRouteCache {
+  readonly zone: string;
+  readonly key: string;
+  readonly bypass: readonly string[];
+  readonly noStore: readonly string[];
+  readonly minUses: number;
+  readonly maxObjectSize: number;
+  readonly useStale: readonly ('error' | 'timeout' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'updating')[];
+  readonly lock: boolean;
+  readonly lockTimeout: number;
+  readonly setCookie: 'no-store' | 'strip' | 'store';
+  readonly heuristicPercent: number;
+  /** Seconds. */
+  readonly heuristicMax: number;
+  /** Addresses/CIDRs allowed to PURGE, or null when PURGE is not handled by the cache. */
+  readonly purge: readonly string[] | null;
+}
+
+/** A cache zone's storage: memory per process, and an optional disk directory shared by processes. */
+export interface ResolvedCacheZone {
+  readonly name: string;
+  readonly memorySize: number;
+  readonly memoryEntryMax: number;
+  /** Absolute, or null for memory only. */
+  readonly dir: string | null;
+  readonly diskSize: number;
+}
+
 export interface ResolvedRoute {
   /** Where this route came from, for logs and errors: "servers[0].routes[2]". */
   readonly id: string;
@@ -155,6 +184,8 @@ export interface ResolvedRoute {
   /** Response compression, or null when off for this route. */
   readonly encode: ResolvedEncode | null;
   readonly handler: ResolvedHandler;
+  /** The response cache of a proxy/app route, or null. */
+  readonly cache: ResolvedRouteCache | null;
 }
 
 export interface ResolvedServer {
@@ -195,7 +226,57 @@ export interface ResolvedConfig {
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly apps: Readonly<Record<string, ResolvedApp>>;
   readonly externalApps: Readonly<Record<string, ResolvedExternalApp>>;
+  /** Cache zones by name ("default" always). */
+  readonly cache: { readonly zones: Readonly<Record<string, ResolvedCacheZone>> };
   readonly servers: readonly ResolvedServer[];
+}
+
+const DEFAULT_CACHE_KEY = '$scheme://$host$request_uri';
+
+function resolveZone(name: string, parsed: Omit<ParsedCacheSection, 'zones'> | undefined, baseDir: string): ResolvedCacheZone {
+  return {
+    name,
+    memorySize: parsed?.memorySize ?? 64 * 1024 * 1024,
+    memoryEntryMax: parsed?.memoryEntryMax ?? 1024 * 1024,
+    dir: parsed?.dir === undefined ? null : resolvePath(baseDir, parsed.dir),
+    diskSize: parsed?.diskSize ?? 1024 * 1024 * 1024,
+  };
+}
+
+function resolveCacheZones(parsed: ParsedCacheSection | undefined, baseDir: string): Record<string, ResolvedCacheZone> {
+  const { zones, ...defaults } = parsed ?? {};
+  const out: Record<string, ResolvedCacheZone> = { default: resolveZone('default', defaults, baseDir) };
+  for (const [name, zone] of Object.entries(zones ?? {})) out[name] = resolveZone(name, zone, baseDir);
+  return out;
+}
+
+/** A route's `cache` (or its server's, inherited), checked against the zones and the route's handler. */
+function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: boolean, handler: ResolvedHandler, id: string, zones: Readonly<Record<string, ResolvedCacheZone>>, problems: string[]): ResolvedRouteCache | null {
+  if (parsed === undefined || parsed === false) return null;
+  const options = parsed === true ? {} : parsed;
+  if (options.enabled === false) return null;
+  if (handler.type !== 'proxy') {
+    // A server's cache applies to its proxy and app routes only; on a route it must fit.
+    if (!inherited) problems.push(`${id}.cache: expected only on a "proxy" or "app" route, got it on a ${handler.type === 'none' ? 'route without handler' : `"${handler.type}" route`}`);
+    return null;
+  }
+  const zone = options.zone ?? 'default';
+  if (!(zone in zones)) problems.push(`${id}.cache.zone: expected a cache zone (${Object.keys(zones).map((n) => `"${n}"`).join(', ')}), got ${JSON.stringify(zone)}`);
+  return {
+    zone,
+    key: options.key ?? DEFAULT_CACHE_KEY,
+    bypass: options.bypass ?? [],
+    noStore: options.noStore ?? [],
+    minUses: options.minUses ?? 1,
+    maxObjectSize: options.maxObjectSize ?? 16 * 1024 * 1024,
+    useStale: options.useStale ?? [],
+    lock: options.lock ?? true,
+    lockTimeout: options.lockTimeout ?? 5_000,
+    setCookie: options.setCookie ?? 'no-store',
+    heuristicPercent: options.heuristicPercent ?? 10,
+    heuristicMax: Math.floor((options.heuristicMax ?? 86_400_000) / 1000),
+    purge: options.purge === false ? null : (options.purge?.allow ?? ['127.0.0.1', '::1']),
+  };
 }
 
 const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
@@ -516,7 +597,7 @@ function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, { r
   };
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>): ResolvedRoute {
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -551,15 +632,16 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     accessLog: route.accessLog ?? server.accessLog ?? true,
     encode: resolveEncode(server.encode, route.encode, `${id.slice(0, id.indexOf('.routes['))}.encode`, `${id}.encode`, problems),
     handler,
+    cache: resolveRouteCache(route.cache ?? server.cache, route.cache === undefined, handler, id, zones, problems),
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>): ResolvedServer {
   const id = `servers[${index}]`;
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
-    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps))
-    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps)];
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps, zones))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps, zones)];
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
@@ -632,7 +714,8 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     upstreams.set(resolved.upstream.name, resolved.upstream);
   }
   const routable = new Map<string, { readonly upstream: string }>([...apps, ...externalApps]);
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable));
+  const zones = resolveCacheZones(parsed.cache, baseDir);
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -656,6 +739,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     upstreams: Object.fromEntries(upstreams),
     apps: Object.fromEntries(apps),
     externalApps: Object.fromEntries(externalApps),
+    cache: { zones },
     servers,
   });
 }

@@ -261,6 +261,44 @@ const proxyAction = z.strictObject({
   hideHeaders: z.array(z.string().min(1)).optional(),
 });
 
+/** nginx `proxy_cache_use_stale`: the failures after which a stale stored response is served. */
+const useStaleCondition = z.enum(['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504', 'updating']);
+
+/**
+ * The response cache of a proxy or app route (RFC 9111 shared cache; nginx `proxy_cache`).
+ * `true` caches with these defaults; an object sets them; `false` turns off a server's `cache`.
+ */
+const routeCache = z.strictObject({
+  /** @default true */
+  enabled: z.boolean().optional(),
+  /** The zone (a key of the top-level `cache.zones`, or "default"). @default "default" */
+  zone: z.string().min(1).optional(),
+  /** Cache key template (nginx `proxy_cache_key`). @default "$scheme://$host$request_uri" */
+  key: template().pipe(z.string().min(1)).optional(),
+  /** Templates; when one expands to a value other than "" or "0", the cache is not read for the request (its response may still be stored), as nginx `proxy_cache_bypass`. @default [] */
+  bypass: z.array(template()).optional(),
+  /** Templates; when one expands to a value other than "" or "0", the response is not stored (nginx `proxy_no_cache`). @default [] */
+  noStore: z.array(template()).optional(),
+  /** Requests for a key before its response is stored (nginx `proxy_cache_min_uses`). @default 1 */
+  minUses: z.number().int().min(1).optional(),
+  /** Larger responses are passed on, not stored. @default "16mb" */
+  maxObjectSize: size().optional(),
+  /** Serve a stale stored response when the upstream fails like this (nginx `proxy_cache_use_stale`), beyond what the response's own `stale-if-error`/`stale-while-revalidate` allow; never for `must-revalidate` responses. @default [] */
+  useStale: z.array(useStaleCondition).optional(),
+  /** Concurrent misses for one key wait for the first one's response (nginx `proxy_cache_lock`). @default true */
+  lock: z.boolean().optional(),
+  /** After this, a waiting request goes upstream itself, and its response is not stored (nginx `proxy_cache_lock_timeout`). @default "5s" */
+  lockTimeout: timerDuration().optional(),
+  /** Responses with `Set-Cookie`: `no-store` (passed on, not stored), `strip` (stored without it), `store` (stored with it: every client then gets the cookie). @default "no-store" */
+  setCookie: z.enum(['no-store', 'strip', 'store']).optional(),
+  /** Heuristic freshness (RFC 9111 §4.2.2) for responses without explicit lifetime: this percent of the time since Last-Modified; 0 disables. @default 10 */
+  heuristicPercent: z.number().min(0).max(100).optional(),
+  /** Upper bound of a heuristic lifetime. @default "1d" */
+  heuristicMax: duration().optional(),
+  /** `PURGE` requests (a key, or a prefix when the path ends in "*") from these addresses remove entries; others get 403. `false`: PURGE is passed on like any other method. @default { allow: ["127.0.0.1", "::1"] } */
+  purge: z.union([z.literal(false), z.strictObject({ allow: z.array(z.lazy(() => cidr)) })]).optional(),
+});
+
 const HANDLER_KEYS = ['static', 'redirect', 'respond', 'proxy', 'app'] as const;
 
 /** An app name, a key of `apps` (also used in the upstream group name `app:NAME`). */
@@ -306,6 +344,8 @@ const route = z
      * (least outstanding requests). The request URI goes to the app as received.
      */
     app: z.string().min(1).optional(),
+    /** Response cache for a `proxy` or `app` route; overrides the server's `cache`. */
+    cache: z.union([z.boolean(), routeCache]).optional(),
   })
   .superRefine((value, ctx) => {
     const matchers = (['exact', 'prefix', 'regex'] as const).filter((key) => value[key] !== undefined);
@@ -350,6 +390,8 @@ const server = z.strictObject({
   encode: encodeOptions.optional(),
   /** Routes (nginx `location`s). Without routes, the server serves its `static` root at "/". */
   routes: z.array(route).optional(),
+  /** Response cache inherited by this server's `proxy` and `app` routes (nginx `proxy_cache` at server level). */
+  cache: z.union([z.boolean(), routeCache]).optional(),
 });
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -389,7 +431,7 @@ const upstreamServer = z.union([
 ]);
 
 /** "10.0.0.0/8", "192.168.1.7", "fd00::/8": an address or a CIDR block. */
-const cidr = z.string().superRefine((text, ctx) => {
+const cidr: z.ZodType<string> = z.string().superRefine((text, ctx) => {
   if (!parseIpBlock(text)) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR block like "10.0.0.0/8" or "::1", got ${show(text)}` });
 });
 
@@ -504,6 +546,25 @@ const app = z
     if (value.command !== undefined && value.socket === undefined) ctx.addIssue({ code: 'custom', path: ['socket'], input: undefined, message: 'is required with "command": expected where it listens, "unix:/path" or "host:port", got nothing' });
   });
 
+/** A cache zone's storage (nginx `proxy_cache_path` + `keys_zone`). */
+const cacheZoneFields = {
+  /** Memory tier size, per process (least recently used entries leave first). @default "64mb" */
+  memorySize: size(),
+  /** Entries up to this size are held in memory; larger ones only on disk (streamed). @default "1mb" */
+  memoryEntryMax: size(),
+  /** Disk tier directory, shared by all edge processes and kept across restarts; relative to the config file. No directory: memory only. */
+  dir: z.string().min(1),
+  /** Disk tier bound; the least recently used entries are deleted past it. @default "1gb" */
+  diskSize: size(),
+};
+
+/** Response cache storage. The fields here configure the zone "default"; `zones` adds named ones. */
+const cacheSection = z.strictObject({
+  ...cacheZoneFields,
+  /** Named zones for routes' `cache.zone`. */
+  zones: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"'), z.strictObject(cacheZoneFields).partial()).optional(),
+}).partial();
+
 export const configSchema = z.strictObject({
   /** Logs. */
   log: z
@@ -551,6 +612,8 @@ export const configSchema = z.strictObject({
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"'), upstream).optional(),
   /** Apps by name, each on its own pool of worker processes, for routes with `app: "name"`. */
   apps: z.record(appName, app).optional(),
+  /** Response cache storage (zones); routes turn caching on with `cache`. */
+  cache: cacheSection.optional(),
   /** Virtual servers, the nginx `server` blocks. */
   servers: z.array(server).min(1),
 });
@@ -568,4 +631,6 @@ export type ParsedUpstream = NonNullable<ParsedConfig['upstreams']>[string];
 export type ParsedProxy = NonNullable<ParsedRoute['proxy']>;
 export type ParsedApp = NonNullable<ParsedConfig['apps']>[string];
 export type ParsedEncode = NonNullable<ParsedServer['encode']>;
+export type ParsedRouteCache = NonNullable<ParsedRoute['cache']>;
+export type ParsedCacheSection = NonNullable<ParsedConfig['cache']>;
 export type StaticFields = { [K in keyof typeof staticFields]: z.output<(typeof staticFields)[K]> };

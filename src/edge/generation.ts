@@ -75,7 +75,7 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
       owned.push(built);
     }
   }
-  const env: HandlerEnvironment = { upstreams };
+  const env: HandlerEnvironment = { upstreams, cacheZones: config.cache.zones };
   const servers = config.servers.map((server) => compileServer(server, env));
   const byListener = new Map<string, CompiledServer[]>();
   const listenAddresses = new Map<string, ListenAddress>();

@@ -2,9 +2,11 @@
  * The explicit registry of content handlers: one entry per route action. Later parts add
  * `proxy`, `app` and `forward` here; the pipeline never knows which handler it runs.
  */
-import type { ResolvedRoute } from '../../config/resolve.js';
+import type { ResolvedCacheZone, ResolvedRoute } from '../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
-import { createProxyHandler } from './proxy/index.js';
+import { CacheHandler } from './cache/index.js';
+import { zoneFor } from './cache/tiered.js';
+import { createProxyHandler, ProxyHandler } from './proxy/index.js';
 import type { UpstreamGroup } from './proxy/upstream.js';
 import { createRedirectHandler } from './redirect.js';
 import { createRespondHandler } from './respond.js';
@@ -16,6 +18,8 @@ export { REROUTE, type Handler, type HandlerResult } from './types.js';
 /** What handlers may share within a generation (upstream groups and their pools). */
 export interface HandlerEnvironment {
   readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
+  /** Cache zones of the config; their stores outlive generations (cache/tiered.ts zoneFor). */
+  readonly cacheZones?: Readonly<Record<string, ResolvedCacheZone>>;
 }
 
 export function createHandler(route: ResolvedRoute, env: HandlerEnvironment): Handler {
@@ -27,8 +31,15 @@ export function createHandler(route: ResolvedRoute, env: HandlerEnvironment): Ha
       return createRedirectHandler(handler);
     case 'respond':
       return createRespondHandler(handler);
-    case 'proxy':
-      return createProxyHandler(handler, env.upstreams, route.match.kind === 'prefix' ? route.match.path : null);
+    case 'proxy': {
+      const prefix = route.match.kind === 'prefix' ? route.match.path : null;
+      if (!route.cache) return createProxyHandler(handler, env.upstreams, prefix);
+      const group = env.upstreams.get(handler.upstream);
+      if (!group) throw new Error(`proxy to unknown upstream "${handler.upstream}" (the config check should have refused this)`);
+      const zone = env.cacheZones?.[route.cache.zone];
+      if (!zone) throw new Error(`cache zone "${route.cache.zone}" unknown (the config check should have refused this)`);
+      return new CacheHandler(new ProxyHandler(handler, group, prefix), zoneFor(zone), route.cache).handler();
+    }
     case 'none':
       return function noHandler() {
         throw new HttpError(404, ErrorCodes.ERR_ROUTE_NOT_FOUND, 'route has no handler');

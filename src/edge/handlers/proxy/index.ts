@@ -15,7 +15,7 @@ import type { RequestContext } from '../../context.js';
 import { sendHead } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
-import { DONE, type Outcome } from './attempt.js';
+import { CONDITIONAL_FIELDS, DONE, RANGE_FIELDS, type BodySink, type Exchange, type Outcome } from './attempt.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
 import { forwardUwsgi } from './uwsgi.js';
@@ -67,6 +67,9 @@ export class ProxyHandler {
   readonly #config: ProxyConfig;
   readonly #group: UpstreamGroup;
   readonly #forwarding: ForwardingOptions;
+  /** The same without the client's range fields, or without them and its validators, for exchanges of the cache. */
+  readonly #withoutRange: ForwardingOptions;
+  readonly #withoutConditionals: ForwardingOptions;
   readonly #hide: ReadonlySet<string>;
   readonly #path: Template | null;
   readonly #prefix: string | null;
@@ -89,6 +92,13 @@ export class ProxyHandler {
       set: config.requestHeaders.set,
       add: config.requestHeaders.add,
     };
+    this.#withoutRange = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...RANGE_FIELDS]) };
+    this.#withoutConditionals = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...CONDITIONAL_FIELDS]) };
+  }
+
+  /** The upstream group (the cache reads its name for logs). */
+  get group(): UpstreamGroup {
+    return this.#group;
   }
 
   handler(): Handler {
@@ -116,10 +126,19 @@ export class ProxyHandler {
     return encodePath(ctx.uri) + query;
   }
 
-  async handle(ctx: RequestContext): Promise<void> {
+  handle(ctx: RequestContext): Promise<void> {
+    return this.exchange(ctx, null);
+  }
+
+  /**
+   * One request upstream, with retries: the client's as it is (`exchange` null), or as the cache
+   * changes it, its response going to the exchange's sink. Throws an HttpError (502/503/504) when
+   * no server answered.
+   */
+  async exchange(ctx: RequestContext, exchange: Exchange | null): Promise<void> {
     const group = this.#group;
     const retry = group.config.retry;
-    const method = ctx.req.method ?? 'GET';
+    const method = exchange?.method ?? ctx.req.method ?? 'GET';
     const idempotent = IDEMPOTENT.has(method);
     const hasBody = requestHasBody(ctx);
     // RFC 6455 §4.1: the opening handshake is a GET; other methods are not tunnelled.
@@ -153,17 +172,22 @@ export class ProxyHandler {
         (idempotent || beforeSend) &&
         group.pick(ctx, tried, Date.now()) !== null;
       const host = this.#config.host === 'client' ? null : this.#config.host === 'upstream' ? server.authority : (this.#hostTemplate as Template)(ctx);
-      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? this.#forwarding : { ...this.#forwarding, host }, server.authority);
+      let forwarding = this.#forwarding;
+      if (exchange) {
+        forwarding = exchange.strip === 'all' ? this.#withoutConditionals : exchange.strip === 'range' ? this.#withoutRange : forwarding;
+        if (exchange.add.length > 0) forwarding = { ...forwarding, add: [...forwarding.add, ...exchange.add] };
+      }
+      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? forwarding : { ...forwarding, host }, server.authority);
       server.active++;
       let outcome: Outcome;
       try {
         // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
         // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
         outcome = server.uwsgi
-          ? await forwardUwsgi({ ctx, address: server.uwsgi, requestUri: path, headers, hide: this.#hide, group: group.config, canRetry: () => mayRetryAfter(false), name: server.name })
-          : ctx.upgrade
+          ? await forwardUwsgi({ ctx, address: server.uwsgi, requestUri: path, headers, hide: this.#hide, group: group.config, canRetry: () => mayRetryAfter(false), name: server.name, method, sink: exchange?.sink ?? null })
+          : ctx.upgrade && !exchange
             ? await this.#tunnel(ctx, server, path, headers)
-            : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false));
+            : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false), method, exchange);
       } finally {
         server.active--;
       }
@@ -180,9 +204,10 @@ export class ProxyHandler {
   }
 
   /** One attempt on one server. Resolves `done` once the response went to the client (or the client left). */
-  #forward(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], hasBody: boolean, canRetry: () => boolean): Promise<Outcome> {
+  #forward(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], hasBody: boolean, canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
     const group = this.#group.config;
-    const res = ctx.res;
+    const sink = exchange?.sink ?? null;
+    const res: BodySink = sink ?? ctx.res;
     const hide = this.#hide;
     return new Promise<Outcome>((resolve) => {
       let controller: Dispatcher.DispatchController | null = null;
@@ -213,7 +238,7 @@ export class ProxyHandler {
       if (group.timeout > 0) totalTimer = setTimeout(expire, group.timeout, new TotalTimeout('total timeout'));
       const resume = () => controller?.resume();
       // Where the body goes: the client, or the route's compressor (sendHead says which).
-      let out: Writable = res;
+      let out: BodySink = res;
 
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {
@@ -232,7 +257,9 @@ export class ProxyHandler {
             return;
           }
           responded = true;
-          out = sendHead(ctx, statusCode, clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide));
+          const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide);
+          if (sink) sink.head(statusCode, headers);
+          else out = sendHead(ctx, statusCode, headers);
         },
         onResponseData(c, chunk) {
           ctx.bodyBytes += chunk.length;
@@ -262,7 +289,7 @@ export class ProxyHandler {
       server.pool.dispatch(
         {
           path,
-          method: ctx.req.method ?? 'GET',
+          method,
           headers,
           body: hasBody ? ctx.req : null,
           idempotent: false,

@@ -20,7 +20,7 @@ import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { sendHead } from '../../http/respond.js';
-import { DONE, type Outcome } from './attempt.js';
+import { DONE, type BodySink, type Outcome, type ResponseSink } from './attempt.js';
 import { clientResponseHeaders } from './headers.js';
 
 export type UwsgiAddress = { readonly kind: 'tcp'; readonly host: string; readonly port: number } | { readonly kind: 'unix'; readonly path: string };
@@ -82,12 +82,12 @@ function headerVars(headers: readonly string[]): Map<string, string> {
 }
 
 /** The CGI/WSGI variables of a request (nginx's uwsgi_params), with the forwarded header list. */
-export function uwsgiVars(ctx: RequestContext, requestUri: string, headers: readonly string[]): [string, Buffer | string][] {
+export function uwsgiVars(ctx: RequestContext, requestUri: string, headers: readonly string[], method = ctx.req.method ?? 'GET'): [string, Buffer | string][] {
   const req = ctx.req;
   const question = requestUri.indexOf('?');
   const peer = ctx.clientAddress.startsWith('::ffff:') && ctx.clientAddress.includes('.') ? ctx.clientAddress.slice(7) : ctx.clientAddress;
   const vars: [string, Buffer | string][] = [
-    ['REQUEST_METHOD', req.method ?? 'GET'],
+    ['REQUEST_METHOD', method],
     ['REQUEST_URI', requestUri],
     // The decoded, normalised path (nginx `$document_uri`), as UTF-8 bytes: WSGI servers hand
     // PATH_INFO to the app as bytes (PEP 3333 "latin-1 strings"), frameworks decode UTF-8.
@@ -172,6 +172,10 @@ export interface UwsgiAttempt {
   readonly canRetry: () => boolean;
   /** Server name for logs. */
   readonly name: string;
+  /** The method sent (the cache sends a HEAD as GET). */
+  readonly method: string;
+  /** Where the response goes instead of the client (the cache), or null. */
+  readonly sink: ResponseSink | null;
 }
 
 const failed = (status: 502 | 504, reason: 'error' | 'timeout' | 'status', beforeSend: boolean, code: string): Outcome => ({ kind: 'failed', status, reason, beforeSend, code });
@@ -180,19 +184,20 @@ const failed = (status: 502 | 504, reason: 'error' | 'timeout' | 'status', befor
 export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
   const { ctx, group } = attempt;
   const req = ctx.req;
-  const res = ctx.res;
+  const sink = attempt.sink;
+  const res: BodySink = sink ?? ctx.res;
   if (req.headers['transfer-encoding'] !== undefined) {
     throw new HttpError(411, ErrorCodes.ERR_REQUEST_PARSE, 'a uwsgi upstream needs the request body length (Content-Length), the body is chunked');
   }
   let packet: Buffer;
   try {
-    packet = encodeUwsgiRequest(uwsgiVars(ctx, attempt.requestUri, attempt.headers));
+    packet = encodeUwsgiRequest(uwsgiVars(ctx, attempt.requestUri, attempt.headers, attempt.method));
   } catch (error) {
     // Only a head near 64 KiB gets here (http.maxHeaderSize is 16 KiB by default).
     throw new HttpError(431, ErrorCodes.ERR_REQUEST_HEADER_TOO_LARGE, (error as Error).message);
   }
   const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-  const method = req.method ?? 'GET';
+  const method = attempt.method;
 
   return new Promise<Outcome>((resolve) => {
     const address = attempt.address;
@@ -251,7 +256,7 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       socket.resume();
     };
     // Where the body goes: the client, or the route's compressor (sendHead says which).
-    let out: Writable = res;
+    let out: BodySink = res;
     const writeBody = (chunk: Buffer) => {
       let part = chunk;
       if (remaining !== null) {
@@ -294,7 +299,9 @@ export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
       responded = true;
       // RFC 9110 §6.4.1: no body for HEAD, 204 and 304, whatever the fields say.
       const bodyless = method === 'HEAD' || parsed.status === 204 || parsed.status === 304;
-      out = sendHead(ctx, parsed.status, clientResponseHeaders(parsed.headers, attempt.hide));
+      const headers = clientResponseHeaders(parsed.headers, attempt.hide);
+      if (sink) sink.head(parsed.status, headers);
+      else out = sendHead(ctx, parsed.status, headers);
       if (bodyless) {
         out.end();
         return settle(DONE);

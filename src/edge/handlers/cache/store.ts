@@ -1,0 +1,127 @@
+/**
+ * What a cache store keeps, and the `CacheStore` interface every tier implements (memory.ts,
+ * disk.ts, and the two together in tiered.ts), so that another one (Redis, for several nodes)
+ * can be added without touching the handler. Shaped like undici's cache store: a lookup, a
+ * streaming writer, deletes, plus what a shared proxy cache needs (Vary index per primary key,
+ * purge by key or prefix).
+ *
+ * Keys: the primary key is the route's key template evaluated ("http://example.com/a?b"); a
+ * stored response lives under `primary + "\0" + secondary`, the secondary key being the
+ * normalised values of the fields its Vary names (policy.ts secondaryKey, RFC 9111 §4.1). The
+ * Vary names of a primary key are kept beside it (`vary`) so a lookup knows which fields to read.
+ */
+import type { Readable } from 'node:stream';
+import { field, parseCacheControl, parseHttpDate, qualifiedFields, type Directives, type Freshness } from './policy.js';
+
+/** The JSON-serialisable description of a stored response (the disk tier's entry header). */
+export interface StoredMeta {
+  /** Primary key. */
+  readonly key: string;
+  readonly secondary: string;
+  readonly status: number;
+  /** Flat [name, value, …], names lower case, as stored (hop-by-hop, Age and dropped fields removed). */
+  readonly headers: readonly string[];
+  /** §4.2.3: when the request that got this response was sent, and when the response came (ms). */
+  readonly requestTime: number;
+  readonly responseTime: number;
+  /** Seconds (§4.2.1), computed when stored or freshened. */
+  readonly lifetime: number;
+  /** corrected_initial_age, seconds (§4.2.3). */
+  readonly initialAge: number;
+  readonly bodySize: number;
+}
+
+export const fullKey = (primary: string, secondary: string): string => `${primary}\0${secondary}`;
+
+/** Fields not sent from a stored response as they are: we send our own Age (RFC 9111 §5.1). */
+const REPLACED_ON_HIT = new Set(['age', 'content-length']);
+
+/**
+ * A stored response ready to serve: its metadata and what is derived from it once (directives,
+ * validators, the header list a hit sends), and its body, in memory or on disk.
+ */
+export class CacheEntry implements Freshness {
+  readonly meta: StoredMeta;
+  readonly directives: Directives;
+  readonly lifetime: number;
+  readonly initialAge: number;
+  readonly responseTime: number;
+  readonly etag: string | null;
+  readonly lastModified: string | null;
+  /** For If-Modified-Since (RFC 9111 §4.3.2: Last-Modified, else Date, else when received). */
+  readonly modifiedMs: number;
+  /** The header list a hit sends (before Age and Cache-Status), computed once. */
+  readonly hitHeaders: readonly string[];
+  /** The body when held in memory, else null (then `open` streams it). */
+  readonly body: Buffer | null;
+  readonly open: ((entry: CacheEntry) => Promise<Readable>) | null;
+  /** Bytes accounted in a memory tier. */
+  readonly size: number;
+  /** Memoised `Cache-Status`/`Age` per whole second, so a hit builds no strings (see handler). */
+  stampSecond = -1;
+  stampAge = '';
+  stampTtl = 0;
+
+  constructor(meta: StoredMeta, body: Buffer | null, open: ((entry: CacheEntry) => Promise<Readable>) | null = null) {
+    this.meta = meta;
+    this.body = body;
+    this.open = open;
+    this.directives = parseCacheControl(headerValues(meta.headers, 'cache-control'));
+    this.lifetime = meta.lifetime;
+    this.initialAge = meta.initialAge;
+    this.responseTime = meta.responseTime;
+    this.etag = field(meta.headers, 'etag') ?? null;
+    this.lastModified = field(meta.headers, 'last-modified') ?? null;
+    const lm = parseHttpDate(this.lastModified ?? undefined);
+    const date = parseHttpDate(field(meta.headers, 'date'));
+    this.modifiedMs = !Number.isNaN(lm) ? lm : !Number.isNaN(date) ? date : meta.responseTime;
+    // §5.2.2.4: fields named by a qualified no-cache are not sent without revalidation; a hit
+    // is by definition not revalidated.
+    const hidden = qualifiedFields(this.directives, 'no-cache');
+    const hit: string[] = [];
+    for (let i = 0; i < meta.headers.length; i += 2) {
+      const name = meta.headers[i] as string;
+      if (REPLACED_ON_HIT.has(name) || hidden?.includes(name)) continue;
+      hit.push(name, meta.headers[i + 1] as string);
+    }
+    // The stored body's length, whatever framing the upstream used (chunked has none).
+    if (meta.status !== 204 && meta.status !== 304) hit.push('content-length', String(meta.bodySize));
+    this.hitHeaders = hit;
+    let headerBytes = 0;
+    for (const item of meta.headers) headerBytes += item.length;
+    this.size = (body?.length ?? 0) + headerBytes + 256;
+  }
+}
+
+/** Several field lines of one name as a list, as Cache-Control parsing wants. */
+function headerValues(headers: readonly string[], name: string): string[] | undefined {
+  let out: string[] | undefined;
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) (out ??= []).push(headers[i + 1] as string);
+  return out;
+}
+
+/** Takes a response body as it streams from the upstream; `end` commits it, `abort` drops it. */
+export interface EntryWriter {
+  write(chunk: Buffer): void;
+  /** Commits the entry (atomically: before this resolves, no lookup sees a partial one). */
+  end(): Promise<void>;
+  abort(): void;
+}
+
+export interface CacheStore {
+  /** A lookup answered without I/O (the memory tier), or undefined: then call `get`. */
+  peek(key: string): CacheEntry | undefined;
+  get(key: string): Promise<CacheEntry | undefined>;
+  /** Starts storing a response; null when this store will not take it (too big, closed). */
+  open(meta: StoredMeta): EntryWriter | null;
+  /** Replaces the metadata of a stored response (a 304 freshened it, RFC 9111 §4.3.4), keeping its body. */
+  update(entry: CacheEntry, meta: StoredMeta): Promise<CacheEntry | undefined>;
+  delete(key: string): Promise<void>;
+  /** Removes every variant of a primary key, or of every primary key starting with `key` when `prefix`; resolves with how many. */
+  purge(key: string, prefix: boolean): Promise<number>;
+  /** The Vary names known for a primary key without I/O, or undefined when unknown here. */
+  peekVary(primary: string): readonly string[] | undefined;
+  getVary(primary: string): Promise<readonly string[]>;
+  setVary(primary: string, names: readonly string[]): void;
+  close(): Promise<void>;
+}

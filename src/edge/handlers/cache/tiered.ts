@@ -1,0 +1,109 @@
+/**
+ * A zone (nginx `keys_zone`): the memory tier in front of an optional disk tier, as one
+ * CacheStore. Lookups try memory, then disk (a small entry found on disk is promoted to
+ * memory); writes go to both as the body streams; deletes and purges reach both.
+ *
+ * Zones outlive config generations (a reload keeps what is cached): `zoneFor` hands out the
+ * same zone while its settings are unchanged.
+ */
+import { DiskStore } from './disk.js';
+import { MemoryStore } from './memory.js';
+import type { CacheEntry, CacheStore, EntryWriter, StoredMeta } from './store.js';
+
+export interface ZoneSettings {
+  readonly name: string;
+  readonly memorySize: number;
+  readonly memoryEntryMax: number;
+  readonly dir: string | null;
+  readonly diskSize: number;
+}
+
+export class TieredStore implements CacheStore {
+  readonly memory: MemoryStore;
+  readonly disk: DiskStore | null;
+
+  constructor(settings: ZoneSettings) {
+    this.memory = new MemoryStore({ maxSize: settings.memorySize, maxEntrySize: settings.memoryEntryMax });
+    this.disk = settings.dir === null ? null : new DiskStore({ dir: settings.dir, maxSize: settings.diskSize, readWholeBelow: this.memory.maxEntrySize });
+  }
+
+  peek(key: string): CacheEntry | undefined {
+    return this.memory.peek(key);
+  }
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    const hit = this.memory.peek(key);
+    if (hit || !this.disk) return hit;
+    const found = await this.disk.get(key);
+    if (found?.body) this.memory.put(found);
+    return found;
+  }
+
+  open(meta: StoredMeta): EntryWriter | null {
+    const writers = [this.memory.open(meta), this.disk?.open(meta) ?? null].filter((w): w is EntryWriter => w !== null);
+    if (writers.length === 0) return null;
+    if (writers.length === 1) return writers[0] as EntryWriter;
+    return {
+      write(chunk) {
+        for (const writer of writers) writer.write(chunk);
+      },
+      async end() {
+        await Promise.all(writers.map((writer) => writer.end()));
+      },
+      abort() {
+        for (const writer of writers) writer.abort();
+      },
+    };
+  }
+
+  async update(entry: CacheEntry, meta: StoredMeta): Promise<CacheEntry | undefined> {
+    const [fromDisk, fromMemory] = await Promise.all([this.disk?.update(entry, meta), this.memory.update(entry, meta)]);
+    return fromMemory ?? fromDisk;
+  }
+
+  async delete(key: string): Promise<void> {
+    await Promise.all([this.memory.delete(key), this.disk?.delete(key)]);
+  }
+
+  async purge(key: string, prefix: boolean): Promise<number> {
+    const [inMemory, onDisk] = await Promise.all([this.memory.purge(key, prefix), this.disk?.purge(key, prefix) ?? 0]);
+    // An entry is usually in both tiers: count the larger.
+    return Math.max(inMemory, onDisk);
+  }
+
+  peekVary(primary: string): readonly string[] | undefined {
+    return this.memory.peekVary(primary);
+  }
+
+  async getVary(primary: string): Promise<readonly string[]> {
+    const known = this.memory.peekVary(primary);
+    if (known || !this.disk) return known ?? [];
+    const names = await this.disk.getVary(primary);
+    this.memory.setVary(primary, names);
+    return names;
+  }
+
+  setVary(primary: string, names: readonly string[]): void {
+    const known = this.memory.peekVary(primary);
+    if (known && known.length === names.length && known.every((name, i) => name === names[i])) return;
+    this.memory.setVary(primary, names);
+    this.disk?.setVary(primary, names);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.memory.close(), this.disk?.close()]);
+  }
+}
+
+const zones = new Map<string, { signature: string; store: TieredStore }>();
+
+/** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
+export function zoneFor(settings: ZoneSettings): TieredStore {
+  const signature = JSON.stringify(settings);
+  const existing = zones.get(settings.name);
+  if (existing && existing.signature === signature) return existing.store;
+  if (existing) void existing.store.close();
+  const store = new TieredStore(settings);
+  zones.set(settings.name, { signature, store });
+  return store;
+}
