@@ -440,9 +440,12 @@ describe('invalidation (§4.4)', () => {
 
 describe('stale content (RFC 5861)', () => {
   it('stale-while-revalidate: the stale response is served at once and refreshed in the background, once', async () => {
+    // The revalidation answers slowly, so that all three stale hits come before it.
     upstream.on('/swr', (_req, res, n) => {
-      res.writeHead(200, { 'cache-control': 'max-age=1, stale-while-revalidate=60', ...(n === 1 ? { age: '5' } : {}) });
-      res.end(`swr ${n}\n`);
+      setTimeout(() => {
+        res.writeHead(200, { 'cache-control': 'max-age=1, stale-while-revalidate=60', ...(n === 1 ? { age: '5' } : {}) });
+        res.end(`swr ${n}\n`);
+      }, n === 1 ? 0 : 500);
     });
     await get('/swr');
     const stale = await Promise.all([get('/swr'), get('/swr'), get('/swr')]);

@@ -29,10 +29,10 @@
  * makes its own first request (see README).
  */
 import { EventEmitter } from 'node:events';
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import type { ResolvedRouteCache } from '../../../config/resolve.js';
 import { HttpError } from '../../../core/errors.js';
+import { IpSet } from '../../../core/ip-list.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { sendBody, sendHead, sendStatus } from '../../http/respond.js';
@@ -70,22 +70,6 @@ const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date'
 const ERROR_STATUSES = new Set([500, 502, 503, 504]);
 
 const isSet = (value: string): boolean => value !== '' && value !== '0';
-
-/** A BlockList of addresses/CIDRs, and a check that sees IPv4-mapped IPv6 as IPv4. */
-function compileAcl(entries: readonly string[]): (address: string) => boolean {
-  const list = new BlockList();
-  for (const entry of entries) {
-    const [address = '', bits] = entry.split('/');
-    const type = isIPv4(address) ? 'ipv4' : 'ipv6';
-    if (bits === undefined) list.addAddress(address, type);
-    else list.addSubnet(address, Number(bits), type);
-  }
-  return (address) => {
-    const plain = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
-    if (isIPv4(plain)) return list.check(plain, 'ipv4');
-    return isIPv6(plain) && list.check(plain, 'ipv6');
-  };
-}
 
 /** A waiter's promise for a key being fetched by another request. */
 interface Lock {
@@ -131,7 +115,7 @@ export class CacheHandler {
   readonly #key: Template;
   readonly #bypass: readonly Template[];
   readonly #noStore: readonly Template[];
-  readonly #purgeAllowed: ((address: string) => boolean) | null;
+  readonly #purgeAllowed: IpSet | null;
   /** Keys being fetched (proxy_cache_lock), by full key. */
   readonly #locks = new Map<string, Lock>();
   /** Keys being revalidated in the background (stale-while-revalidate: once). */
@@ -151,7 +135,7 @@ export class CacheHandler {
     this.#key = compileTemplate(config.key);
     this.#bypass = config.bypass.map(compileTemplate);
     this.#noStore = config.noStore.map(compileTemplate);
-    this.#purgeAllowed = config.purge === null ? null : compileAcl(config.purge);
+    this.#purgeAllowed = config.purge === null ? null : new IpSet(config.purge);
     this.#uses = config.minUses > 1 ? new LRUCache<string, number>({ max: 100_000 }) : null;
     const stale = new Set(config.useStale);
     this.#staleWhileRevalidate = stale.has('updating') ? Infinity : 0;
@@ -374,7 +358,7 @@ export class CacheHandler {
 
   /** PURGE (nginx cache_purge, Varnish): 200 with how many were removed, 404 when none, 403 from other addresses. */
   async #purge(ctx: RequestContext): Promise<void> {
-    if (!(this.#purgeAllowed as (address: string) => boolean)(ctx.clientAddress)) {
+    if (!(this.#purgeAllowed as IpSet).has(ctx.clientAddress)) {
       sendStatus(ctx, 403);
       return;
     }

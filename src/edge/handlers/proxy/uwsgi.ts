@@ -14,7 +14,6 @@
  * as an Outcome, so the proxy handler's retries, balancing and passive health apply unchanged.
  */
 import { connect, type Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 import type { ResolvedUpstream } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
