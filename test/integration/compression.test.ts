@@ -65,7 +65,11 @@ before(async () => {
   writeFileSync(join(site, 'image.png'), PNG);
   upstream = await startNodeUpstream((req: IncomingMessage, res: ServerResponse) => {
     const path = req.url ?? '/';
-    if (path === '/up/text') {
+    if (path === '/up/text' && /^(W\/)?"v1"$/.test(String(req.headers['if-none-match']))) {
+      // Weak comparison, as RFC 9110 §13.1.2 prescribes for If-None-Match.
+      res.writeHead(304, { etag: '"v1"', vary: 'Origin' });
+      res.end();
+    } else if (path === '/up/text') {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(UP_TEXT), etag: '"v1"', vary: 'Origin' });
       res.end(UP_TEXT);
     } else if (path === '/up/stream') {
@@ -177,11 +181,23 @@ describe('content negotiation and headers', () => {
     assert.equal(plain.headers.etag, '"v1"');
   });
 
-  it('the weak ETag still revalidates: If-None-Match W/"…" at the static handler answers 304', async () => {
+  it('the weak ETag still revalidates, at the static handler and at the upstream, and the 304 carries the weak tag and Vary', async () => {
     const first = await get('/static/page.html', { 'accept-encoding': 'gzip' });
     const again = await get('/static/page.html', { 'accept-encoding': 'gzip', 'if-none-match': String(first.headers.etag) });
     assert.equal(again.status, 304);
     assert.equal(again.body.length, 0);
+    // The 304 names the copy the client holds (RFC 9111 §4.3.4 selects stored responses by it).
+    assert.equal(again.headers.etag, first.headers.etag);
+    assert.equal(again.headers.vary, 'Accept-Encoding');
+    const strong = String(first.headers.etag).slice(2);
+    const identity = await get('/static/page.html', { 'if-none-match': strong });
+    assert.equal(identity.status, 304);
+    assert.equal(identity.headers.etag, strong, 'an identity copy revalidates with the strong tag');
+    // Through the proxy: the upstream sees W/"v1", matches it weakly (RFC 9110 §13.1.2) and its 304 goes back weak.
+    const proxied = await get('/up/text', { 'accept-encoding': 'gzip', 'if-none-match': 'W/"v1"' });
+    assert.equal(proxied.status, 304);
+    assert.equal(proxied.headers.etag, 'W/"v1"');
+    assert.equal(proxied.headers.vary, 'Origin, Accept-Encoding');
   });
 
   it('HEAD: the head a GET gets, without a body', async () => {

@@ -237,6 +237,28 @@ function statusMayCompress(status: number): boolean {
 }
 
 /**
+ * A 304 to a client that revalidates the compressed copy it holds (`If-None-Match: W/"x"`, the
+ * tag this filter gave it, where the origin's is the strong "x"): the 304 carries the weak tag
+ * and `Vary` of that copy. RFC 9111 §4.3.4 selects the stored responses a 304 updates by its
+ * validator, so a strong "x" would update nothing there; RFC 9110 §15.4.5 wants the `Vary` the
+ * 200 would have had.
+ */
+function revalidatedCompressed(requestHeaders: IncomingHttpHeaders, headers: string[]): void {
+  const ifNoneMatch = requestHeaders['if-none-match'];
+  if (ifNoneMatch === undefined || !ifNoneMatch.includes('W/"')) return;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length !== 4 || name.toLowerCase() !== 'etag') continue;
+    const tag = headers[i + 1] as string;
+    if (tag.startsWith('"') && ifNoneMatch.includes(`W/${tag}`)) {
+      headers[i + 1] = `W/${tag}`;
+      addVary(headers);
+    }
+    return;
+  }
+}
+
+/**
  * The compression filter of one route, built once per generation from its resolved settings
  * (null settings: no filter, and no per-request work at all).
  */
@@ -314,6 +336,10 @@ export class RouteEncoder {
    * goes to (null: write to `ctx.res` as it is). Call before `writeHead`, then `pipeTo`.
    */
   apply(ctx: RequestContext, status: number, headers: string[]): ContentCoding | null {
+    if (status === 304) {
+      revalidatedCompressed(ctx.req.headers, headers);
+      return null;
+    }
     const verdict = this.inspect(ctx.req.headers, status, headers);
     if (verdict === NOT_COMPRESSIBLE) return null;
     addVary(headers);
