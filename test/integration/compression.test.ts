@@ -134,13 +134,18 @@ after(async () => {
 const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => request(`${base}${path}`, { headers, method });
 
 describe('content negotiation and headers', () => {
-  it('gzip: Content-Encoding, Vary, no Content-Length (chunked), weak ETag, no Accept-Ranges', async () => {
+  it('gzip: Content-Encoding, Vary, weak ETag, no Accept-Ranges; streamed bodies chunked, a hot static file with its compressed length', async () => {
+    const streamed = await get('/up/text', { 'accept-encoding': 'gzip' });
+    assert.equal(streamed.headers['content-encoding'], 'gzip');
+    assert.equal(streamed.headers['content-length'], undefined, 'the upstream\'s length is the identity length: dropped');
+    assert.equal(streamed.headers['transfer-encoding'], 'chunked');
+    assert.equal(decode(streamed).toString(), UP_TEXT);
     const res = await get('/static/page.html', { 'accept-encoding': 'gzip' });
     assert.equal(res.status, 200);
     assert.equal(res.headers['content-encoding'], 'gzip');
     assert.equal(res.headers.vary, 'Accept-Encoding');
-    assert.equal(res.headers['content-length'], undefined);
-    assert.equal(res.headers['transfer-encoding'], 'chunked');
+    // A file of the hot cache is compressed once and kept: sent with the compressed length.
+    assert.equal(res.headers['content-length'], String(res.body.length));
     assert.equal(res.headers['accept-ranges'], undefined);
     assert.match(String(res.headers.etag), /^W\/"/, 'a strong ETag becomes weak (RFC 9110 §8.8.3)');
     assert.equal(decode(res).toString(), PAGE);
@@ -198,6 +203,23 @@ describe('content negotiation and headers', () => {
     assert.equal(proxied.status, 304);
     assert.equal(proxied.headers.etag, 'W/"v1"');
     assert.equal(proxied.headers.vary, 'Origin, Accept-Encoding');
+  });
+
+  it('a hot static file edited: the kept compressed bytes follow the new content', async () => {
+    writeFileSync(join(site, 'edited.html'), PAGE);
+    for (const coding of ['gzip', 'br']) {
+      const first = await get('/static/edited.html', { 'accept-encoding': coding });
+      assert.equal(decode(first).toString(), PAGE);
+    }
+    const edited = `${PAGE}<p>edited</p>\n`;
+    writeFileSync(join(site, 'edited.html'), edited);
+    // hotCacheValidity (1 s by default): then the file is checked again and reloaded.
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+    for (const coding of ['gzip', 'br']) {
+      const again = await get('/static/edited.html', { 'accept-encoding': coding });
+      assert.equal(again.headers['content-encoding'], coding);
+      assert.equal(decode(again).toString(), edited, `${coding}: the new content, not the kept bytes of the old`);
+    }
   });
 
   it('HEAD: the head a GET gets, without a body', async () => {

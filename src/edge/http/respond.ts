@@ -8,7 +8,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { RequestContext } from '../context.js';
-import type { RouteEncoder } from '../middleware/encode.js';
+import { compressBuffer, type ContentCoding, type RouteEncoder } from '../middleware/encode.js';
 import { statusBody } from './status.js';
 
 /**
@@ -17,6 +17,14 @@ import { statusBody } from './status.js';
  * response (middleware/encode.ts), an encoder piped into it. Handlers write the body there.
  */
 export function sendHead(ctx: RequestContext, status: number, headers: string[]): Writable {
+  const coding = filterHead(ctx, status, headers);
+  ctx.status = status;
+  ctx.res.writeHead(status, headers);
+  return coding === null ? ctx.res : (ctx.route?.encode as RouteEncoder).pipeTo(ctx, coding, headers);
+}
+
+/** The response filters on the flat head; returns the coding to compress the body with, or null. */
+function filterHead(ctx: RequestContext, status: number, headers: string[]): ContentCoding | null {
   // Server first, then the route's filter: a route's `headers.set.Server` replaces it and
   // `headers.remove: ["Server"]` removes it (added after, it was sent twice / could not go).
   const serverHeader = ctx.generation.serverHeader;
@@ -26,10 +34,54 @@ export function sendHead(ctx: RequestContext, status: number, headers: string[])
   if (filter) filter(headers);
   // Compression decides last, on the final head (a route may set Cache-Control: no-transform).
   const encode = route?.encode;
-  const coding = encode ? encode.apply(ctx, status, headers) : null;
+  return encode ? encode.apply(ctx, status, headers) : null;
+}
+
+/**
+ * A complete in-memory body (with its Content-Length in `headers`) whose compressed forms the
+ * caller keeps in `stored` (static's hot file cache): the filters decide as for any response,
+ * but a body compressed before is sent from memory, with its own Content-Length, and a new one
+ * is compressed once (concurrent requests share it) and kept. `onStored` runs after a body is
+ * added (the cache accounts for its bytes). Why: compressing the same bytes again on every hit
+ * is the whole cost of compression on the static hot path (README Performance).
+ */
+export function sendStoredBody(ctx: RequestContext, status: number, headers: string[], body: Buffer, stored: Map<ContentCoding, Buffer | Promise<Buffer>>, onStored: () => void): void | Promise<void> {
+  const coding = filterHead(ctx, status, headers);
+  const method = ctx.req.method;
+  if (coding === null || method === 'HEAD') {
+    ctx.bodyBytes = method === 'HEAD' ? 0 : body.length;
+    ctx.status = status;
+    ctx.res.writeHead(status, headers);
+    ctx.res.end(body);
+    return;
+  }
+  let encoded = stored.get(coding);
+  if (encoded === undefined) {
+    const settings = (ctx.route?.encode as RouteEncoder).settings;
+    const pending = compressBuffer(coding, settings, body).then(
+      (bytes) => {
+        stored.set(coding, bytes);
+        onStored();
+        return bytes;
+      },
+      (error: unknown) => {
+        stored.delete(coding);
+        throw error;
+      },
+    );
+    stored.set(coding, pending);
+    encoded = pending;
+  }
+  if (encoded instanceof Promise) return encoded.then((bytes) => sendEncoded(ctx, status, headers, bytes));
+  sendEncoded(ctx, status, headers, encoded);
+}
+
+function sendEncoded(ctx: RequestContext, status: number, headers: string[], bytes: Buffer): void {
+  headers.push('Content-Length', String(bytes.length));
+  ctx.bodyBytes = bytes.length;
   ctx.status = status;
   ctx.res.writeHead(status, headers);
-  return coding === null ? ctx.res : (encode as RouteEncoder).pipeTo(ctx, coding, headers);
+  ctx.res.end(bytes);
 }
 
 /** A complete response with an in-memory body (ignored for HEAD by node:http, Content-Length kept). */

@@ -47,6 +47,11 @@
  * - `RouteEncoder.inspect(requestHeaders, status, headers)` (`shouldCompress`): whether this response is
  *   compressible (`COMPRESSIBLE`: Vary applies), and whether to compress it;
  * - `createEncoder(coding, settings, options)`: a node:zlib Transform with the configured level;
+ * - `compressBuffer(coding, settings, body)`: a whole body compressed, to keep;
+ * - `sendStoredBody` (edge/http/respond.ts): an in-memory body whose compressed forms the caller
+ *   keeps per coding (static's hot cache does), compressed once and then sent with a length;
+ * - `RouteEncoder.choose(acceptEncoding)`: the normalised coding, a cache's secondary key for
+ *   `Vary: Accept-Encoding` (one stored variant per coding, not per header spelling);
  * - `encodeHead(headers, coding)` / `addVary(headers)`: the header changes of a compressed answer.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -229,6 +234,21 @@ export function createEncoder(coding: ContentCoding, settings: Pick<ResolvedEnco
       return create({ params: { [k.ZSTD_c_compressionLevel as number]: settings.level.zstd }, flush: options.flushEachWrite ? (k.ZSTD_e_flush as number) : (k.ZSTD_e_continue as number) });
     }
   }
+}
+
+/**
+ * A whole in-memory body compressed (on the thread pool), for callers that keep the result:
+ * static's hot file cache, and the response cache storing one variant per coding.
+ */
+export function compressBuffer(coding: ContentCoding, settings: Pick<ResolvedEncode, 'level'>, body: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const encoder = createEncoder(coding, settings, { sizeHint: body.length });
+    const chunks: Buffer[] = [];
+    encoder.on('data', (chunk: Buffer) => chunks.push(chunk));
+    encoder.once('end', () => resolve(Buffer.concat(chunks)));
+    encoder.once('error', reject);
+    encoder.end(body);
+  });
 }
 
 /** No content: RFC 9110 §15.3.5 (204), §15.3.6 (205), §15.4.5 (304); 206 carries ranges. */

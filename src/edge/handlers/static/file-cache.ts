@@ -36,6 +36,11 @@ export interface FileEntry {
   readonly headers: readonly string[];
   /** Precompressed siblings that exist (`file.br`, `file.gz`), best first in server preference. */
   readonly variants: readonly { readonly encoding: Encoding; readonly entry: FileEntry }[];
+  /**
+   * `body` compressed on the fly, per coding, kept so a hit is not compressed again (filled by
+   * sendStoredBody on routes with `encode`; a promise while the first compression runs).
+   */
+  readonly encoded: Map<Encoding, Buffer | Promise<Buffer>>;
   checkedAt: number;
 }
 
@@ -72,6 +77,12 @@ function stripEncodingSuffix(path: string, encoding: Encoding | null): string {
   return encoding ? path.slice(0, -ENCODING_SUFFIX[encoding].length) : path;
 }
 
+function encodedBytes(entry: FileEntry): number {
+  let bytes = 0;
+  for (const body of entry.encoded.values()) if (!(body instanceof Promise)) bytes += body.length;
+  return bytes;
+}
+
 export class FileCache {
   readonly #options: ResolvedStatic;
   readonly #lru: LRUCache<string, PathEntry>;
@@ -85,10 +96,19 @@ export class FileCache {
       max: 100_000,
       // Every entry costs its path and bookkeeping; small files also their bytes.
       maxSize: Math.max(options.hotCacheSize, 1024 * 1024),
-      sizeCalculation: (entry) => 256 + entry.path.length + (entry.kind === 'file' && entry.body ? entry.body.length : 0),
+      sizeCalculation: (entry) => 256 + entry.path.length + (entry.kind === 'file' && entry.body ? entry.body.length + encodedBytes(entry) : 0),
     });
     const maxAge = options.maxAge === null ? null : Math.floor(options.maxAge / 1000);
     this.#cacheControl = maxAge === null ? null : `public, max-age=${maxAge}${options.immutable ? ', immutable' : ''}`;
+  }
+
+  /**
+   * A compressed body was added to `entry.encoded`: count its bytes against `hotCacheSize`.
+   * (lru-cache computes a size when a value is set, and skips it for the same value: a shallow
+   * copy, sharing the map, is set instead.)
+   */
+  account(entry: FileEntry): void {
+    if (this.#lru.peek(entry.path)?.kind === 'file') this.#lru.set(entry.path, { ...entry });
   }
 
   /** The entry for an absolute path: synchronously when cached and fresh, else after a stat. */
@@ -195,6 +215,6 @@ export class FileCache {
     if (this.#cacheControl) headers.push('Cache-Control', this.#cacheControl);
     if (encoding) headers.push('Content-Encoding', encoding);
     if (encoding || variants.length > 0) headers.push('Vary', 'Accept-Encoding');
-    return { kind: 'file', path, size, mtimeMs: stats.mtimeMs, ino: stats.ino, etag, lastModified, contentType, encoding, body, headers, variants, checkedAt: 0 };
+    return { kind: 'file', path, size, mtimeMs: stats.mtimeMs, ino: stats.ino, etag, lastModified, contentType, encoding, body, headers, variants, encoded: new Map(), checkedAt: 0 };
   }
 }

@@ -13,7 +13,7 @@ import type { ResolvedRoute, ResolvedStatic } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import type { RequestContext } from '../../context.js';
 import { removeDotSegments } from '../../http/target.js';
-import { sendBody, sendHead, sendRedirect, sendStatus } from '../../http/respond.js';
+import { sendBody, sendHead, sendRedirect, sendStatus, sendStoredBody } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { REROUTE, type Handler, type HandlerResult } from '../types.js';
 import { evaluatePreconditions, ifRangeAllows, PROCEED } from './conditional.js';
@@ -196,15 +196,14 @@ export class StaticHandler {
 
   #serveFile(ctx: RequestContext, entry: FileEntry): HandlerResult | Promise<HandlerResult> {
     if (entry.body === null) return this.#streamFile(ctx, entry);
-    this.#answer(ctx, entry, entry.body, null);
-    return undefined;
+    return this.#answer(ctx, entry, entry.body, null);
   }
 
   /**
    * Preconditions, then Range, then the answer. `body` is the whole file in memory, or null with
    * `stream(start, end)` to read a slice from disk.
    */
-  #answer(ctx: RequestContext, entry: FileEntry, body: Buffer | null, stream: ((start: number, end: number, out: Writable) => void) | null): void {
+  #answer(ctx: RequestContext, entry: FileEntry, body: Buffer | null, stream: ((start: number, end: number, out: Writable) => void) | null): void | Promise<void> {
     const req = ctx.req;
     const method = req.method as string;
     const condition = evaluatePreconditions(method, req.headers, entry.etag, entry.lastModified === null ? null : entry.mtimeMs);
@@ -244,6 +243,8 @@ export class StaticHandler {
         return;
       }
     }
+    // A compressing route: the compressed bytes are kept with the entry, compressed once per coding.
+    if (body && ctx.route?.encode && entry.size > 0) return sendStoredBody(ctx, 200, [...entry.headers], body, entry.encoded, () => this.#cache.account(entry));
     ctx.bodyBytes = method === 'HEAD' ? 0 : entry.size;
     // The body goes where the response filters say: the socket, or a compressor (middleware/encode.ts).
     const out = sendHead(ctx, 200, [...entry.headers]);
