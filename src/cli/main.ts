@@ -81,6 +81,9 @@ Options:
   -H, --host H         address to bind (default: $HOST or 127.0.0.1)
       --balance ALG    round-robin (default) | least-conn | ip-hash | hash | random-two
       --host-header H  Host sent upstream: client (default) | upstream | a name
+      --cache          cache responses (RFC 9111 shared cache, 64 MiB in memory; Cache-Status
+                       header; PURGE from 127.0.0.1/::1)
+      --cache-dir DIR  also keep them on disk in DIR (1 GiB bound, kept across restarts)
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -176,7 +179,8 @@ function banner(server: EdgeServer, title: string, pools: AppPools | null, exter
                 ? `proxy → ${upstreamSummary(server.generation.config.upstreams[h.upstream], server.generation.config)}${h.path ? ` (path ${h.path})` : ''}`
                 : 'no handler (404)';
       const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
-      say(`    ${match.padEnd(28)} ${action}${rewrites}`);
+      const cache = route.cache ? `  [cache ${route.cache.zone}]` : '';
+      say(`    ${match.padEnd(28)} ${action}${cache}${rewrites}`);
     }
   }
 }
@@ -361,12 +365,16 @@ async function proxy(args: string[]): Promise<void> {
       host: { type: 'string', short: 'H' },
       balance: { type: 'string' },
       'host-header': { type: 'string' },
+      cache: { type: 'boolean' },
+      'cache-dir': { type: 'string' },
       'no-access-log': { type: 'boolean' },
       'access-log': { type: 'string' },
     },
     true,
   );
   if (values.help) return say(HELP.proxy as string);
+  const cacheDir = values['cache-dir'] as string | undefined;
+  if (cacheDir !== undefined && !values.cache) throw new UsageError('--cache-dir: expected with --cache');
   if (positionals.length === 0) throw new UsageError('proxy: expected at least one upstream, like http://127.0.0.1:3000');
   const balance = (values.balance as string | undefined) ?? 'round-robin';
   if (!(BALANCE as readonly string[]).includes(balance)) throw new UsageError(`--balance: expected one of ${BALANCE.join(', ')}, got "${balance}"`);
@@ -377,10 +385,11 @@ async function proxy(args: string[]): Promise<void> {
   const user: UserConfig = {
     log: { access: accessLogFlags(values) },
     upstreams: { upstream: { servers, balance: balance as (typeof BALANCE)[number] } },
+    ...(cacheDir !== undefined ? { cache: { dir: cacheDir } } : {}),
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
-        routes: [{ proxy: { to: 'upstream', ...(values['host-header'] !== undefined ? { host: values['host-header'] as string } : {}) } }],
+        routes: [{ proxy: { to: 'upstream', ...(values['host-header'] !== undefined ? { host: values['host-header'] as string } : {}) }, ...(values.cache ? { cache: true } : {}) }],
       },
     ],
   };
@@ -392,7 +401,8 @@ async function proxy(args: string[]): Promise<void> {
     if (error instanceof ConfigError) throw new UsageError(`proxy: ${error.problems.map((p) => p.replace(/^upstreams\.upstream\.servers\[(\d+)\]/, (_m, i: string) => `upstream ${Number(i) + 1}`)).join('; ')}`);
     throw error;
   }
-  return runServer(config, `proxying to ${servers.join(', ')} (${balance})`, null);
+  const caching = values.cache ? `, caching${cacheDir !== undefined ? ` in memory and ${resolve(cacheDir)}` : ' in memory'}` : '';
+  return runServer(config, `proxying to ${servers.join(', ')} (${balance}${caching})`, null);
 }
 
 async function check(args: string[]): Promise<void> {
