@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { log } from '../core/log.js';
 import { AppError } from './errors.js';
 import { createAppListener } from './gateway/listener.js';
-import { loadApp, registerTypeScript } from './gateway/load-app.js';
+import { loadWorkerApp } from './gateway/load-app.js';
 import { CRASH_DRAIN_MS, TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
 
 /**
@@ -81,10 +81,9 @@ async function main(): Promise<void> {
   send({ type: 'portico:tick', requests });
 
   // TypeScript apps (and their TypeScript imports) load with no build step.
-  await registerTypeScript();
   let app;
   try {
-    app = await loadApp(settings.file);
+    app = await loadWorkerApp(settings.file);
   } catch (error) {
     const code = error instanceof AppError ? error.code : 'ERR_APP_IMPORT';
     const message = error instanceof Error ? error.message : String(error);

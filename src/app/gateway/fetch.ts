@@ -1,49 +1,71 @@
 /**
- * The Fetch gateway: an IncomingMessage becomes a `Request` (body as a ReadableStream, `signal`
- * aborted when the client leaves or the request times out), the handler's `Response` is written
- * back with back-pressure, so a streamed body (server-sent events, a large download) flows chunk
- * by chunk and a slow client slows the producer instead of filling memory.
+ * The Fetch gateway: an IncomingMessage becomes a `Request` (lazy-request.ts: built only as far
+ * as the app reads it; the body a ReadableStream; `signal` aborted when the client leaves or the
+ * request times out), and the handler's `Response` is written back. A string or bytes body
+ * (fast-response.ts) goes out in one `end()` with a Content-Length; any other body is streamed
+ * with back-pressure, so a streamed body (server-sent events, a large download) flows chunk by
+ * chunk and a slow client slows the producer instead of filling memory.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
-import type { AppContext, FetchHandler } from './types.js';
+import { fastParts, PorticoResponse, type FastParts } from './fast-response.js';
+import { LazyRequest } from './lazy-request.js';
 import { failRequest, type GatewayOptions } from './node.js';
+import type { AppContext, FetchHandler } from './types.js';
 
-/** The request's absolute URL. RFC 9112 §3.3: the origin comes from Host (the app server speaks plain HTTP). */
-function requestUrl(req: IncomingMessage): string {
-  const target = req.url ?? '/';
-  if (/^https?:\/\//i.test(target)) return target; // absolute-form (RFC 9112 §3.2.2)
-  const host = req.headers.host && /^[\w.:[\]-]+$/.test(req.headers.host) ? req.headers.host : 'localhost';
-  return `http://${host}${target.startsWith('/') ? target : `/${target}`}`;
+/** What a Fetch handler gets beside the Request; its members are read from the socket on demand. */
+class FetchContext implements AppContext {
+  readonly #request: LazyRequest;
+  readonly #options: GatewayOptions;
+
+  constructor(request: LazyRequest, options: GatewayOptions) {
+    this.#request = request;
+    this.#options = options;
+  }
+
+  get clientAddress(): string {
+    return this.#request._incoming.socket.remoteAddress ?? '';
+  }
+
+  get remoteAddress(): string {
+    return this.#request._incoming.socket.remoteAddress ?? '';
+  }
+
+  get remotePort(): number | undefined {
+    return this.#request._incoming.socket.remotePort;
+  }
+
+  get signal(): AbortSignal {
+    return this.#request.signal;
+  }
+
+  waitUntil(promise: Promise<unknown>): void {
+    this.#options.waitUntil(promise);
+  }
 }
 
-function requestHeaders(req: IncomingMessage): Headers {
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.startsWith(':')) continue; // HTTP/2 pseudo-headers are not fields (RFC 9113 §8.3)
-    try {
-      headers.append(name, raw[i + 1] as string);
-    } catch {
-      // A value undici refuses (Node's parser is more lenient) is dropped rather than failing the request.
-    }
-  }
-  return headers;
+/** Per-response state, kept on the response so that the listeners below are shared functions. */
+const STATE = Symbol('portico.fetch');
+interface Exchange {
+  readonly request: LazyRequest;
+  timer: NodeJS.Timeout | undefined;
+}
+type TrackedResponse = ServerResponse & { [STATE]?: Exchange };
+
+function onClose(this: TrackedResponse): void {
+  const exchange = this[STATE];
+  if (!exchange) return;
+  clearTimeout(exchange.timer);
+  if (!this.writableFinished) exchange.request._abort(new DOMException('the client closed the connection', 'AbortError'));
 }
 
-/** Builds the Fetch `Request` for `req`; its body streams from the socket. */
-export function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
-  const method = req.method ?? 'GET';
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  const init: RequestInit & { duplex?: 'half' } = { method, headers: requestHeaders(req), signal };
-  if (hasBody) {
-    init.body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
-    init.duplex = 'half'; // required by undici for a streamed request body
+function onTimeout(res: TrackedResponse, timeoutMs: number): void {
+  res[STATE]?.request._abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+  if (!res.headersSent) {
+    // RFC 9110 §15.6.4: 503 says "try again later", which is the truth for an overloaded app.
+    res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
   }
-  return new Request(requestUrl(req), init);
 }
 
 /** Waits until `res` can take more data, or is closed (the client left). */
@@ -59,6 +81,50 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** RFC 9110 §9.3.2 / §15.3.5 / §15.4.5: no content for HEAD, 204 and 304. */
+function hasNoContent(req: IncomingMessage, status: number): boolean {
+  return req.method === 'HEAD' || status === 204 || status === 304;
+}
+
+/**
+ * Writes a Response still on the fast path: the app's headers as given (node:http validates
+ * them), Content-Length from the body, one `end()`. Throws what writeHead throws on a bad header.
+ */
+function writeFast(parts: FastParts, req: IncomingMessage, res: ServerResponse): void {
+  const flat: (string | number)[] = [];
+  let hasLength = false;
+  let hasFraming = false;
+  let hasType = false;
+  const add = (name: string, value: string | number) => {
+    flat.push(name, value);
+    const n = name.length;
+    if (n === 12 && name.toLowerCase() === 'content-type') hasType = true;
+    else if (n === 14 && name.toLowerCase() === 'content-length') hasLength = true;
+    else if (n === 17 && name.toLowerCase() === 'transfer-encoding') hasFraming = true;
+  };
+  const given = parts.headers;
+  if (given instanceof Headers) {
+    // Iteration gives each Set-Cookie on its own (they must not be joined, RFC 6265 §3).
+    for (const [name, value] of given) add(name, value);
+  } else if (Array.isArray(given)) {
+    for (const pair of given as [string, string][]) add(pair[0], pair[1]);
+  } else if (given) {
+    const record = given as Record<string, string>;
+    for (const name in record) add(name, record[name] as string);
+  }
+  if (!hasType && parts.defaultType) flat.push('content-type', parts.defaultType);
+  const status = parts.status;
+  const body = parts.body;
+  // RFC 9110 §8.6: no Content-Length on 204; a 304's would describe the selected representation.
+  if (!hasLength && !hasFraming && status !== 204 && status !== 304) {
+    flat.push('content-length', body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+  }
+  if (parts.statusText) res.writeHead(status, parts.statusText, flat);
+  else res.writeHead(status, flat);
+  if (body === null || hasNoContent(req, status)) res.end();
+  else res.end(body);
+}
+
 /** Writes a Fetch `Response` to `res`, streaming its body with back-pressure. */
 export async function writeResponse(response: Response, req: IncomingMessage, res: ServerResponse): Promise<void> {
   res.statusCode = response.status;
@@ -70,8 +136,7 @@ export async function writeResponse(response: Response, req: IncomingMessage, re
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) res.setHeader('set-cookie', cookies);
   const body = response.body;
-  // RFC 9110 §9.3.2 / §15.3.5 / §15.4.5: no content for HEAD, 204 and 304.
-  if (!body || req.method === 'HEAD' || response.status === 204 || response.status === 304) {
+  if (!body || hasNoContent(req, response.status)) {
     if (body) void body.cancel().catch(() => undefined);
     res.end();
     return;
@@ -98,57 +163,65 @@ export async function writeResponse(response: Response, req: IncomingMessage, re
   }
 }
 
-/** Serves one request with a Fetch handler. Never throws: failures become a 500 (or a cut stream). */
-export async function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): Promise<void> {
-  const controller = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) controller.abort(new DOMException('the client closed the connection', 'AbortError'));
+/** What the handler returned, written (or a 500 when it is no Response or cannot be written). */
+function answer(response: unknown, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void | Promise<void> {
+  if (res.headersSent || res.destroyed) {
+    // Timed out or the client left while the app worked: drop the late answer.
+    if (response instanceof PorticoResponse && fastParts(response) === null) void (response as unknown as Response).body?.cancel().catch(() => undefined);
+    return;
+  }
+  const parts = fastParts(response);
+  if (parts) {
+    try {
+      writeFast(parts, req, res);
+    } catch (error) {
+      // A header node:http refuses (a CR/LF in a value, a bad name): nothing was sent yet.
+      if (res.headersSent) res.destroy();
+      else failRequest(error, req, res, options);
+    }
+    return;
+  }
+  if (!(response instanceof PorticoResponse)) {
+    const kind = response === null ? 'null' : typeof response === 'object' ? (response.constructor?.name ?? 'object') : typeof response;
+    failRequest(new AppError('ERR_APP_RESPONSE', `the fetch handler returned ${kind}, not a Response`), req, res, options);
+    return;
+  }
+  return writeResponse(response as unknown as Response, req, res).catch((error: unknown) => {
+    if (res.headersSent) res.destroy();
+    else failRequest(error, req, res, options);
   });
-  const timer =
-    options.timeoutMs > 0
-      ? setTimeout(() => {
-          controller.abort(new DOMException(`the request took longer than ${options.timeoutMs} ms`, 'TimeoutError'));
-          if (!res.headersSent) {
-            // RFC 9110 §15.6.4: 503 says "try again later", which is the truth for an overloaded app.
-            res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
-          }
-        }, options.timeoutMs)
-      : undefined;
-  res.on('close', () => clearTimeout(timer));
-  let request: Request;
+}
+
+/** Serves one request with a Fetch handler. Never throws: failures become a 500 (or a cut stream). */
+export function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void | Promise<void> {
+  let request: LazyRequest;
   try {
-    request = toRequest(req, controller.signal);
+    request = new LazyRequest(req);
   } catch (error) {
     res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Bad Request\n');
     log().warn({ err: error, url: req.url }, 'request could not be turned into a Fetch Request');
     return;
   }
-  const socket = req.socket;
-  const context: AppContext = {
-    clientAddress: socket.remoteAddress ?? '',
-    remoteAddress: socket.remoteAddress ?? '',
-    remotePort: socket.remotePort,
-    signal: controller.signal,
-    waitUntil: (promise) => options.waitUntil(promise),
-  };
+  const exchange: Exchange = { request, timer: options.timeoutMs > 0 ? setTimeout(onTimeout, options.timeoutMs, res, options.timeoutMs) : undefined };
+  (res as TrackedResponse)[STATE] = exchange;
+  res.once('close', onClose);
   let response: unknown;
   try {
-    // A synchronous throw and a rejection end up in the same catch.
-    response = await handler(request, context);
+    response = handler(request as unknown as Request, new FetchContext(request, options));
   } catch (error) {
+    // A synchronous throw is the same failure as a rejection.
     if (res.headersSent || res.destroyed) return;
     failRequest(error, req, res, options);
     return;
   }
-  if (res.headersSent || res.destroyed) {
-    // Timed out or the client left while the app worked: drop the late answer.
-    if (response instanceof Response) void response.body?.cancel().catch(() => undefined);
-    return;
+  if (response instanceof Promise || (response !== null && typeof (response as PromiseLike<unknown> | undefined)?.then === 'function')) {
+    return Promise.resolve(response).then(
+      (settled) => answer(settled, req, res, options),
+      (error: unknown) => {
+        if (res.headersSent || res.destroyed) return;
+        failRequest(error, req, res, options);
+      },
+    );
   }
-  if (!(response instanceof Response)) {
-    const kind = response === null ? 'null' : typeof response === 'object' ? (response.constructor?.name ?? 'object') : typeof response;
-    failRequest(new AppError('ERR_APP_RESPONSE', `the fetch handler returned ${kind}, not a Response`), req, res, options);
-    return;
-  }
-  await writeResponse(response, req, res);
+  return answer(response, req, res, options);
 }

@@ -3,13 +3,18 @@
  * and the development server).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { installFastResponse } from './fast-response.js';
 import { serveFetch } from './fetch.js';
+import { installLazyRequest } from './lazy-request.js';
 import { serveNode, type GatewayOptions } from './node.js';
 import type { LoadedApp } from './types.js';
 
 /** One request listener for `app`, whatever its gateway. */
 export function createAppListener(app: LoadedApp, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
   if (app.kind === 'fetch') {
+    // The lighter Request and Response of a Fetch app (fast-response.ts, lazy-request.ts).
+    installFastResponse();
+    installLazyRequest();
     const handler = app.fetch;
     return (req, res) => void serveFetch(handler, req, res, options);
   }
