@@ -153,7 +153,7 @@ export async function registerTypeScript(): Promise<void> {
  * `fresh` imports a new copy (and of its local imports, through tsImport's own namespace), for the
  * development server's reload; workers import once with tsx registered process-wide.
  */
-export async function loadApp(file: string, options: { fresh?: boolean; retryUrl?: boolean } = {}): Promise<LoadedApp> {
+export async function loadApp(file: string, options: { fresh?: boolean } = {}): Promise<LoadedApp> {
   let mod: Exported;
   try {
     const url = pathToFileURL(file).href;
@@ -170,7 +170,7 @@ export async function loadApp(file: string, options: { fresh?: boolean; retryUrl
       const { tsImport } = await import('tsx/esm/api');
       mod = (await tsImport(url, import.meta.url)) as Exported;
     } else {
-      mod = (await import(options.retryUrl ? `${url}?tsx` : url)) as Exported;
+      mod = (await import(url)) as Exported;
     }
   } catch (error) {
     throw new AppError('ERR_APP_IMPORT', `${file}: importing the app failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
@@ -181,8 +181,8 @@ export async function loadApp(file: string, options: { fresh?: boolean; retryUrl
 /**
  * The app of a worker process. tsx is registered only when it is needed: for a TypeScript entry
  * file, or when a JavaScript app turns out to import TypeScript (the import fails with an unknown
- * extension or a syntax error; it is then retried once with tsx, under a new URL so the ESM
- * loader does not answer from its cache). Why not always: its ESM hooks run on a loader thread of
+ * extension or a syntax error; it is then retried once with tsx, through tsImport, so the ESM
+ * loader does not answer from its cache of the failed modules). Why not always: its ESM hooks run on a loader thread of
  * their own, about 27 MiB of RSS per worker (measured on Node 20), for apps that are plain JS.
  */
 export async function loadWorkerApp(file: string): Promise<LoadedApp> {
@@ -197,7 +197,8 @@ export async function loadWorkerApp(file: string): Promise<LoadedApp> {
     if (tsxRegistered || !cause || (cause.code !== 'ERR_UNKNOWN_FILE_EXTENSION' && cause.name !== 'SyntaxError')) throw error;
     await registerTypeScript();
     try {
-      return await loadApp(file, { retryUrl: true });
+      // tsx's namespaced import: every module of the graph under new URLs, past the failed ones in the ESM cache.
+      return await loadApp(file, { fresh: true });
     } catch {
       throw error;
     }
