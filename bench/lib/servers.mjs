@@ -1,0 +1,213 @@
+// The servers of bench/run.mjs: Portico and its peers, each a function of the run's context that
+// returns how to start it ({ argv, env }) or why it cannot run ({ unavailable }). nginx, Caddy and
+// HAProxy get private configs written under the run's own temporary directory (never a
+// packaged service, never state from an earlier run); all peers run one worker / one thread
+// (Caddy with GOMAXPROCS=1), access logs off, long keep-alive, as in the shared bench scripts.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const node = process.execPath;
+
+/** nginx in the foreground with a config of `mode` in its own folder. */
+function nginx(ctx, name, mode, { port = ctx.port, workers = 1 } = {}) {
+  if (!ctx.tools.nginx) return { unavailable: 'nginx is not installed (Debian package nginx)' };
+  const dir = join(ctx.tmp, `nginx-${name}-${port}`);
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  let upstream = '';
+  let location;
+  switch (mode) {
+    case 'hello5':
+      location = 'default_type text/plain; return 200 "hello";';
+      break;
+    case 'static':
+      location = `root "${ctx.docroot}";`;
+      break;
+    case 'proxy':
+      upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }`;
+      location = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";';
+      break;
+    case 'cache':
+      upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }
+  proxy_cache_path "${dir}/cache" keys_zone=bench:10m;`;
+      location = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache bench; proxy_cache_valid 200 10m;';
+      break;
+    default:
+      throw new Error(`nginx mode ${mode}`);
+  }
+  const mime = existsSync('/etc/nginx/mime.types') ? 'include /etc/nginx/mime.types;' : 'types { text/html html; application/octet-stream bin; }';
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes ${workers};
+worker_rlimit_nofile 19000;
+daemon off;
+pid "${dir}/nginx.pid";
+error_log "${dir}/error.log" warn;
+events { worker_connections 18000; }
+http {
+  ${mime}
+  default_type application/octet-stream;
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_timeout 120s; keepalive_requests 1000000;
+  client_body_temp_path "${dir}/tmp/body"; proxy_temp_path "${dir}/tmp/proxy"; fastcgi_temp_path "${dir}/tmp/fcgi";
+  uwsgi_temp_path "${dir}/tmp/uwsgi"; scgi_temp_path "${dir}/tmp/scgi";
+  ${upstream}
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / { ${location} }
+  }
+}
+`,
+  );
+  return { argv: [ctx.tools.nginx, '-e', `${dir}/error.log`, '-p', dir, '-c', `${dir}/nginx.conf`] };
+}
+
+function caddy(ctx, mode) {
+  if (!ctx.tools.caddy) return { unavailable: 'caddy is not installed (Debian package caddy)' };
+  const file = join(ctx.tmp, `caddy-${mode}.Caddyfile`);
+  const body = mode === 'proxy' ? `reverse_proxy ${ctx.origin}` : mode === 'static' ? `root * "${ctx.docroot}"\n  file_server` : 'respond "Hello, World!" 200';
+  writeFileSync(file, `{\n  admin off\n  auto_https off\n}\nhttp://127.0.0.1:${ctx.port} {\n  bind 127.0.0.1\n  ${body}\n}\n`);
+  return {
+    argv: [ctx.tools.caddy, 'run', '--adapter', 'caddyfile', '--config', file],
+    env: { GOMAXPROCS: '1', XDG_DATA_HOME: join(ctx.tmp, 'caddy-data'), XDG_CONFIG_HOME: join(ctx.tmp, 'caddy-config') },
+  };
+}
+
+function haproxy(ctx) {
+  if (!ctx.tools.haproxy) return { unavailable: 'haproxy is not installed (Debian package haproxy)' };
+  const file = join(ctx.tmp, 'haproxy.cfg');
+  writeFileSync(
+    file,
+    `global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${ctx.port}
+  default_backend be
+backend be
+  server o1 ${ctx.origin}
+`,
+  );
+  return { argv: [ctx.tools.haproxy, '-db', '-f', file] };
+}
+
+/** `portico up` with a JSON config: access log off, keep-alive as long and as many requests as the peers'. */
+function portico(ctx, name, servers) {
+  const file = join(ctx.tmp, `portico-${name}.json`);
+  const config = {
+    log: { level: 'warn', access: false },
+    http: { keepAliveTimeout: '120s', maxRequestsPerConnection: 1_000_000 },
+    servers: servers.map((server) => ({ listen: `127.0.0.1:${ctx.port}`, ...server })),
+  };
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return { argv: [node, join(ctx.root, 'bin', 'portico'), 'up', '--config', file] };
+}
+
+const nodePeer = (ctx, script, ...args) => ({ argv: [node, join(ctx.root, 'bench', 'servers', script), ...args] });
+
+/**
+ * The scenarios: what is requested, the body size every server must return, the reference the
+ * ratios are taken to, the goal (issue #8), and the servers in the order they run in a round.
+ */
+export const SCENARIOS = {
+  'static-1k': {
+    title: 'static 1 KiB file',
+    path: '/1k.bin',
+    bytes: 1024,
+    reference: 'nginx',
+    goal: { ratio: 0.8 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'static', [{ static: { root: ctx.docroot } }]),
+      nginx: (ctx) => nginx(ctx, 'static', 'static'),
+      caddy: (ctx) => caddy(ctx, 'static'),
+      sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
+      'serve-static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'serve-static'),
+      '@fastify/static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'fastify-static'),
+    },
+  },
+  'static-1m': {
+    title: 'static 1 MiB file',
+    path: '/1m.bin',
+    bytes: 1024 * 1024,
+    reference: 'nginx',
+    goal: { ratio: 0.7 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'static', [{ static: { root: ctx.docroot } }]),
+      nginx: (ctx) => nginx(ctx, 'static', 'static'),
+      caddy: (ctx) => caddy(ctx, 'static'),
+      sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
+      'serve-static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'serve-static'),
+      '@fastify/static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'fastify-static'),
+    },
+  },
+  proxy: {
+    title: 'reverse proxy, 5-byte answer, keep-alive upstream',
+    path: '/',
+    bytes: 5,
+    origin: 'hello5',
+    reference: 'nginx',
+    goal: { ratio: 0.6 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'proxy', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }]),
+      nginx: (ctx) => nginx(ctx, 'proxy', 'proxy'),
+      haproxy: (ctx) => haproxy(ctx),
+      caddy: (ctx) => caddy(ctx, 'proxy'),
+      'undici minimal proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'undici'), env: { ORIGIN: ctx.origin } }),
+      'node:http + http.Agent': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-agent'), env: { ORIGIN: ctx.origin } }),
+      'http-proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-proxy'), env: { ORIGIN: ctx.origin } }),
+      '@fastify/http-proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'fastify-http-proxy'), env: { ORIGIN: ctx.origin } }),
+    },
+  },
+  'cache-hit': {
+    title: 'cache hit (proxy cache)',
+    path: '/',
+    bytes: 5,
+    origin: 'hello5',
+    reference: 'nginx proxy_cache',
+    goal: { ratio: 0.8 },
+    servers: {
+      // Filled in when Portico's response cache lands on main (issue: cache); until then the row
+      // says so instead of disappearing.
+      portico: () => ({ unavailable: 'not yet available: Portico has no response cache on main yet' }),
+      'nginx proxy_cache': (ctx) => nginx(ctx, 'cache', 'cache'),
+    },
+  },
+  'app-hello': {
+    title: 'app hello world, 2 workers',
+    path: '/',
+    bytes: 13,
+    reference: 'node:http cluster',
+    goal: { ratio: 0.9 },
+    servers: {
+      'portico app': (ctx) => ({ argv: [node, join(ctx.root, 'bin', 'portico'), 'app', join(ctx.root, 'bench', 'hello-fetch.mjs'), '--workers', '2', '--bind', `127.0.0.1:${ctx.port}`] }),
+      'node:http cluster': (ctx) => ({ ...nodePeer(ctx, 'node-hello.mjs'), env: { WORKERS: '2' } }),
+      '@hono/node-server cluster': (ctx) => ({ argv: [node, join(ctx.root, 'bench', 'hono-node-server.mjs')], env: { WORKERS: '2' } }),
+    },
+  },
+  idle: {
+    title: '10,000 idle keep-alive connections',
+    path: '/index.html',
+    kind: 'idle',
+    reference: 'nginx',
+    goal: { kibPerConnection: 3 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'idle', [{ static: { root: ctx.docroot } }]),
+      nginx: (ctx) => nginx(ctx, 'static', 'static'),
+      'node:http': (ctx) => nodePeer(ctx, 'node-hello.mjs'),
+      caddy: (ctx) => caddy(ctx, 'static'),
+    },
+  },
+};
+
+/** The origin of the proxy scenarios: a private nginx answering "hello", pinned beside wrk. */
+export function originServer(ctx) {
+  return nginx(ctx, 'origin', 'hello5', { port: Number(ctx.origin.split(':')[1]) });
+}
