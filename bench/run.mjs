@@ -10,6 +10,8 @@
 //   --idle-connections N idle scenario (10000)                 --quiet-max S  wait for a quiet machine (60)
 //   --max-foreign PCT    repeat a run (twice at most) when other processes used more CPU than this (8)
 //   --no-install         never apt-get install missing peers   --out DIR      results folder (bench/results)
+//   --compare DIR        also run the Portico servers of another built checkout (e.g. main before a
+//                        change), as "portico… (baseline)", interleaved with this one: an A/B run
 //
 // Every run starts one server pinned to CPU 0 (`taskset -c 0`; its workers too), checks one
 // answer (status 200, exact body size), warms it up, runs `wrk --latency` pinned to CPU 1 with
@@ -35,7 +37,7 @@ import { originServer, SCENARIOS } from './lib/servers.mjs';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function parseArgs(argv) {
-  const opts = { quick: false, only: null, servers: null, rounds: 3, duration: 8, warmup: 2, connections: 64, idleConnections: 10_000, quietMax: 60, maxForeign: 8, install: true, out: join(ROOT, 'bench', 'results') };
+  const opts = { quick: false, only: null, servers: null, rounds: 3, duration: 8, warmup: 2, connections: 64, idleConnections: 10_000, quietMax: 60, maxForeign: 8, install: true, out: join(ROOT, 'bench', 'results'), compare: null };
   const given = new Set();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -62,6 +64,7 @@ function parseArgs(argv) {
     else if (arg === '--max-foreign') opts.maxForeign = number();
     else if (arg === '--no-install') opts.install = false;
     else if (arg === '--out') opts.out = value();
+    else if (arg === '--compare') opts.compare = value();
     else if (arg === '-h' || arg === '--help') {
       const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l) => l.startsWith('//'));
       console.log(head.map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
@@ -252,6 +255,7 @@ async function measureIdle(ctx, scenario, name, def, round, opts) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run npm ci (or npm run build) first');
+  if (opts.compare && !existsSync(join(opts.compare, 'dist', 'cli', 'main.js'))) throw new Error(`--compare ${opts.compare}: no built checkout there (dist/cli/main.js)`);
   const tools = ensureTools(opts.install);
   if (!tools.wrk || !tools.taskset) throw new Error('wrk and taskset are needed (Debian packages wrk, util-linux); run as root to install them');
   if (cpus().length < 2) say('warning: fewer than 2 CPUs: the server and wrk share one');
@@ -290,7 +294,13 @@ async function main() {
       const scenario = { name: scenarioName, ...SCENARIOS[scenarioName] };
       const port = await freePort();
       const ctx = { root: ROOT, tmp, docroot, logs, tools, port, origin: `127.0.0.1:${port + 1}` };
-      const entries = Object.entries(scenario.servers).filter(([name]) => !opts.servers || opts.servers.includes(name) || name === scenario.reference);
+      let entries = Object.entries(scenario.servers).filter(([name]) => !opts.servers || opts.servers.includes(name) || name === scenario.reference);
+      if (opts.compare) {
+        // The baseline right after this checkout's Portico, so both meet the same moment of the machine.
+        const baseline = opts.compare;
+        entries = entries.flatMap(([name, make]) => (name.startsWith('portico') ? [[name, make], [`${name} (baseline)`, (c) => make({ ...c, root: baseline, tmp: join(c.tmp, 'baseline') })]] : [[name, make]]));
+        mkdirSync(join(tmp, 'baseline'), { recursive: true });
+      }
       const defs = entries.map(([name, make]) => {
         const def = make(ctx);
         return [name, def.unavailable ? def : (packageProblem(def.argv, missing) ? { unavailable: packageProblem(def.argv, missing) } : def)];

@@ -202,6 +202,8 @@ export const SCENARIOS = {
       portico: (ctx) => portico(ctx, 'idle', [{ static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static', 'static'),
       'node:http': (ctx) => nodePeer(ctx, 'node-hello.mjs'),
+      // The floor for any Node server: a bare net.Socket per connection, no HTTP at all.
+      'node:net (no HTTP)': (ctx) => nodePeer(ctx, 'net-hello.mjs'),
       caddy: (ctx) => caddy(ctx, 'static'),
     },
   },
