@@ -162,6 +162,12 @@ async function measure(ctx, scenario, name, def, round, opts, originPid) {
       const check = await probe(ctx.port, scenario.path);
       if (check.status !== 200 || check.bytes !== scenario.bytes) throw new Error(`GET ${scenario.path} answered ${check.status} with ${check.bytes} bytes, expected 200 with ${scenario.bytes}`);
       if (opts.warmup > 0) await runWrk({ url, seconds: opts.warmup, connections: opts.connections, cpus: '1', latency: false });
+      if (def.hit) {
+        // A cache scenario measures hits: after the warm-up the answer must come from the cache.
+        const again = await probe(ctx.port, scenario.path);
+        const value = String(again.headers[def.hit.header] ?? '');
+        if (!def.hit.pattern.test(value)) throw new Error(`not served from the cache after the warm-up: ${def.hit.header}: "${value}"`);
+      }
       await sleep(500);
       const s0 = treeTicks(proc.pid);
       const o0 = originPid ? treeTicks(originPid) : 0;
@@ -309,7 +315,7 @@ async function main() {
       for (const [name, def] of defs) if (def.unavailable) result.runs.push({ scenario: scenarioName, server: name, unavailable: def.unavailable });
       let origin = null;
       if (scenario.origin) {
-        const o = originServer(ctx);
+        const o = originServer(ctx, scenario.origin);
         if (o.unavailable) {
           for (const [name] of defs) result.runs.push({ scenario: scenarioName, server: name, unavailable: `no origin: ${o.unavailable}` });
           continue;
