@@ -28,6 +28,7 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CrashStreak } from '../core/crash-streak.js';
 import { log } from '../core/log.js';
 import { CRASH_DRAIN_MS, isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
@@ -100,13 +101,7 @@ interface WorkerRecord {
   settle(ok: boolean): void;
 }
 
-/** Backoff before restarting after the n-th consecutive crash: 0, 250 ms, 500 ms, … up to 8 s. */
-export function restartDelay(streak: number): number {
-  return streak <= 1 ? 0 : Math.min(250 * 2 ** (streak - 2), 8000);
-}
-
-/** A worker that lived this long before dying does not extend a crash streak. */
-const STABLE_MS = 10_000;
+export { restartDelay } from '../core/crash-streak.js';
 const QUEUE_LIMIT = 4096;
 
 function workerEntry(): string {
@@ -131,8 +126,7 @@ export class Arbiter {
   #reloadAgain = false;
   #everReady = false;
   #announced = false;
-  #streak = 0;
-  #lastCrashAt = 0;
+  readonly #crashes = new CrashStreak();
   #nextSpawnAt = 0;
   #result: ArbiterResult | null = null;
   readonly #onSignal = (signal: NodeJS.Signals) => {
@@ -321,7 +315,6 @@ export class Arbiter {
   #maintain(): void {
     if (this.#stopping || this.#result) return;
     const now = Date.now();
-    if (this.#streak > 0 && now - this.#lastCrashAt > 3 * STABLE_MS) this.#streak = 0;
     const live = this.#live();
     if (live.length < this.#target) {
       if (now < this.#nextSpawnAt) {
@@ -511,16 +504,14 @@ export class Arbiter {
     } else {
       const now = Date.now();
       const lived = now - w.startedAt;
-      this.#streak = lived >= STABLE_MS && !w.bootError ? 1 : this.#streak + 1;
-      this.#lastCrashAt = now;
+      const { streak, delayMs: delay } = this.#crashes.crashed(lived, Boolean(w.bootError), now);
       const limit = this.#options.maxCrashes ?? 6;
       const why = w.bootError ? w.bootError.message : w.killed ? 'killed after its heartbeat timed out' : `exit ${signal ?? code}`;
-      if (this.#streak >= limit) {
-        this.#halt(1, `app workers crashed ${this.#streak} times in a row, giving up (last: ${why})`);
+      if (streak >= limit) {
+        this.#halt(1, `app workers crashed ${streak} times in a row, giving up (last: ${why})`);
       } else {
-        const delay = restartDelay(this.#streak);
         this.#nextSpawnAt = Math.max(this.#nextSpawnAt, now + delay);
-        log().error({ worker: w.pid, code, signal, lifetimeMs: lived, crashes: this.#streak, restartInMs: delay }, `arbiter: worker ${w.pid} died (${why}); restarting ${delay ? `in ${delay} ms` : 'now'} (crash ${this.#streak} of ${limit} in a row)`);
+        log().error({ worker: w.pid, code, signal, lifetimeMs: lived, crashes: streak, restartInMs: delay }, `arbiter: worker ${w.pid} died (${why}); restarting ${delay ? `in ${delay} ms` : 'now'} (crash ${streak} of ${limit} in a row)`);
       }
     }
     this.#poke();

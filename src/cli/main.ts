@@ -1,10 +1,10 @@
 /**
- * `portico <command>`: up | serve | proxy | app | dev | check (later: forward, reload).
+ * `portico <command>`: up | reload | serve | proxy | app | dev | check (later: forward).
  *
  * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
  * invalid config (the message names the field; no stack trace).
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -14,11 +14,9 @@ import { loadConfig, findConfigFile, validateConfig, type LoadedConfig } from '.
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { UserConfig } from '../config/schema.js';
 import { PorticoError } from '../core/errors.js';
-import { complain, createLogger, log, say, setLogger } from '../core/log.js';
+import { complain, log, say } from '../core/log.js';
 import { parseDuration } from '../core/units.js';
-import { EdgeServer } from '../edge/server.js';
-import type { AppPools } from '../supervisor/apps.js';
-import type { ExternalApps } from '../supervisor/external.js';
+import { applyOverrides, runNode, type NodeView, type Overrides } from '../supervisor/node.js';
 import { DEMO_DIR, demoConfig } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -32,6 +30,7 @@ Usage: portico <command> [options]
 
 Commands:
   up       run a config (./portico.config.* or --config FILE; with none, the embedded demo)
+  reload   tell a running \`portico up\` to reload its config (like nginx -s reload)
   serve    serve a directory as static files, right now
   proxy    reverse-proxy to one or more upstream servers, right now
   app      run a JavaScript/TypeScript app on pre-forked workers (the gunicorn role)
@@ -40,22 +39,47 @@ Commands:
 
 Options: --help on any command, --version.
 Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 usage error or invalid config.`,
-  up: `Usage: portico up [--config FILE]
+  up: `Usage: portico up [--config FILE] [--workers N|auto] [--graceful-timeout D] [--pid FILE] [--watch]
 
 Runs the servers of a config file: FILE, or the first of portico.config.ts, .mts, .mjs, .js,
 .json in the current directory. Without one, runs the embedded demo site on
 http://127.0.0.1:8080 (PORT and HOST override its address).
 
 Options:
-  -c, --config FILE   the config file
-  -h, --help          this help
+  -c, --config FILE         the config file
+  -w, --workers N|auto      edge worker processes (default: the config's \`workers\`, else
+                            $PORTICO_WORKERS, else one per core); 1 runs everything in one process
+      --graceful-timeout D  on SIGTERM/SIGINT, time for requests in flight (default: the
+                            config's \`gracefulTimeout\`, else 30s)
+      --pid FILE            write the process id here (default: the config's \`pidFile\`, else
+                            a file in the temporary folder named after the config file's path)
+      --watch               reload when the config file (or a module it imports) changes
+  -h, --help                this help
 
-Apps of the config (\`apps\`, routes with \`app: NAME\`) run on their own worker processes,
-started once the edge has opened its ports; the edge balances over each app's workers.
+With several edge workers, this process (the supervisor) owns the listening sockets, which the
+workers share, and replaces a worker that dies. Apps of the config (\`apps\`, routes with
+\`app: NAME\`) run once per node on their own worker processes, started once the edge has opened
+its ports; every edge worker balances over each app's workers.
 
-Signals: SIGHUP reloads the config (an invalid one is refused and the running one keeps
-serving) and rolls the app workers one at a time; SIGTERM/SIGINT stop gracefully (requests in
-flight finish, up to 10 s; then the app workers drain and exit).`,
+Signals: SIGHUP (or \`portico reload\`) reloads the config: an invalid one is refused, logged with
+its field path, and the running one keeps serving; otherwise requests in flight finish on the
+old config, listeners added or removed are opened or closed, open WebSockets stay, and the app
+workers roll one at a time. SIGTERM/SIGINT stop gracefully: no new connections, requests in
+flight finish (up to the graceful timeout), then the app workers drain and exit; a second one
+stops at once. SIGQUIT stops at once (unlike nginx, where QUIT is the graceful stop: Portico
+follows gunicorn and service managers, which send SIGTERM for a graceful stop).`,
+  reload: `Usage: portico reload [--config FILE] [--pid FILE]
+
+Tells a running \`portico up\` to reload its config, like \`nginx -s reload\`: validates the
+config here first (an invalid one is reported, exit status 2, and nothing is signalled), then
+sends SIGHUP to the process named in the pid file: --pid FILE, else the config's \`pidFile\`
+(by default a file in the temporary folder named after the config file's path, which
+\`portico up\` writes). The running instance validates again and logs the outcome.
+
+Options:
+  -c, --config FILE   the config file (default: ./portico.config.*)
+      --pid FILE      the pid file of the running instance
+  -h, --help          this help`,
   serve: `Usage: portico serve [DIR] [--port N] [--host H] [options]
 
 Serves DIR (default: the current directory) as static files, like \`npx serve\`.
@@ -145,11 +169,6 @@ function portFrom(value: string | undefined, fallback: number): number {
   return port;
 }
 
-/** Sets the error log from the config (level and destination). */
-function applyLogConfig(config: ResolvedConfig): void {
-  setLogger(createLogger({ level: config.log.level, destination: config.log.error }));
-}
-
 function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined, config: ResolvedConfig): string {
   if (!group) return '?';
   if (group.app !== null && config.externalApps[group.app]) return `app ${group.app} (its command)`;
@@ -158,11 +177,12 @@ function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined,
   return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
 }
 
-function banner(server: EdgeServer, title: string, pools: AppPools | null, external: ExternalApps | null = null): void {
+function banner(title: string, view: NodeView): void {
+  const config = view.config;
   say(`portico ${VERSION}: ${title}`);
-  for (const address of server.addresses()) say(`  listening on ${address.url}`);
-  for (const line of [...(pools?.describe() ?? []), ...(external?.describe() ?? [])]) say(`  ${line}`);
-  for (const s of server.generation.config.servers) {
+  for (const address of view.addresses) say(`  listening on ${address.url}`);
+  for (const line of view.processes) say(`  ${line}`);
+  for (const s of config.servers) {
     say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
     for (const route of s.routes) {
       const m = route.match;
@@ -176,7 +196,7 @@ function banner(server: EdgeServer, title: string, pools: AppPools | null, exter
             : h.type === 'respond'
               ? `respond ${h.status}`
               : h.type === 'proxy'
-                ? `proxy → ${upstreamSummary(server.generation.config.upstreams[h.upstream], server.generation.config)}${h.path ? ` (path ${h.path})` : ''}`
+                ? `proxy → ${upstreamSummary(config.upstreams[h.upstream], config)}${h.path ? ` (path ${h.path})` : ''}`
                 : 'no handler (404)';
       const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
       const cache = route.cache ? `  [cache ${route.cache.zone}]` : '';
@@ -185,118 +205,90 @@ function banner(server: EdgeServer, title: string, pools: AppPools | null, exter
   }
 }
 
-/** Runs until a signal stops it; SIGHUP reloads through `reloadConfig`. */
-async function runServer(config: ResolvedConfig, title: string, reloadConfig: (() => Promise<ResolvedConfig>) | null): Promise<void> {
-  applyLogConfig(config);
-  // The edge binds its ports first (a port in use fails at once, before any worker boots, and the
-  // ports are claimed as early as without apps), then the apps start; a request that arrives
-  // while an app's workers boot waits for one (up to 5 s, see proxy/index.ts). The banner, with
-  // the workers' pids, comes once every app is ready. Loaded only when the config has apps.
-  let pools: AppPools | null = null;
-  if (Object.keys(config.apps).length > 0) {
-    const { AppPools } = await import('../supervisor/apps.js');
-    pools = new AppPools(config);
-    const created = pools;
-    // Last resort (an exit on an error path): the socket folders go; the workers exit by
-    // themselves when our IPC channels close.
-    process.on('exit', () => created.removeFolders());
-  }
-  // External app servers (`command`): started like the apps, once the ports are bound; never
-  // left running when portico exits, whatever the path (the exit hook kills their groups).
-  let external: ExternalApps | null = null;
-  if (Object.keys(config.externalApps).length > 0) {
-    const { ExternalApps } = await import('../supervisor/external.js');
-    external = new ExternalApps(config);
-    const created = external;
-    process.on('exit', () => created.killAll());
-  }
-  // Until the stop handlers below are installed (the commands may take a while to accept), a
-  // SIGTERM/SIGINT would end the process without its 'exit' hook and leave the commands running.
-  const early = () => process.exit(1);
-  if (external) for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, early);
-  const shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
-  const server = new EdgeServer(config, shared.size > 0 ? { sharedUpstreams: shared } : {});
-  try {
-    await server.start(); // closes what it opened when it fails
-  } catch (error) {
-    await pools?.stop();
-    await external?.stop();
-    throw error;
-  }
-  try {
-    await Promise.all([pools?.start(), external?.start()]);
-  } catch (error) {
-    await server.stop(0);
-    await pools?.stop();
-    await external?.stop();
-    throw error;
-  }
-  banner(server, title, pools, external);
-  let current = config;
-  let stopping = false;
-  // The edge stops first (its requests in flight finish, on the workers too), then the apps
-  // (their workers have nothing left to do, and exit).
-  const stop = (signal: string, code = 0) => {
-    if (stopping) return;
-    stopping = true;
-    log().info({ signal }, 'stopping: finishing requests in flight');
-    void server
-      .stop(code === 0 ? 10_000 : 0)
-      .then(() => pools?.stop())
-      .then(() => external?.stop())
-      .then(() => process.exit(code));
-  };
-  if (pools) {
-    pools.onHalt = (name, result) => {
-      complain(`portico: app "${name}": ${result.message ?? `stopped (${result.code})`}`);
-      stop('app halted', result.code || 1);
-    };
-  }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, early);
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGHUP', () => {
-    if (!reloadConfig) {
-      if (pools) {
-        log().info('SIGHUP: nothing to reload (no config file); rolling the app workers');
-        pools.reload(current);
-      } else log().warn('SIGHUP: nothing to reload (no config file)');
-      return;
-    }
-    reloadConfig()
-      .then(async (next) => {
-        // App pools outlive generations; one added or removed needs a restart (refused here,
-        // before anything changes, like any other invalid reload).
-        const refusal = pools ? pools.refusal(next) : Object.keys(next.apps).length > 0 ? 'apps added: restart portico to apply' : null;
-        // An external command is not rolled by a reload: changing one needs a restart.
-        const changed = JSON.stringify(next.externalApps) !== JSON.stringify(current.externalApps) ? 'apps with a "command" added, removed or changed: restart portico to apply' : null;
-        if (refusal ?? changed) throw new Error((refusal ?? changed) as string);
-        await server.reload(next);
-        // New app code and settings: a rolling restart, one worker at a time, each new worker
-        // in the edge's group before an old one leaves it.
-        pools?.reload(next);
-        // The error log follows the reloaded config too (its level or destination may have changed).
-        if (next.log.level !== current.log.level || next.log.error !== current.log.error) {
-          log().flush();
-          applyLogConfig(next);
-        }
-        current = next;
-        log().info({ source: next.source }, 'reloaded: new config serving');
-      })
-      .catch((error: unknown) => log().error({ problem: (error as Error).message }, 'reload refused: the running config keeps serving'));
+/** Runs a config until a signal stops it (src/supervisor/node.ts: reload, stop, edge workers). */
+async function runServer(config: ResolvedConfig, title: string, options: { loaded?: LoadedConfig; overrides?: Overrides; watch?: boolean } = {}): Promise<void> {
+  const overrides = options.overrides ?? {};
+  const source = options.loaded?.path ?? null;
+  await runNode({
+    config: applyOverrides(config, overrides),
+    load: source ? () => loadConfig(source) : null,
+    overrides,
+    watch: options.watch ?? false,
+    dependencies: options.loaded?.dependencies ?? [],
+    announce: (view) => banner(title, view),
   });
 }
 
+/** `--workers N|auto`. */
+function workersFlag(value: string | undefined): number | 'auto' | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'auto') return 'auto';
+  return countFlag('workers', value, 1, 1);
+}
+
 async function up(args: string[]): Promise<void> {
-  const { values } = parse(args, { config: { type: 'string', short: 'c' } });
+  const { values } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    workers: { type: 'string', short: 'w' },
+    'graceful-timeout': { type: 'string' },
+    pid: { type: 'string' },
+    watch: { type: 'boolean' },
+  });
   if (values.help) return say(HELP.up as string);
   const path = values.config as string | undefined;
+  const workers = workersFlag(values.workers as string | undefined);
+  const graceful = values['graceful-timeout'] as string | undefined;
+  const overrides: Overrides = {
+    ...(workers !== undefined ? { workers } : {}),
+    ...(graceful !== undefined ? { gracefulTimeout: durationFlag('graceful-timeout', graceful, 30_000, true) } : {}),
+    ...(values.pid !== undefined ? { pidFile: resolve(values.pid as string) } : {}),
+  };
   if (!path && !findConfigFile(process.cwd())) {
+    if (values.watch) throw new UsageError('--watch: there is no config file to watch (the embedded demo runs)');
     const config = validateConfig(demoConfig(portFrom(process.env.PORT, 8080), process.env.HOST || '127.0.0.1'), DEMO_DIR, null);
-    return runServer(config, 'no portico.config.* here, serving the embedded demo site', null);
+    return runServer(config, 'no portico.config.* here, serving the embedded demo site', { overrides });
   }
   const loaded: LoadedConfig = await loadConfig(path);
-  return runServer(loaded.config, `serving ${loaded.path}`, async () => (await loadConfig(loaded.path ?? undefined)).config);
+  return runServer(loaded.config, `serving ${loaded.path}`, { loaded, overrides, watch: Boolean(values.watch) });
+}
+
+/** Whether `pid` is a live portico process (its command line names portico, where /proc says). */
+function isPortico(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return /portico/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true; // no /proc here: the signal check is all we have
+  }
+}
+
+/**
+ * `portico reload`, as `nginx -s reload`: validates the config here first (an invalid one is
+ * reported and nothing is signalled), then sends SIGHUP to the running instance, found through its
+ * pid file: `--pid FILE`, else the config's `pidFile` (by default one named after the config
+ * file's path, which `portico up` writes).
+ */
+async function reloadCommand(args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' }, pid: { type: 'string' } });
+  if (values.help) return say(HELP.reload as string);
+  const loaded = await loadConfig(values.config as string | undefined);
+  const pidFile = values.pid !== undefined ? resolve(values.pid as string) : loaded.config.pidFile;
+  if (!pidFile) throw new UsageError('reload: no pid file: pass --pid FILE');
+  let text: string;
+  try {
+    text = readFileSync(pidFile, 'utf8').trim();
+  } catch {
+    throw new PorticoError('ERR_CONFIG_NOT_FOUND', `reload: no running portico: pid file ${pidFile} not found (is \`portico up\` running with this config? --pid FILE names another)`);
+  }
+  const pid = Number(text);
+  if (!Number.isInteger(pid) || pid <= 0) throw new PorticoError('ERR_CONFIG_LOAD', `reload: pid file ${pidFile} holds "${text.slice(0, 40)}", not a process id`);
+  if (!isPortico(pid)) throw new PorticoError('ERR_LISTEN', `reload: no running portico: pid ${pid} (from ${pidFile}) is not a live portico process`);
+  process.kill(pid, 'SIGHUP');
+  say(`portico: reload signalled to pid ${pid} (SIGHUP); the result is in its error log`);
 }
 
 async function serve(args: string[]): Promise<void> {
@@ -344,7 +336,8 @@ async function serve(args: string[]): Promise<void> {
   };
   const config = validateConfig(user, process.cwd(), null);
   const handler = config.servers[0]?.routes[0]?.handler;
-  return runServer(config, `serving ${handler?.type === 'static' ? handler.static.root : '?'}`, null);
+  // An instant command: one process (like `npx serve`), unless --workers says otherwise.
+  return runServer(config, `serving ${handler?.type === 'static' ? handler.static.root : '?'}`, { overrides: { workers: 1 } });
 }
 
 /** `--no-access-log` / `--access-log FORMAT` → the `log.access` setting. */
@@ -402,7 +395,7 @@ async function proxy(args: string[]): Promise<void> {
     throw error;
   }
   const caching = values.cache ? `, caching${cacheDir !== undefined ? ` in memory and ${resolve(cacheDir)}` : ' in memory'}` : '';
-  return runServer(config, `proxying to ${servers.join(', ')} (${balance}${caching})`, null);
+  return runServer(config, `proxying to ${servers.join(', ')} (${balance}${caching})`, { overrides: { workers: 1 } });
 }
 
 async function check(args: string[]): Promise<void> {
@@ -424,10 +417,10 @@ function parseBind(value: string, defaultHost: string): Bind {
   return { host: match[1] || match[2] || defaultHost, port: portFrom(match[3], 8000) };
 }
 
-function durationFlag(name: string, value: string | undefined, fallback: number): number {
+function durationFlag(name: string, value: string | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: expected a duration like "30s", got "${value}"`);
+  if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) throw new UsageError(`--${name}: expected a duration like "30s", got "${value}"`);
   return ms;
 }
 
@@ -516,7 +509,7 @@ async function dev(args: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, serve, proxy, check, app, dev };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, check, app, dev };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -4,10 +4,11 @@
  * deep-frozen. The result is plain JSON (`portico check` prints it) and everything else is built
  * from it; regexes stay source strings here and are compiled per generation by the edge.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import zlib from 'node:zlib';
-import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
 import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
@@ -228,6 +229,12 @@ export interface ResolvedConfig {
   readonly externalApps: Readonly<Record<string, ResolvedExternalApp>>;
   /** Cache zones by name ("default" always). */
   readonly cache: { readonly zones: Readonly<Record<string, ResolvedCacheZone>> };
+  /** Edge worker processes as the config says (`"auto"`: one per core), or null when it does not say (then `--workers`, `PORTICO_WORKERS`, or one per core). */
+  readonly workers: number | 'auto' | null;
+  /** Grace for requests in flight on SIGTERM/SIGINT (ms). */
+  readonly gracefulTimeout: number;
+  /** Absolute path of the pid file, or null (an embedded config, without `pidFile`). */
+  readonly pidFile: string | null;
   readonly servers: readonly ResolvedServer[];
 }
 
@@ -277,6 +284,11 @@ function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: bool
     heuristicMax: Math.floor((options.heuristicMax ?? 86_400_000) / 1000),
     purge: options.purge === false ? null : (options.purge?.allow ?? ['127.0.0.1', '::1']),
   };
+}
+
+/** The default pid file of a config file: one per config path, in the temporary folder (`portico reload` finds it again from the same path). */
+export function defaultPidFile(source: string): string {
+  return join(tmpdir(), `portico-${createHash('sha256').update(source).digest('hex').slice(0, 12)}.pid`);
 }
 
 const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
@@ -740,6 +752,9 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     apps: Object.fromEntries(apps),
     externalApps: Object.fromEntries(externalApps),
     cache: { zones },
+    workers: parsed.workers ?? null,
+    gracefulTimeout: parsed.gracefulTimeout ?? 30_000,
+    pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,
   });
 }

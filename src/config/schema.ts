@@ -614,6 +614,26 @@ export const configSchema = z.strictObject({
   apps: z.record(appName, app).optional(),
   /** Response cache storage (zones); routes turn caching on with `cache`. */
   cache: cacheSection.optional(),
+  /**
+   * Edge worker processes (nginx `worker_processes`): `"auto"` is one per core; with 1, everything
+   * runs in one process. With more, a supervisor owns the listening sockets and the apps' worker
+   * pools, and restarts an edge worker that dies. `portico up --workers N` overrides it; when
+   * neither says, the `PORTICO_WORKERS` environment variable does (as gunicorn's WEB_CONCURRENCY).
+   * @default "auto"
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(1024)], { error: (issue) => `expected "auto" or a whole number of processes 1-1024, got ${show(issue.input)}` }).optional(),
+  /**
+   * On SIGTERM/SIGINT, how long requests in flight (and open WebSocket tunnels) may take before
+   * what is left is closed (gunicorn `graceful_timeout`). `portico up --graceful-timeout D` overrides it.
+   * @default "30s"
+   */
+  gracefulTimeout: timerDuration().optional(),
+  /**
+   * Where `portico up` writes its process id, for `portico reload` and `kill -HUP $(cat FILE)`
+   * (nginx `pid`); relative to the config file. `portico up --pid FILE` overrides it.
+   * @default a file in the temporary folder named after the config file's path
+   */
+  pidFile: z.string().min(1).optional(),
   /** Virtual servers, the nginx `server` blocks. */
   servers: z.array(server).min(1),
 });

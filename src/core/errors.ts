@@ -30,6 +30,8 @@ export const ErrorCodes = {
   ERR_UPSTREAM_TIMEOUT: 'ERR_UPSTREAM_TIMEOUT',
   // listeners
   ERR_LISTEN: 'ERR_LISTEN',
+  // supervisor: an edge worker process could not start (other than a listen failure)
+  ERR_EDGE_WORKER: 'ERR_EDGE_WORKER',
   // apps run by `portico up`: workers crash-looped at start (exit 1), a module that exports no app (exit 2)
   ERR_APP_START: 'ERR_APP_START',
   ERR_APP_INVALID: 'ERR_APP_INVALID',

@@ -20,6 +20,8 @@ import { handleRequest, handleUpgrade } from './pipeline.js';
 interface Listener {
   readonly server: Server;
   info: ListenerInfo;
+  /** Closing (a stop, or its address left the config): answers carry `Connection: close`. */
+  draining: boolean;
 }
 
 export interface BoundAddress {
@@ -126,6 +128,12 @@ export class EdgeServer {
   #generation: Generation;
   readonly #listeners = new Map<string, Listener>();
   readonly #options: Pick<GenerationOptions, 'sharedUpstreams'>;
+  /**
+   * Upgraded connections (WebSocket tunnels) by listen key: node:http no longer tracks them, so
+   * `closeAllConnections` would not end them and a stop would wait on them forever. Generations
+   * do not own them: a reload leaves them open; a stop ends them when its grace runs out.
+   */
+  readonly #tunnels = new Map<string, Set<Socket>>();
 
   /** `options.sharedUpstreams`: groups every generation uses as they are (an app's workers). */
   constructor(config: ResolvedConfig, options: Pick<GenerationOptions, 'sharedUpstreams'> = {}) {
@@ -155,9 +163,14 @@ export class EdgeServer {
     });
     server.maxRequestsPerSocket = http.maxRequestsPerConnection;
     const address = this.#generation.listenAddresses.get(key);
-    const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key } };
+    const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key }, draining: false };
     // The generation is read per request, so a reload applies to the next request on every socket.
-    server.on('request', (req, res) => this.#onRequest(listener.info, req, res));
+    server.on('request', (req, res) => {
+      // While draining, a keep-alive client is told this answer is the last (RFC 9112 §9.6), so
+      // it opens its next request elsewhere instead of racing our close of the idle connection.
+      if (listener.draining) res.shouldKeepAlive = false;
+      this.#onRequest(listener.info, req, res);
+    });
     server.on('upgrade', (req, socket: Socket, head: Buffer) => this.#onUpgrade(listener.info, req, socket, head));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
     // CONNECT asks for a tunnel, which only a forward proxy gives: an origin server does not
@@ -193,6 +206,7 @@ export class EdgeServer {
    *     open a channel for requests the edge never routes (h2c smuggling).
    */
   #onUpgrade(info: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    this.#trackTunnel(info.key, socket);
     if ((req.socket as CheckedSocket)[FRAMING_LOST]) {
       socket.end();
       return;
@@ -209,6 +223,14 @@ export class EdgeServer {
       return;
     }
     handleUpgrade(generation, info, req, socket, head);
+  }
+
+  #trackTunnel(key: string, socket: Socket): void {
+    let set = this.#tunnels.get(key);
+    if (!set) this.#tunnels.set(key, (set = new Set()));
+    const tunnels = set;
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
   }
 
   async #open(key: string): Promise<void> {
@@ -275,11 +297,20 @@ export class EdgeServer {
     const listener = this.#listeners.get(key);
     if (!listener) return;
     this.#listeners.delete(key);
+    listener.draining = true;
     const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
     listener.server.closeIdleConnections();
-    const timer = setTimeout(() => listener.server.closeAllConnections(), graceMs);
+    // node:http leaves a keep-alive connection open after the response in flight at close()
+    // (until its keep-alive timeout): close each one as soon as it is idle.
+    const idle = setInterval(() => listener.server.closeIdleConnections(), 100);
+    const timer = setTimeout(() => {
+      listener.server.closeAllConnections();
+      for (const socket of this.#tunnels.get(key) ?? []) socket.destroy();
+    }, graceMs);
     await closed;
     clearTimeout(timer);
+    clearInterval(idle);
+    this.#tunnels.delete(key);
   }
 
   /** Stops accepting, lets requests in flight finish for up to `graceMs`, then closes what is left. */

@@ -5,8 +5,10 @@
  * arbiter's membership hook keeps the group equal to the ready workers: the edge balances over
  * them through the proxy's own transport (undici pools), never by importing the app.
  *
- * This is the only module that knows both app/ and edge/ (app/ never imports edge/). The
- * supervisor of edge worker processes, a later part, will own these arbiters instead.
+ * This is the only module that knows both app/ and edge/ (app/ never imports edge/). With edge
+ * worker processes (`workers` > 1) the pools still exist once, here in the supervisor; a `mirror`
+ * (supervisor/edge-workers.ts) tells every edge worker of each membership change, and a removal
+ * waits until every edge worker is done with the app worker.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,13 +37,19 @@ const settings = (app: ResolvedApp): Pick<ArbiterOptions, 'file' | 'workers' | '
   gracefulTimeoutMs: app.gracefulTimeout,
 });
 
+/** Where membership changes go besides this process's own groups: the edge worker processes. */
+export interface MemberMirror {
+  addMember(group: string, url: string): void;
+  removeMember(group: string, url: string, graceMs: number): Promise<void>;
+}
+
 export class AppPools {
   readonly #pools = new Map<string, RunningPool>();
   #stopping = false;
   /** Called when an app's arbiter gives up after start (workers crash-looping). */
   onHalt: ((app: string, result: ArbiterResult) => void) | null = null;
 
-  constructor(config: ResolvedConfig) {
+  constructor(config: ResolvedConfig, mirror: MemberMirror | null = null) {
     for (const app of Object.values(config.apps)) {
       const upstream = config.upstreams[app.upstream];
       if (!upstream) throw new Error(`app "${app.name}" has no upstream group (the config resolver should have made one)`);
@@ -57,9 +65,12 @@ export class AppPools {
         membership: {
           add: (worker) => {
             group.addServer(`unix:${worker.socketPath}`);
+            mirror?.addMember(app.upstream, `unix:${worker.socketPath}`);
             log().debug({ app: app.name, worker: worker.pid }, 'app worker joined the edge');
           },
-          remove: (worker, graceMs) => group.removeServer(`unix:${worker.socketPath}`, graceMs),
+          remove: async (worker, graceMs) => {
+            await Promise.all([group.removeServer(`unix:${worker.socketPath}`, graceMs), mirror?.removeMember(app.upstream, `unix:${worker.socketPath}`, graceMs)]);
+          },
         },
       });
       this.#pools.set(app.name, { app, group, arbiter, dir, result: Promise.resolve({ code: 0 }), pids: [] });
@@ -130,6 +141,21 @@ export class AppPools {
         rmSync(pool.dir, { recursive: true, force: true });
       }),
     );
+  }
+
+  /** Fast stop (SIGQUIT): every worker is killed now, nothing waits. */
+  kill(): void {
+    this.#stopping = true;
+    for (const pool of this.#pools.values()) {
+      for (const pid of pool.arbiter.pids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    this.removeFolders();
   }
 
   /** Last resort on exit: nothing of ours stays on disk (workers exit on their own when our IPC channel closes). */

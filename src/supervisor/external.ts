@@ -8,6 +8,7 @@
 import { ExternalApp } from '../app/external.js';
 import type { ResolvedConfig, ResolvedExternalApp } from '../config/resolve.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
+import type { MemberMirror } from './apps.js';
 
 interface Running {
   readonly app: ResolvedExternalApp;
@@ -22,16 +23,23 @@ const socketUrl = (app: ResolvedExternalApp): string =>
 export class ExternalApps {
   readonly #running: Running[] = [];
 
-  constructor(config: ResolvedConfig) {
+  /** `mirror`: the edge worker processes, told of the command's socket coming and going (`workers` > 1). */
+  constructor(config: ResolvedConfig, mirror: MemberMirror | null = null) {
     for (const app of Object.values(config.externalApps)) {
       const upstream = config.upstreams[app.upstream];
       if (!upstream) throw new Error(`app "${app.name}" has no upstream group (the config resolver should have made one)`);
       const group = new UpstreamGroup(upstream);
       const url = socketUrl(app);
       const runner = new ExternalApp(app, {
-        up: () => void group.addServer(url),
+        up: () => {
+          group.addServer(url);
+          mirror?.addMember(app.upstream, url);
+        },
         // Gone at once (a dead process answers nothing): the pool is destroyed, not drained.
-        down: () => void group.removeServer(url, 0),
+        down: () => {
+          void group.removeServer(url, 0);
+          void mirror?.removeMember(app.upstream, url, 0);
+        },
       });
       this.#running.push({ app, group, runner });
     }

@@ -83,11 +83,15 @@ export interface CliProcess {
   stop(signal: NodeJS.Signals, killAfterMs: number): Promise<number | null>;
 }
 
-/** Spawns `bin/portico ...args` (the built CLI), collecting stdout and stderr. */
+/**
+ * Spawns `bin/portico ...args` (the built CLI), collecting stdout and stderr. `PORTICO_WORKERS=1`
+ * (the default edge worker count when neither the config nor `--workers` says): tests run in one
+ * process unless they ask for edge workers (`workers: 2` in the config, or their own env).
+ */
 export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, PORTICO_WORKERS: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,0 +1,314 @@
+/**
+ * The supervisor's edge worker processes (`workers` > 1): N node:cluster workers, each an
+ * EdgeServer (supervisor/edge-worker.ts) on the same listening sockets.
+ *
+ * Why node:cluster with SCHED_NONE (the kernel distributes accepts), not round robin and not our
+ * own handle passing:
+ *   - The listening sockets belong to this process: cluster's primary binds each address (a
+ *     SharedHandle) and hands the same socket to every worker that listens on it; the workers
+ *     accept from it directly, as nginx's workers share one listening socket. A worker that dies
+ *     takes nothing with it: the others keep accepting, and its replacement gets the same socket.
+ *     Addresses added or removed by a reload are opened and closed by each worker's own
+ *     EdgeServer.reload, through the same primary (the socket closes when its last worker lets go).
+ *   - Round robin (SCHED_RR, or the app arbiter's hand-over) makes this one process accept every
+ *     connection and pass it over IPC: a per-connection cost and a single-core bottleneck in front
+ *     of N edge processes. The arbiter pays it because it must choose which app worker gets a
+ *     connection (never a booting or retiring one); an edge worker is ready or not listening at
+ *     all, so the kernel may choose.
+ *   - Node offers no public way to hold a bound socket without accepting on it (nor `reusePort`
+ *     on Node 20), so hand-written handle passing would have this process accept too.
+ * The price is the one Node's docs name: the kernel's choice can be uneven between processes
+ * (a busy worker accepts less). Measured here (2 cores, loopback, 2 workers): see the README.
+ *
+ * Crashes: a worker that dies is replaced at once, with the app arbiter's crash-loop backoff
+ * (core/crash-streak.ts); after 6 crashes in a row the supervisor gives up (`onHalt`).
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { CrashStreak } from '../core/crash-streak.js';
+import { PorticoError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import type { BoundAddress } from '../edge/server.js';
+import { EDGE_WORKER_ENV, isFromEdge, type FromEdge, type Members, type ToEdge } from './edge-ipc.js';
+
+/** Consecutive edge worker crashes before the supervisor gives up. */
+const MAX_CRASHES = 6;
+
+type State = 'starting' | 'serving' | 'stopping';
+
+interface EdgeRecord {
+  readonly worker: Worker;
+  readonly pid: number;
+  readonly startedAt: number;
+  /** It said hello: messages may be sent to it (its start carried the config and members of that moment). */
+  greeted: boolean;
+  state: State;
+  /** Its exit is expected (a stop, fewer workers): not a crash. */
+  planned: boolean;
+  failedStart: string | null;
+  readonly listening: Promise<BoundAddress[] | PorticoError>;
+  settle(result: BoundAddress[] | PorticoError): void;
+  readonly exited: Promise<void>;
+  /** Releases what node-wide state (limits) this worker held. */
+  detachState(): void;
+}
+
+interface Pending {
+  readonly waiting: Set<number>;
+  readonly errors: string[];
+  resolve(): void;
+}
+
+function entry(): string {
+  // Built: dist/supervisor/edge-worker.js. From source (tsx): src/supervisor/edge-worker.ts.
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return fileURLToPath(new URL(`./edge-worker.${ext}`, import.meta.url));
+}
+
+/**
+ * The one place where node-wide state is attached to an edge worker (the limits' store in the
+ * supervisor answers its `portico:limit…` messages); the returned function releases the worker's
+ * holdings when it exits. Until supervisor/limit-state.ts exists, there is nothing to attach.
+ */
+function attachNodeWideState(_worker: Worker): () => void {
+  return () => undefined;
+}
+
+export class EdgeWorkers {
+  #config: ResolvedConfig;
+  #target: number;
+  readonly #members: () => Members;
+  readonly #workers = new Map<number, EdgeRecord>();
+  readonly #crashes = new CrashStreak();
+  readonly #pending = new Map<number, Pending>();
+  #seq = 0;
+  #stopping = false;
+  #addresses: BoundAddress[] = [];
+  #respawnTimer: NodeJS.Timeout | undefined;
+  /** Called when workers crash in a loop and the supervisor gives up. */
+  onHalt: ((message: string) => void) | null = null;
+
+  /** `members`: the current members of the app groups, for a worker that starts. */
+  constructor(config: ResolvedConfig, count: number, members: () => Members) {
+    this.#config = config;
+    this.#target = Math.max(1, count);
+    this.#members = members;
+  }
+
+  pids(): number[] {
+    return [...this.#workers.values()].filter((r) => r.state !== 'stopping').map((r) => r.pid);
+  }
+
+  addresses(): BoundAddress[] {
+    return this.#addresses;
+  }
+
+  describe(): string[] {
+    return [`edge workers ${this.pids().length} (pids ${this.pids().join(', ')}), sharing the listening sockets`];
+  }
+
+  /** Forks the workers; resolves once every one listens, or throws (stopping them) when one cannot. */
+  async start(): Promise<void> {
+    // Frozen at the first fork; must be set before setupPrimary.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: entry(), execArgv: process.execArgv, args: [] });
+    const records = Array.from({ length: this.#target }, () => this.#fork());
+    const results = await Promise.all(records.map((r) => r.listening));
+    const failure = results.find((r): r is PorticoError => r instanceof PorticoError);
+    if (failure) {
+      await this.stop(0);
+      throw failure;
+    }
+    this.#addresses = results[0] as BoundAddress[];
+  }
+
+  #send(record: EdgeRecord, message: ToEdge): boolean {
+    if (!record.greeted || !record.worker.isConnected()) return false;
+    record.worker.send(message);
+    return true;
+  }
+
+  #fork(): EdgeRecord {
+    const worker = cluster.fork({ [EDGE_WORKER_ENV]: '1' });
+    let settle: (result: BoundAddress[] | PorticoError) => void = () => undefined;
+    const listening = new Promise<BoundAddress[] | PorticoError>((resolve) => (settle = resolve));
+    const record: EdgeRecord = {
+      worker,
+      pid: worker.process.pid ?? 0,
+      startedAt: Date.now(),
+      greeted: false,
+      state: 'starting',
+      planned: false,
+      failedStart: null,
+      listening,
+      settle,
+      exited: new Promise((resolve) => worker.once('exit', () => resolve())),
+      detachState: attachNodeWideState(worker),
+    };
+    this.#workers.set(worker.id, record);
+    worker.on('message', (message: unknown) => {
+      if (isFromEdge(message)) this.#onMessage(record, message);
+    });
+    worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(record, code, signal));
+    worker.on('error', (error) => log().error({ err: error, worker: record.pid }, 'edge worker process error'));
+    log().info({ worker: record.pid }, 'edge worker started');
+    return record;
+  }
+
+  #onMessage(record: EdgeRecord, message: FromEdge): void {
+    switch (message.type) {
+      case 'portico:edge:hello':
+        if (record.greeted) break;
+        record.greeted = true;
+        // The config and members of this moment; every later change reaches it as a message.
+        if (record.state === 'stopping') this.#send(record, { type: 'portico:edge:stop', graceMs: 0 });
+        else this.#send(record, { type: 'portico:edge:start', config: this.#config, members: this.#members() });
+        break;
+      case 'portico:edge:listening':
+        if (record.state === 'starting') record.state = 'serving';
+        record.settle(message.addresses);
+        break;
+      case 'portico:edge:start-failed':
+        record.failedStart = message.message;
+        record.settle(new PorticoError(message.code === 'ERR_LISTEN' ? 'ERR_LISTEN' : 'ERR_EDGE_WORKER', message.message));
+        break;
+      case 'portico:edge:reloaded':
+      case 'portico:edge:removed': {
+        const pending = this.#pending.get(message.seq);
+        if (!pending) break;
+        if (message.type === 'portico:edge:reloaded' && message.error !== null) pending.errors.push(`edge worker ${record.pid}: ${message.error}`);
+        this.#settlePending(message.seq, record.worker.id);
+        break;
+      }
+    }
+  }
+
+  #settlePending(seq: number, id: number): void {
+    const pending = this.#pending.get(seq);
+    if (!pending) return;
+    pending.waiting.delete(id);
+    if (pending.waiting.size === 0) {
+      this.#pending.delete(seq);
+      pending.resolve();
+    }
+  }
+
+  /** Sends a message with a `seq` to every live worker; resolves with their errors once each answered (or exited, or `timeoutMs` passed). */
+  #ask(make: (seq: number) => ToEdge, timeoutMs: number): Promise<string[]> {
+    const seq = ++this.#seq;
+    const message = make(seq);
+    const waiting = new Set<number>();
+    for (const record of this.#workers.values()) if (record.state !== 'stopping' && this.#send(record, message)) waiting.add(record.worker.id);
+    if (waiting.size === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const errors: string[] = [];
+      const timer = setTimeout(() => {
+        this.#pending.delete(seq);
+        errors.push(`no answer from ${waiting.size} edge worker(s) within ${timeoutMs} ms`);
+        resolve(errors);
+      }, timeoutMs);
+      this.#pending.set(seq, {
+        waiting,
+        errors,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(errors);
+        },
+      });
+    });
+  }
+
+  /** A member joins an app group in every worker. */
+  addMember(group: string, url: string): void {
+    for (const record of this.#workers.values()) if (record.state !== 'stopping') this.#send(record, { type: 'portico:edge:member-add', group, url });
+  }
+
+  /** A member leaves an app group in every worker; resolves once each has no request in flight to it (at most `graceMs`). */
+  async removeMember(group: string, url: string, graceMs: number): Promise<void> {
+    await this.#ask((seq) => ({ type: 'portico:edge:member-remove', seq, group, url, graceMs }), graceMs + 2000);
+  }
+
+  /**
+   * Every worker swaps in `next` (in-flight requests finish on the old generation). When one cannot
+   * (a new address that cannot be opened), the others go back to the running config and this
+   * throws: all serve the same config, the old one.
+   */
+  async reload(next: ResolvedConfig): Promise<void> {
+    const previous = this.#config;
+    this.#config = next;
+    const errors = await this.#ask((seq) => ({ type: 'portico:edge:reload', seq, config: next }), 30_000);
+    if (errors.length > 0) {
+      this.#config = previous;
+      await this.#ask((seq) => ({ type: 'portico:edge:reload', seq, config: previous }), 30_000);
+      throw new Error(errors.join('; '));
+    }
+    const count = typeof next.workers === 'number' ? next.workers : null;
+    if (count !== null && count !== this.#target) this.#resize(count);
+  }
+
+  /** More workers (forked now) or fewer (the newest drain). */
+  #resize(count: number): void {
+    this.#target = Math.max(1, count);
+    const live = [...this.#workers.values()].filter((r) => r.state !== 'stopping');
+    for (let i = live.length; i < this.#target; i++) this.#fork();
+    for (const record of live.sort((a, b) => b.startedAt - a.startedAt).slice(0, Math.max(0, live.length - this.#target))) this.#stopOne(record, this.#config.gracefulTimeout);
+    log().info({ workers: this.#target }, 'edge workers: new count');
+  }
+
+  #stopOne(record: EdgeRecord, graceMs: number): void {
+    record.state = 'stopping';
+    record.planned = true;
+    // A worker that has not said hello yet is told to stop when it does (above).
+    if (!this.#send(record, { type: 'portico:edge:stop', graceMs }) && record.greeted) record.worker.process.kill('SIGKILL');
+    const timer = setTimeout(() => record.worker.process.kill('SIGKILL'), graceMs + 2000);
+    void record.exited.then(() => clearTimeout(timer));
+  }
+
+  #onExit(record: EdgeRecord, code: number | null, signal: string | null): void {
+    this.#workers.delete(record.worker.id);
+    record.detachState();
+    record.settle(new PorticoError('ERR_EDGE_WORKER', record.failedStart ?? `edge worker ${record.pid} exited (${signal ?? code}) before listening`));
+    for (const seq of [...this.#pending.keys()]) this.#settlePending(seq, record.worker.id);
+    if (record.planned || this.#stopping) {
+      log().info({ worker: record.pid, code, signal }, 'edge worker exited');
+      return;
+    }
+    const lived = Date.now() - record.startedAt;
+    const { streak, delayMs } = this.#crashes.crashed(lived, record.state === 'starting');
+    const why = record.failedStart ?? `exit ${signal ?? code}`;
+    if (streak >= MAX_CRASHES) {
+      log().fatal({ worker: record.pid }, `edge workers crashed ${streak} times in a row, giving up (last: ${why})`);
+      this.onHalt?.(`edge workers crashed ${streak} times in a row, giving up (last: ${why})`);
+      return;
+    }
+    log().error({ worker: record.pid, code, signal, lifetimeMs: lived, crashes: streak, restartInMs: delayMs }, `edge worker ${record.pid} died (${why}); replacing it ${delayMs ? `in ${delayMs} ms` : 'now'} (crash ${streak} of ${MAX_CRASHES} in a row)`);
+    clearTimeout(this.#respawnTimer);
+    this.#respawnTimer = setTimeout(() => this.#refill(), delayMs);
+  }
+
+  #refill(): void {
+    if (this.#stopping) return;
+    const live = [...this.#workers.values()].filter((r) => r.state !== 'stopping').length;
+    for (let i = live; i < this.#target; i++) {
+      const record = this.#fork();
+      void record.listening.then((result) => {
+        if (!(result instanceof PorticoError)) log().info({ worker: record.pid }, 'edge worker replaced: the new one listens');
+      });
+    }
+  }
+
+  /** Every worker finishes its requests in flight for at most `graceMs` (0: closes everything now) and exits; SIGKILL for any still there 2 s later. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#respawnTimer);
+    const records = [...this.#workers.values()];
+    for (const record of records) this.#stopOne(record, graceMs);
+    await Promise.all(records.map((r) => r.exited));
+  }
+
+  /** Last resort on exit: no worker outlives us (they also exit when our IPC channel closes). */
+  killAll(): void {
+    for (const record of this.#workers.values()) record.worker.process.kill('SIGKILL');
+  }
+}
