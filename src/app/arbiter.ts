@@ -160,6 +160,17 @@ export class Arbiter {
     this.#onSignal(signal);
   }
 
+  /** Stops now (a fast stop of an embedding program): every worker is killed, none is restarted, `run` resolves with 0. */
+  kill(): void {
+    this.#stopping = true;
+    this.#stopDeadline = 0;
+    for (const w of this.#workers.values()) {
+      w.planned = true;
+      w.child.kill('SIGKILL');
+    }
+    this.#poke();
+  }
+
   /**
    * New settings (a reloaded config): the next workers started use them; the worker count applies
    * at once (surplus workers drain after a reload in progress). The bind address cannot change.

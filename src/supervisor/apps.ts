@@ -146,15 +146,7 @@ export class AppPools {
   /** Fast stop (SIGQUIT): every worker is killed now, nothing waits. */
   kill(): void {
     this.#stopping = true;
-    for (const pool of this.#pools.values()) {
-      for (const pid of pool.arbiter.pids()) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
-    }
+    for (const pool of this.#pools.values()) pool.arbiter.kill();
     this.removeFolders();
   }
 
