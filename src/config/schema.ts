@@ -621,7 +621,11 @@ export const configSchema = z.strictObject({
    * neither says, the `PORTICO_WORKERS` environment variable does (as gunicorn's WEB_CONCURRENCY).
    * @default "auto"
    */
-  workers: z.union([z.literal('auto'), z.number().int().min(1).max(1024)], { error: (issue) => `expected "auto" or a whole number of processes 1-1024, got ${show(issue.input)}` }).optional(),
+  workers: z
+    .custom<'auto' | number>((value) => value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 1024), {
+      error: (issue) => `expected "auto" or a whole number of processes 1-1024, got ${show(issue.input)}`,
+    })
+    .optional(),
   /**
    * On SIGTERM/SIGINT, how long requests in flight (and open WebSocket tunnels) may take before
    * what is left is closed (gunicorn `graceful_timeout`). `portico up --graceful-timeout D` overrides it.
