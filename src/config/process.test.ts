@@ -3,7 +3,9 @@
  * the error line for what is not, and the resolved defaults.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.js';
 import { validateConfig } from './load.js';
 import { defaultPidFile } from './resolve.js';
@@ -44,5 +46,13 @@ describe('workers, gracefulTimeout, pidFile', () => {
     assert.deepEqual(problems({ servers, workers: 1.5 }), ['workers: expected "auto" or a whole number of processes 1-1024, got 1.5']);
     assert.deepEqual(problems({ servers, gracefulTimeout: 'soon' }), ['gracefulTimeout: expected a duration like "1h", got "soon"']);
     assert.deepEqual(problems({ servers, pidFile: '' }).length, 1);
+  });
+});
+
+describe('the resolved config crosses a process boundary', () => {
+  it('survives JSON (the supervisor sends it to each edge worker as JSON)', () => {
+    const dir = fileURLToPath(new URL('../../test/fixtures/configs/valid/', import.meta.url));
+    const config = validateConfig(JSON.parse(readFileSync(`${dir}full.config.json`, 'utf8')), dir, `${dir}full.config.json`);
+    assert.deepEqual(JSON.parse(JSON.stringify(config)), config);
   });
 });
