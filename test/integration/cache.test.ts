@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { Agent, request as httpRequest } from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { freePort, request, startWithConfig, tempDir, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
 import { answer, startScriptedUpstream, type ScriptedUpstream } from '../helpers/scripted-upstream.js';
@@ -43,6 +44,7 @@ before(async () => {
           { prefix: '/key/', proxy: { to }, cache: { key: '$uri' } },
           { prefix: '/off/', proxy: { to }, cache: false },
           { prefix: '/down/', proxy: { to: down.url }, cache: true },
+          { prefix: '/enc/', proxy: { to }, cache: true, encode: true },
         ],
       },
     ],
@@ -641,5 +643,36 @@ describe('purge', () => {
     assert.equal(await fromIpv6('/acl', 'PURGE'), 403);
     assert.match(status(await get('/acl')), /hit/);
     assert.equal(upstream.count('/acl'), 1);
+  });
+});
+
+describe('with compression (encode)', () => {
+  it('hits are served from a stored compressed copy per coding: byte-identical after decompression, not compressed again', async () => {
+    const text = 'cached and compressed '.repeat(200);
+    upstream.on('/enc/x', (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', etag: '"e1"' }).end(text));
+    const miss = await get('/enc/x', { 'accept-encoding': 'gzip' });
+    assert.equal(miss.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(miss.body).toString(), text);
+    // A hit makes the gzip copy once; later hits carry its length (no compression per request).
+    let hit = await get('/enc/x', { 'accept-encoding': 'gzip' });
+    for (let i = 0; i < 100 && hit.headers['content-length'] === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      hit = await get('/enc/x', { 'accept-encoding': 'gzip' });
+    }
+    assert.match(status(hit), /^portico; hit/);
+    assert.equal(hit.headers['content-encoding'], 'gzip');
+    assert.equal(Number(hit.headers['content-length']), hit.body.length);
+    assert.match(String(hit.headers.vary), /accept-encoding/i);
+    assert.equal(hit.headers.etag, 'W/"e1"');
+    assert.equal(gunzipSync(hit.body).toString(), text);
+    const br = await get('/enc/x', { 'accept-encoding': 'br' });
+    assert.equal(br.headers['content-encoding'], 'br');
+    assert.equal(brotliDecompressSync(br.body).toString(), text);
+    const identity = await get('/enc/x');
+    assert.equal(identity.headers['content-encoding'], undefined);
+    assert.equal(identity.text, text);
+    const ranged = await get('/enc/x', { 'accept-encoding': 'gzip', range: 'bytes=0-9' });
+    assert.equal(ranged.headers['content-encoding'], undefined);
+    assert.equal(upstream.count('/enc/x'), 1);
   });
 });

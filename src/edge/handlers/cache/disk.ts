@@ -441,6 +441,10 @@ export class DiskStore implements CacheStore {
     return undefined;
   }
 
+  resize(): void {
+    // Variants are kept in memory only.
+  }
+
   async getVary(primary: string): Promise<readonly string[]> {
     await this.#ready;
     const { folder, file } = this.#paths(primary, null);

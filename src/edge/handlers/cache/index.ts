@@ -37,6 +37,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { sendBody, sendHead, sendStatus } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
+import { addVary, compressBuffer, encodeHead, type ContentCoding, type RouteEncoder } from '../../middleware/encode.js';
 import { evaluatePreconditions } from '../static/conditional.js';
 import type { Handler } from '../types.js';
 import type { Exchange, ResponseSink } from '../proxy/attempt.js';
@@ -260,6 +261,25 @@ export class CacheHandler {
         return;
       }
     }
+    const encode = ctx.route?.encode;
+    if (encode && entry.body !== null && entry.body.length > 0) {
+      // The route compresses: a stored compressed copy for the client's coding, else make one
+      // (in the background) and let the filter compress this answer on the fly.
+      const verdict = encode.inspect(req.headers, entry.meta.status, entry.hitHeaders);
+      if (typeof verdict === 'string') {
+        const variant = entry.variants?.get(verdict);
+        if (variant) {
+          const headers = variant.headers.slice();
+          headers.push('age', entry.stampAge, 'cache-status', status);
+          // Content-Encoding is set: the filter leaves it alone (never compressed twice).
+          const out = sendHead(ctx, entry.meta.status, headers);
+          ctx.bodyBytes = req.method === 'HEAD' ? 0 : variant.body.length;
+          out.end(variant.body);
+          return;
+        }
+        this.#compressVariant(entry, verdict, encode);
+      }
+    }
     const headers = entry.hitHeaders.slice();
     headers.push('age', entry.stampAge, 'cache-status', status);
     // The body goes where sendHead says: the client, or the route's compressor.
@@ -274,6 +294,24 @@ export class CacheHandler {
       return;
     }
     streamBody(ctx, entry, out);
+  }
+
+  /** Compresses a memory entry's body once for a coding and keeps it on the entry. */
+  #compressVariant(entry: CacheEntry, coding: ContentCoding, encode: RouteEncoder): void {
+    if (entry.pending?.has(coding)) return;
+    (entry.pending ??= new Set()).add(coding);
+    compressBuffer(coding, encode.settings, entry.body as Buffer).then(
+      (body) => {
+        const headers = entry.hitHeaders.slice();
+        addVary(headers);
+        encodeHead(headers, coding);
+        // The compressed length is known: no chunked framing on hits.
+        headers.push('content-length', String(body.length));
+        (entry.variants ??= new Map()).set(coding, { headers, body });
+        this.#store.resize(entry);
+      },
+      (error: unknown) => log().warn({ err: error, coding }, 'cache variant could not be compressed'),
+    );
   }
 
   /** Starts one background revalidation of a key (stale-while-revalidate), unless one runs. */

@@ -54,6 +54,12 @@ export class MemoryStore implements CacheStore {
     return this.#entries.get(key);
   }
 
+  resize(entry: CacheEntry): void {
+    const key = fullKey(entry.meta.key, entry.meta.secondary);
+    // Only the entry held now (a newer response may have replaced it meanwhile).
+    if (this.#entries.peek(key) === entry) this.#entries.set(key, entry);
+  }
+
   get(key: string): Promise<CacheEntry | undefined> {
     return Promise.resolve(this.#entries.get(key));
   }

@@ -55,8 +55,15 @@ export class CacheEntry implements Freshness {
   /** The body when held in memory, else null (then `open` streams it). */
   readonly body: Buffer | null;
   readonly open: ((entry: CacheEntry) => Promise<Readable>) | null;
-  /** Bytes accounted in a memory tier. */
-  readonly size: number;
+  /**
+   * Compressed copies of the body by content coding (the route's `encode`), made once from a
+   * memory body so hits do not compress again; their head has Content-Encoding, Vary and a weak
+   * ETag as the on-the-fly filter would write them. Memory only.
+   */
+  variants: Map<string, { readonly headers: readonly string[]; readonly body: Buffer }> | null = null;
+  /** Codings being compressed now (one compression per coding). */
+  pending: Set<string> | null = null;
+  readonly #baseSize: number;
   /** Memoised `Cache-Status`/`Age` per whole second, so a hit builds no strings (see handler). */
   stampSecond = -1;
   stampAge = '';
@@ -89,7 +96,14 @@ export class CacheEntry implements Freshness {
     this.hitHeaders = hit;
     let headerBytes = 0;
     for (const item of meta.headers) headerBytes += item.length;
-    this.size = (body?.length ?? 0) + headerBytes + 256;
+    this.#baseSize = (body?.length ?? 0) + headerBytes + 256;
+  }
+
+  /** Bytes accounted in a memory tier (the body, headers, and compressed variants). */
+  get size(): number {
+    let size = this.#baseSize;
+    if (this.variants) for (const variant of this.variants.values()) size += variant.body.length + 256;
+    return size;
   }
 }
 
@@ -123,5 +137,7 @@ export interface CacheStore {
   peekVary(primary: string): readonly string[] | undefined;
   getVary(primary: string): Promise<readonly string[]>;
   setVary(primary: string, names: readonly string[]): void;
+  /** An entry grew (a compressed variant was added): account its new size where it is held. */
+  resize(entry: CacheEntry): void;
   close(): Promise<void>;
 }

@@ -90,6 +90,10 @@ export class TieredStore implements CacheStore {
     this.disk?.setVary(primary, names);
   }
 
+  resize(entry: CacheEntry): void {
+    this.memory.resize(entry);
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.memory.close(), this.disk?.close()]);
   }
