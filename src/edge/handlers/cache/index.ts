@@ -90,6 +90,8 @@ interface RequestFacts {
   readonly pragmaNoCache: boolean;
 }
 
+const NO_DIRECTIVES: RequestFacts = { directives: parseCacheControl(undefined), pragmaNoCache: false };
+
 /** What an upstream exchange of the cache is for. */
 interface FetchPlan {
   readonly primary: string;
@@ -159,7 +161,10 @@ export class CacheHandler {
       for (const template of this.#bypass) if (isSet(template(ctx))) return this.#fetch({ primary: this.#key(ctx), stale: null, conditional: false, mayStore: this.#mayStore(ctx), fwd: 'bypass', client: ctx, context: ctx, lock: null });
       const primary = this.#key(ctx);
       const cc = headers['cache-control'];
-      const request: RequestFacts = { directives: parseCacheControl(cc), pragmaNoCache: cc === undefined && /(?:^|,)\s*no-cache\s*(?:,|$)/i.test(headers.pragma ?? '') };
+      const pragma = headers.pragma;
+      // Most requests carry neither: one shared object, nothing parsed.
+      const request: RequestFacts =
+        cc === undefined && pragma === undefined ? NO_DIRECTIVES : { directives: parseCacheControl(cc), pragmaNoCache: cc === undefined && /(?:^|,)\s*no-cache\s*(?:,|$)/i.test(pragma ?? '') };
       // The hot path: Vary names and the entry in memory, fresh: answered without a promise.
       const names = this.#store.peekVary(primary);
       if (names !== undefined) {
