@@ -184,6 +184,8 @@ export interface ResolvedRoute {
   readonly accessLog: boolean;
   /** Response compression, or null when off for this route. */
   readonly encode: ResolvedEncode | null;
+  /** Largest request body in bytes (route, else server, else `http.maxBodySize`); 0 = no limit. */
+  readonly maxBodySize: number;
   readonly handler: ResolvedHandler;
   /** The response cache of a proxy/app route, or null. */
   readonly cache: ResolvedRouteCache | null;
@@ -220,7 +222,11 @@ export interface ResolvedConfig {
     readonly keepAliveTimeout: number;
     readonly headersTimeout: number;
     readonly requestTimeout: number;
+    readonly bodyTimeout: number;
+    readonly maxUriLength: number;
     readonly maxHeaderSize: number;
+    readonly maxHeaders: number;
+    readonly maxBodySize: number;
     readonly maxRequestsPerConnection: number;
     readonly trustedProxies: readonly string[];
   };
@@ -285,6 +291,8 @@ function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: bool
     purge: options.purge === false ? null : (options.purge?.allow ?? ['127.0.0.1', '::1']),
   };
 }
+/** nginx `client_max_body_size` default. */
+const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
 
 /** The default pid file of a config file: one per config path, in the temporary folder (`portico reload` finds it again from the same path). */
 export function defaultPidFile(source: string): string {
@@ -609,7 +617,7 @@ function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, { r
   };
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>): ResolvedRoute {
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -643,17 +651,18 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     headers: mergeHeaders(server.headers, route.headers),
     accessLog: route.accessLog ?? server.accessLog ?? true,
     encode: resolveEncode(server.encode, route.encode, `${id.slice(0, id.indexOf('.routes['))}.encode`, `${id}.encode`, problems),
+    maxBodySize: route.maxBodySize ?? server.maxBodySize ?? httpMaxBodySize,
     handler,
     cache: resolveRouteCache(route.cache ?? server.cache, route.cache === undefined, handler, id, zones, problems),
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number): ResolvedServer {
   const id = `servers[${index}]`;
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
-    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps, zones))
-    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps, zones)];
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize)];
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
@@ -726,8 +735,9 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     upstreams.set(resolved.upstream.name, resolved.upstream);
   }
   const routable = new Map<string, { readonly upstream: string }>([...apps, ...externalApps]);
+  const maxBodySize = parsed.http?.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   const zones = resolveCacheZones(parsed.cache, baseDir);
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones));
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -744,7 +754,11 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
       keepAliveTimeout: parsed.http?.keepAliveTimeout ?? 75_000,
       headersTimeout: parsed.http?.headersTimeout ?? 60_000,
       requestTimeout: parsed.http?.requestTimeout ?? 300_000,
+      bodyTimeout: parsed.http?.bodyTimeout ?? 60_000,
+      maxUriLength: parsed.http?.maxUriLength ?? 8 * 1024,
       maxHeaderSize: parsed.http?.maxHeaderSize ?? 16 * 1024,
+      maxHeaders: parsed.http?.maxHeaders ?? 100,
+      maxBodySize,
       maxRequestsPerConnection: parsed.http?.maxRequestsPerConnection ?? 1000,
       trustedProxies: parsed.http?.trustedProxies ?? [],
     },

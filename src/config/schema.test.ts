@@ -63,6 +63,9 @@ describe('schema error lines', () => {
     assert.deepEqual(problems(one({ names: 'example.com' })), ['servers[0].names: expected an array, got "example.com"']);
     assert.deepEqual(problems(one({ default: 'yes' })), ['servers[0].default: expected a boolean, got "yes"']);
     assert.deepEqual(problems(one({}, { http: { maxRequestsPerConnection: 1.5 } })), ['http.maxRequestsPerConnection: expected an integer, got number 1.5']);
+    assert.deepEqual(problems(one({}, { http: { maxBodySize: '1 lightyear' } })), ['http.maxBodySize: expected a size like "10mb", got "1 lightyear"']);
+    assert.deepEqual(problems(one({ routes: [{ maxBodySize: -1 }] })), ['servers[0].routes[0].maxBodySize: expected a size like "10mb", got -1']);
+    assert.deepEqual(problems(one({}, { http: { maxHeaders: 0 } })), ['http.maxHeaders: expected a number >= 1, got number 0']);
   });
   it('a literal union lists every allowed value', () => {
     assert.deepEqual(problems(one({ routes: [{ redirect: { to: '/', status: 305 } }] })), ['servers[0].routes[0].redirect.status: expected a redirect status 301, 302, 303, 307 or 308, got 305']);
@@ -126,7 +129,20 @@ describe('resolver checks and results', () => {
   it('fills defaults and parses units', () => {
     const config = validateConfig({ servers: [{ static: { root: 'public', maxAge: '1h', hotFileMaxSize: '1mb' } }] }, BASE, null);
     assert.equal(config.source, null);
-    assert.deepEqual(config.http, { serverHeader: 'Portico', unknownHost: 'default', keepAliveTimeout: 75_000, headersTimeout: 60_000, requestTimeout: 300_000, maxHeaderSize: 16_384, maxRequestsPerConnection: 1000, trustedProxies: [] });
+    assert.deepEqual(config.http, {
+      serverHeader: 'Portico',
+      unknownHost: 'default',
+      keepAliveTimeout: 75_000,
+      headersTimeout: 60_000,
+      requestTimeout: 300_000,
+      bodyTimeout: 60_000,
+      maxUriLength: 8192,
+      maxHeaderSize: 16_384,
+      maxHeaders: 100,
+      maxBodySize: 1024 * 1024,
+      maxRequestsPerConnection: 1000,
+      trustedProxies: [],
+    });
     assert.deepEqual(config.log, { level: 'info', error: 'stderr', access: { format: 'combined', path: 'stdout' } });
     const server = config.servers[0];
     assert.deepEqual(server?.listen, [{ kind: 'tcp', host: '', port: 8080 }]);

@@ -329,6 +329,8 @@ const route = z
     headers: headerOps.optional(),
     /** Write this route's requests to the access log. Inherited from the server. @default true */
     accessLog: z.boolean().optional(),
+    /** Largest request body on this route (nginx `client_max_body_size` in a `location`); `0` = no limit. Inherited from the server. @default the server's */
+    maxBodySize: size().optional(),
     /** Serve files; fields not given are inherited from the server's `static`. */
     static: staticOptions.optional(),
     /** Response compression; fields not given are inherited from the server's `encode`. */
@@ -384,6 +386,8 @@ const server = z.strictObject({
   headers: headerOps.optional(),
   /** @default true */
   accessLog: z.boolean().optional(),
+  /** Largest request body on this server's routes (nginx `client_max_body_size` in a `server`); `0` = no limit. @default `http.maxBodySize` */
+  maxBodySize: size().optional(),
   /** Static file settings inherited by every route's `static` (e.g. `root`). */
   static: staticOptions.optional(),
   /** Response compression inherited by every route (`true` turns it on with the defaults). */
@@ -596,13 +600,35 @@ export const configSchema = z.strictObject({
       unknownHost: z.union([z.literal('default'), z.literal(404), z.literal(421)]).optional(),
       /** Idle keep-alive connections are closed after this (nginx `keepalive_timeout`). @default "75s" */
       keepAliveTimeout: timerDuration().optional(),
-      /** Time to receive the request head (nginx `client_header_timeout`); then 408. @default "60s" */
+      /**
+       * Time to receive a request head (nginx `client_header_timeout`); then 408 and close. A total
+       * deadline from the head's first byte, not reset by each byte received, so a client trickling
+       * its head (slowloris) is cut at this bound; a new connection that sends nothing is closed
+       * after it too. @default "60s"
+       */
       headersTimeout: timerDuration().optional(),
-      /** Time to receive the whole request; then 408. @default "300s" */
+      /** Time to receive the whole request, head and body; then 408 (or the connection is closed when the answer has started). `0` = none. @default "300s" */
       requestTimeout: timerDuration().optional(),
-      /** Largest request head (nginx `large_client_header_buffers`); larger → 431. @default "16kb" */
+      /**
+       * Longest pause between two reads of a request body (nginx `client_body_timeout`); then 408
+       * and close, or the connection is cut when the answer has started. `0` = none. @default "60s"
+       */
+      bodyTimeout: timerDuration().optional(),
+      /** Longest request target, the URI of the request line (nginx: a request line longer than one `large_client_header_buffers` buffer, 8k); longer → 414 (RFC 9112 §3, RFC 9110 §15.5.15). @default "8kb" */
+      maxUriLength: size().optional(),
+      /** Largest request header section, the header fields without the request line (nginx `large_client_header_buffers`); larger → 431 (RFC 6585 §5). @default "16kb" */
       maxHeaderSize: size().optional(),
-      /** Requests served on one connection before it is closed (nginx `keepalive_requests`). @default 1000 */
+      /** Most header fields in one request (Apache `LimitRequestFields`); more → 431 (RFC 6585 §5). @default 100 */
+      maxHeaders: z.number().int().min(1).max(10_000).optional(),
+      /**
+       * Largest request body (nginx `client_max_body_size`); `0` = no limit. A Content-Length above
+       * it is answered 413 before any of the body is read; a chunked body is counted while it
+       * streams, and at the limit the upstream request is aborted (it never receives more than the
+       * limit), the client gets 413 and the connection closes. Servers and routes may set their own.
+       * @default "1mb"
+       */
+      maxBodySize: size().optional(),
+      /** Requests served on one connection before it is closed (nginx `keepalive_requests`): the last one is answered with `Connection: close`. @default 1000 */
       maxRequestsPerConnection: z.number().int().min(1).optional(),
       /** Peers trusted to say who the client is: from them, the client address is taken from X-Forwarded-For (nginx `set_real_ip_from`, recursive). @default [] */
       trustedProxies: z.array(cidr).optional(),

@@ -9,7 +9,8 @@
  *   3. canonical redirects          https / www / trailing slash (301/308…)
  *   4. server rewrite               nginx server-level `rewrite`
  *   5. route                        nginx `location` selection, then the route's rewrites;
- *                                   `last` (or a changed URI) searches again, at most 10 times (500)
+ *                                   `last` (or a changed URI) searches again, at most 10 times (500);
+ *                                   then the route's body limit (413; edge/http/limits.ts)
  *   6. access                       (reserved, in this order: real IP, allow/deny, auth, rate and
  *                                   connection limits; they run on the final route, after rewrites,
  *                                   as nginx's access phases do, so a rewrite cannot skip them)
@@ -30,6 +31,7 @@ import { RequestContext, type ListenerInfo } from './context.js';
 import type { Generation } from './generation.js';
 import { REROUTE, type HandlerResult } from './handlers/index.js';
 import { normaliseHost } from './http/host.js';
+import { limitBody } from './http/limits.js';
 import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
 import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
@@ -153,6 +155,9 @@ function routeAndServe(ctx: RequestContext): void | Promise<void> {
         continue;
       }
     }
+
+    // The body limit is the route's (nginx checks client_max_body_size once the location is found).
+    limitBody(ctx, route.config.maxBodySize);
 
     // 6. access: real IP, allow/deny, auth, rate and connection limits plug in here.
 

@@ -14,6 +14,7 @@ import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
+import { admitOnConnection, disableNodeLimits, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
 import { responseOnSocket, sendStatus } from './http/respond.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
 
@@ -55,7 +56,7 @@ type ClosingSocket = Socket & { [CLOSE_AFTER_RESPONSE]?: true };
  * to close, and nothing after it is read (RFC 9112 §9.6). Writing a 400 in its place would answer
  * a request the upstream may already have processed with a status it never produced.
  */
-function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null): void {
+function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null, http: ResolvedConfig['http']): void {
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
@@ -79,7 +80,8 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeade
     log().debug({ code: error.code }, 'client error after a request in flight');
     return;
   }
-  const status = clientErrorStatus(error.code);
+  // A head over node's size limit: in the request line → 414, in the header fields → 431.
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? overflowStatus(error, http) : clientErrorStatus(error.code);
   answerRaw(socket, status, serverHeader);
   log().debug({ code: error.code, status }, 'client error');
 }
@@ -103,7 +105,7 @@ type CheckedSocket = Socket & { [FRAMING_LOST]?: true };
  * that none of them is routed. The answer goes through sendStatus (Server header, access log),
  * before routing, so no handler and no upstream ever sees the request.
  */
-function refuseFraming(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal): void {
+function refuseFraming(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal | HeadRefusal): void {
   (req.socket as CheckedSocket)[FRAMING_LOST] = true;
   const ctx = new RequestContext(req, res, generation, listener);
   const accessLog = generation.accessLog;
@@ -148,10 +150,8 @@ export class EdgeServer {
   #createListener(key: string): Listener {
     const http = this.#generation.config.http;
     const server = createServer({
-      keepAliveTimeout: http.keepAliveTimeout,
-      headersTimeout: http.headersTimeout,
-      requestTimeout: http.requestTimeout,
-      maxHeaderSize: http.maxHeaderSize,
+      // Head size, head/request deadlines, keep-alive idle time: edge/http/limits.ts.
+      ...parserOptions(http),
       // The pipeline answers a missing Host itself (RFC 9112 §3.2: 400), through sendStatus, so
       // that answer gets the Server header and an access-log line like every other 400;
       // node's own answer here would have neither.
@@ -161,7 +161,7 @@ export class EdgeServer {
       insecureHTTPParser: false,
       noDelay: true,
     });
-    server.maxRequestsPerSocket = http.maxRequestsPerConnection;
+    disableNodeLimits(server);
     const address = this.#generation.listenAddresses.get(key);
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key }, draining: false };
     // The generation is read per request, so a reload applies to the next request on every socket.
@@ -172,7 +172,13 @@ export class EdgeServer {
       this.#onRequest(listener.info, req, res);
     });
     server.on('upgrade', (req, socket: Socket, head: Buffer) => this.#onUpgrade(listener.info, req, socket, head));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader));
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader, this.#generation.config.http));
+    // `Expect: 100-continue`: the 100 is sent once the route's body limit allows the body
+    // (edge/http/limits.ts limitBody); a body over it is refused without being sent at all.
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      expectsContinue(req);
+      this.#onRequest(listener.info, req, res);
+    });
     // CONNECT asks for a tunnel, which only a forward proxy gives: an origin server does not
     // implement it (RFC 9110 §9.3.6, §15.6.2). Without this listener node:http would drop the
     // connection with no answer at all.
@@ -188,12 +194,17 @@ export class EdgeServer {
     // A request behind one refused for its framing: its framing came from that one's, so it is
     // never served; the refusal's `Connection: close` ends the connection once it is written.
     if ((req.socket as CheckedSocket)[FRAMING_LOST]) return;
-    const refusal = framingRefusal(req);
+    const generation = this.#generation;
+    const http = generation.config.http;
+    // Past `maxRequestsPerConnection`: pipelined behind the last one, which closes the connection.
+    if (!admitOnConnection(req, res, http)) return;
+    const refusal = headRefusal(req, http) ?? framingRefusal(req);
     if (refusal) {
-      refuseFraming(this.#generation, info, req, res, refusal);
+      refuseFraming(generation, info, req, res, refusal);
       return;
     }
-    handleRequest(this.#generation, info, req, res);
+    watchBody(req, res, http);
+    handleRequest(generation, info, req, res);
   }
 
   /**
@@ -212,8 +223,10 @@ export class EdgeServer {
       return;
     }
     const generation = this.#generation;
-    const refusal: FramingRefusal | null =
-      framingRefusal(req) ?? (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0' ? { status: 400, reason: 'a body on an Upgrade request' } : null);
+    const refusal: FramingRefusal | HeadRefusal | null =
+      headRefusal(req, generation.config.http) ??
+      framingRefusal(req) ??
+      (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0' ? { status: 400, reason: 'a body on an Upgrade request' } : null);
     if (refusal) {
       refuseFraming(generation, info, req, responseOnSocket(req, socket), refusal);
       return;

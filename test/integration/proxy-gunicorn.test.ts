@@ -48,6 +48,8 @@ describe('proxy in front of gunicorn + Flask', () => {
     gunicorn = await startGunicorn({ workers: 2 });
     portico = await startWithConfig(dir.path, {
       log: { access: false },
+      // The upload tests send up to 32 MiB (http.maxBodySize is 1 MiB by default).
+      http: { maxBodySize: '64mb' },
       upstreams: { flask: { servers: [gunicorn.url] } },
       servers: [{ listen: `127.0.0.1:${await freePort()}`, routes: [{ prefix: '/', proxy: { to: 'flask' } }] }],
     });

@@ -52,6 +52,8 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
     const garbagePort = (garbage.address() as { port: number }).port;
     portico = await startWithConfig(dir.path, {
       log: { access: false },
+      // The upload test sends 3 MiB (http.maxBodySize is 1 MiB by default).
+      http: { maxBodySize: '8mb' },
       upstreams: {
         py: { servers: [tcp.url] },
         // A refused server first (round robin starts there): a GET moves on to uWSGI.

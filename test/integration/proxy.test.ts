@@ -841,7 +841,8 @@ describe('proxy: large bodies stream at flat memory', () => {
   const s = serve((listen) => ({
     log: { access: false },
     upstreams: { app: { servers: [upstream.url] } },
-    servers: [{ listen, routes: [{ prefix: '/', proxy: { to: 'app' } }] }],
+    // 512 MiB bodies: no body limit (http.maxBodySize is 1 MiB by default, as nginx's).
+    servers: [{ listen, maxBodySize: 0, routes: [{ prefix: '/', proxy: { to: 'app' } }] }],
   }));
 
   async function baseline(): Promise<number> {

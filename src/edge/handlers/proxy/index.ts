@@ -12,6 +12,7 @@ import type { ResolvedHandler } from '../../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
+import { bodyRefusal } from '../../http/limits.js';
 import { sendHead } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
@@ -193,6 +194,10 @@ export class ProxyHandler {
       } finally {
         server.active--;
       }
+      // The client's body was refused (too large, too slow: edge/http/limits.ts) and the attempt
+      // aborted for it: the answer is that refusal, and the server did nothing wrong.
+      const refused = ctx.res.headersSent ? null : bodyRefusal(ctx.req);
+      if (refused) throw refused;
       if (outcome.kind === 'done') return;
       // nginx: a 403 or 404 from the upstream is never an unsuccessful attempt for health.
       if (outcome.code !== 'HTTP_403' && outcome.code !== 'HTTP_404') server.recordFailure(Date.now());

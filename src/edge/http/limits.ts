@@ -1,0 +1,260 @@
+/**
+ * Protocol limits and slow clients (nginx `large_client_header_buffers`, `client_header_timeout`,
+ * `client_body_timeout`, `client_max_body_size`, `keepalive_requests`). Two layers:
+ *
+ *   - node:http enforces what it must while parsing: the head's total size (as a backstop, set
+ *     here to the URI limit plus the header limit), the head deadline (`headersTimeout`: a total
+ *     deadline from the head's first byte, also for a connection that sends nothing, so a
+ *     slowloris client trickling its head is cut at that bound), the whole-request deadline and
+ *     the keep-alive idle timeout. Its errors reach `onClientError` in edge/server.ts.
+ *   - The exact limits are checked here on the parsed request, once per request, before routing:
+ *     URI length (414), header count and header section size (431), requests per connection; and,
+ *     once the route is known, the body: a Content-Length over the route's limit is answered 413
+ *     before any of the body is read, a chunked body is counted as it streams (413 at the limit),
+ *     and a body that pauses longer than `bodyTimeout` is answered 408.
+ *
+ * Why not node's own knobs for the last ones: `maxHeadersCount` silently drops the extra headers
+ * (the request is served without them), and `maxRequestsPerSocket` answers pipelined requests past
+ * the limit with a 503 of its own after the `Connection: close` response. Neither is an answer
+ * an edge may give.
+ *
+ * A refused body (too large, too slow) must stop the request to the upstream before one more byte
+ * goes there, yet leave the client socket able to carry the 413/408: `refuseBody` errors the
+ * request stream (its consumer, the proxy's upstream request, aborts, so the upstream sees a cut
+ * request, never a complete truncated one) without the socket teardown node ties to that, and the
+ * proxy answers with `bodyRefusal(req)` instead of a 502.
+ */
+import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ResolvedConfig } from '../../config/resolve.js';
+import { ErrorCodes, HttpError, type ErrorCode } from '../../core/errors.js';
+import type { RequestContext } from '../context.js';
+
+type HttpSettings = ResolvedConfig['http'];
+
+/** A request refused before routing: answered with `status` and the connection closed. */
+export interface HeadRefusal {
+  readonly status: 414 | 431;
+  readonly reason: string;
+}
+
+/** The method, two spaces and "HTTP/1.1" around the target: what the request line adds to the URI. */
+const REQUEST_LINE_EXTRA = 64;
+
+/**
+ * Options for node:http's parser. Its head-size limit covers the request line and the header
+ * fields together; set to both limits added, the exact checks (`headRefusal`) see every request
+ * within them and can tell a long URI (414) from large headers (431). Only a head over the sum
+ * is refused by the parser itself (`overflowStatus` tells which part overflowed).
+ */
+export function parserOptions(http: HttpSettings): ServerOptions {
+  const deadlines = [http.headersTimeout, http.requestTimeout].filter((ms) => ms > 0);
+  return {
+    keepAliveTimeout: http.keepAliveTimeout,
+    headersTimeout: http.headersTimeout,
+    requestTimeout: http.requestTimeout,
+    maxHeaderSize: http.maxUriLength + http.maxHeaderSize + REQUEST_LINE_EXTRA,
+    // node checks the head and request deadlines on a sweep of the connections mid-request, every
+    // 30 s by default: a 60 s deadline then holds a slow client up to 90 s. A sweep every tenth of
+    // the shortest deadline (at most 1 s) keeps them within 10 %; it visits only connections with
+    // a request under way, in C++, so it costs microseconds even with thousands of them.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(...deadlines, 10_000) / 10))),
+  };
+}
+
+/** What node:http must not do on its own (see the file comment); call on each new server. */
+export function disableNodeLimits(server: { maxHeadersCount: number | null; maxRequestsPerSocket: number | null }): void {
+  server.maxHeadersCount = 0; // 0 = keep them all; headRefusal counts (the head size bounds them)
+  server.maxRequestsPerSocket = 0; // counted by admitOnConnection
+}
+
+/**
+ * 414 or 431 for a request whose head is within node's limit but over ours. Headers are counted
+ * as received (`rawHeaders`), each as "name: value\r\n".
+ */
+export function headRefusal(req: IncomingMessage, http: HttpSettings): HeadRefusal | null {
+  const url = req.url;
+  // RFC 9112 §3: a request-target longer than any URI the server wishes to parse → 414 (RFC 9110 §15.5.15).
+  if (url !== undefined && url.length > http.maxUriLength) return { status: 414, reason: `request target of ${url.length} bytes (limit ${http.maxUriLength})` };
+  const raw = req.rawHeaders;
+  // RFC 6585 §5: 431 for too many header fields as well as for too large ones.
+  if (raw.length > http.maxHeaders * 2) return { status: 431, reason: `more than ${http.maxHeaders} header fields` };
+  let size = 0;
+  for (let i = 0; i < raw.length; i++) size += (raw[i] as string).length + 2;
+  if (size > http.maxHeaderSize) return { status: 431, reason: `header section of ${size} bytes (limit ${http.maxHeaderSize})` };
+  return null;
+}
+
+/**
+ * The status for a head node:http's parser refused as too large (HPE_HEADER_OVERFLOW): 414 when
+ * the overflow is in the request line, else 431. The parser reports only the bytes it was given
+ * last (`rawPacket`): when they start with a method and hold no line end within the URI limit,
+ * the request line itself was too long. A request line trickled in small pieces cannot be told
+ * apart this way and gets 431 (its head deadline applies to it anyway).
+ */
+export function overflowStatus(error: Error, http: HttpSettings): 414 | 431 {
+  const raw = (error as Error & { rawPacket?: unknown }).rawPacket;
+  if (!Buffer.isBuffer(raw)) return 431;
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\r\n ]/.test(raw.toString('latin1', 0, 64))) return 431;
+  const lineEnd = raw.indexOf(10);
+  return lineEnd === -1 || lineEnd > http.maxUriLength ? 414 : 431;
+}
+
+const REQUESTS = Symbol('portico.requests');
+type CountedSocket = Socket & { [REQUESTS]?: number };
+
+/**
+ * Counts requests on the connection (nginx `keepalive_requests`): the last one allowed is answered
+ * with `Connection: close`; requests pipelined behind it are not served (false): the connection
+ * closes after that answer and the client sends them again on a new one (RFC 9112 §9.3.2, §9.6).
+ */
+export function admitOnConnection(req: IncomingMessage, res: ServerResponse, http: HttpSettings): boolean {
+  const socket = req.socket as CountedSocket;
+  const count = (socket[REQUESTS] ?? 0) + 1;
+  socket[REQUESTS] = count;
+  if (count >= http.maxRequestsPerConnection) res.shouldKeepAlive = false;
+  return count <= http.maxRequestsPerConnection;
+}
+
+const BODY = Symbol('portico.body');
+const EXPECTS_CONTINUE = Symbol('portico.expectsContinue');
+
+interface BodyWatch {
+  readonly res: ServerResponse;
+  /** Bytes allowed (0 = no limit): `http.maxBodySize` until the route is known, then the route's. */
+  limit: number;
+  /** Chunked body bytes received so far. */
+  received: number;
+  refusal: HttpError | null;
+  timed: boolean;
+}
+
+type WatchedRequest = IncomingMessage & { [BODY]?: BodyWatch; [EXPECTS_CONTINUE]?: true };
+type Push = (chunk: unknown, encoding?: BufferEncoding) => boolean;
+
+/** node:http hands a request with `Expect: 100-continue` over without answering it: `limitBody` sends the 100 once the body is allowed. */
+export function expectsContinue(req: IncomingMessage): void {
+  (req as WatchedRequest)[EXPECTS_CONTINUE] = true;
+}
+
+/**
+ * Starts watching a request's body, before any of it is read: the body timeout (nginx
+ * `client_body_timeout`: the longest pause between two reads) and, for a chunked body, the byte
+ * count against `http.maxBodySize` (the route's own limit replaces it in `limitBody`). A request
+ * without a body costs one header lookup.
+ */
+export function watchBody(req: IncomingMessage, res: ServerResponse, http: HttpSettings): void {
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const length = req.headers['content-length'];
+  if (!chunked && (length === undefined || length === '0')) return;
+  const watch: BodyWatch = { res, limit: http.maxBodySize, received: 0, refusal: null, timed: false };
+  (req as WatchedRequest)[BODY] = watch;
+  if (chunked) countChunks(req as WatchedRequest, watch);
+  if (http.bodyTimeout > 0) {
+    // The socket's idle timer is re-armed by every read, which is exactly "between two reads".
+    // node emits the request's 'timeout' while it is incomplete (and, with a listener, leaves the
+    // socket to us); node's own keep-alive timer replaces this one once the answer is done.
+    const socket = req.socket;
+    watch.timed = true;
+    socket.setTimeout(http.bodyTimeout);
+    req.once('timeout', () => refuseBody(req as WatchedRequest, watch, 408, ErrorCodes.ERR_LIMIT_BODY_TIMEOUT, `no request body data for ${http.bodyTimeout} ms`));
+    req.once('end', () => {
+      if (watch.timed && !res.writableFinished) socket.setTimeout(0);
+      watch.timed = false;
+    });
+  }
+}
+
+/**
+ * Counts a chunked body as node's parser hands it over (`push`, before any reader sees it): at
+ * the limit the chunk is dropped and the body refused, so whoever reads the body (the upstream
+ * request) never receives more than the limit. Returning false makes node stop reading the
+ * socket: the rest of the body is not read at all.
+ */
+function countChunks(req: WatchedRequest, watch: BodyWatch): void {
+  const push = req.push as Push;
+  (req as { push: Push }).push = function countedPush(this: WatchedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (watch.refusal) return false;
+    if (chunk !== null && watch.limit > 0) {
+      watch.received += (chunk as Buffer).length;
+      if (watch.received > watch.limit) {
+        refuseBody(this, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${watch.limit} bytes`);
+        return false;
+      }
+    }
+    return push.call(this, chunk, encoding);
+  };
+}
+
+/**
+ * The body check of the route phase (nginx checks `client_max_body_size` once the location is
+ * found): a declared length over the route's limit is refused before any of the body is read;
+ * a chunked body is counted against the route's limit from here on. Then a client waiting for
+ * `100 Continue` gets it (RFC 9110 §10.1.1: a server that refuses answers with the final status
+ * instead, and the client does not send the body at all).
+ */
+export function limitBody(ctx: RequestContext, limit: number): void {
+  const req = ctx.req as WatchedRequest;
+  const watch = req[BODY];
+  if (watch) {
+    if (watch.refusal) throw watch.refusal;
+    watch.limit = limit;
+    const length = req.headers['content-length'];
+    // RFC 9110 §15.5.14; the connection closes: the body that follows is not read.
+    if (limit > 0 && length !== undefined && Number(length) > limit) {
+      throw new HttpError(413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `request body of ${length} bytes (limit ${limit})`, { headers: { Connection: 'close' } });
+    }
+    if (limit > 0 && watch.received > limit) throw refuseBody(req, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${limit} bytes`);
+  }
+  if (req[EXPECTS_CONTINUE] && !ctx.res.headersSent) {
+    req[EXPECTS_CONTINUE] = undefined;
+    ctx.res.writeContinue();
+  }
+}
+
+/** Why this request's body was refused (413 too large, 408 too slow), or null. The answer to give instead of the consumer's own error. */
+export function bodyRefusal(req: IncomingMessage): HttpError | null {
+  return (req as WatchedRequest)[BODY]?.refusal ?? null;
+}
+
+/**
+ * Refuses a body mid-stream. Before the answer has started, the request stream is errored so its
+ * consumer aborts (the proxy then answers `bodyRefusal`); node would destroy the client socket
+ * along with an unfinished request, so the socket is detached for that one call and the
+ * connection stays able to carry the answer, marked to close after it. Once the answer is under
+ * way, the connection is closed when it ends (or at once when it has ended): it cannot carry
+ * another request, since the rest of the body is unread.
+ */
+function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, code: ErrorCode, message: string): HttpError {
+  if (watch.refusal) return watch.refusal;
+  const refusal = new HttpError(status, code, message, { headers: { Connection: 'close' } });
+  watch.refusal = refusal;
+  const socket = req.socket;
+  if (watch.timed) {
+    watch.timed = false;
+    socket.setTimeout(0);
+  }
+  const res = watch.res;
+  if (res.writableEnded) {
+    socket.destroySoon();
+  } else if (res.headersSent) {
+    res.once('finish', () => socket.destroySoon());
+  } else {
+    res.shouldKeepAlive = false;
+  }
+  if (!req.destroyed) {
+    // Whoever reads the body gets the error (undici aborts the upstream request); without a
+    // reader, nobody must: an 'error' without a listener would end the process.
+    req.on('error', ignore);
+    const attached = req as { socket: Socket | null };
+    attached.socket = null;
+    try {
+      req.destroy(refusal);
+    } finally {
+      attached.socket = socket;
+    }
+  }
+  return refusal;
+}
+
+function ignore(): void {}
