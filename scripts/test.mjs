@@ -38,7 +38,8 @@ const files = only.length > 0 ? only : [...findTests(join(root, 'src')), ...find
 // Tests that assert a time bound on process boot (a replacement worker answers within 1 s) run
 // alone afterwards: beside another load test on a 2-core machine a boot can take longer than
 // the bound, and that would measure the neighbour, not Portico.
-const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts'];
+// slow-clients runs a 1,000-connection slowhttptest attack and measures a client's latency meanwhile.
+const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts', 'test/integration/slow-clients.test.ts'];
 const together = files.filter((file) => !ALONE.includes(file));
 const alone = files.filter((file) => ALONE.includes(file));
 const testArgs = ['--import', 'tsx', '--test', '--test-reporter=spec'];
