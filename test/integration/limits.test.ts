@@ -227,6 +227,17 @@ describe('protocol limits and slow clients (real server, raw sockets)', () => {
       assert.ok(await client.closedWithin(5_000), 'the connection closes after the 413');
       assert.equal(received.has('fixed-over'), false, 'the upstream never saw the request');
     });
+    it('a client that sends a 16 MiB body anyway still reads the 413, and the connection is not reset (lingering close)', async () => {
+      for (let i = 0; i < 5; i++) {
+        const client = await RawClient.open(port);
+        const size = 16 * 1024 * 1024;
+        client.write(Buffer.concat([Buffer.from(`POST /upload/ HTTP/1.1\r\nHost: limits.test\r\nX-Test: fixed-sent-${i}\r\nContent-Length: ${size}\r\n\r\n`), Buffer.alloc(size, 'q')]));
+        assert.ok(await client.closedWithin(8_000), 'closed');
+        assert.equal(statusOf(client.text()), 413, `round ${i}: ${JSON.stringify(client.text().slice(0, 80))} (socket error: ${client.error})`);
+        assert.equal(client.error, null, `round ${i}: the connection was reset`);
+        assert.equal(received.has(`fixed-sent-${i}`), false);
+      }
+    });
     it('Expect: 100-continue with a Content-Length over the limit → 413 and no 100 Continue', async () => {
       const client = await RawClient.open(port);
       client.write(`POST /upload/ HTTP/1.1\r\nHost: limits.test\r\nX-Test: expect-over\r\nExpect: 100-continue\r\nContent-Length: ${BODY_LIMIT * 4}\r\n\r\n`);

@@ -101,7 +101,42 @@ export function overflowStatus(error: Error, http: HttpSettings): 414 | 431 {
 }
 
 const REQUESTS = Symbol('portico.requests');
-type CountedSocket = Socket & { [REQUESTS]?: number };
+const CLOSING = Symbol('portico.closing');
+type CountedSocket = Socket & { [REQUESTS]?: number; [CLOSING]?: true };
+
+/**
+ * How long a connection closed with request bytes still arriving keeps reading (and discarding)
+ * them after its answer (nginx `lingering_close`, `lingering_timeout` 5 s).
+ */
+const LINGER_MS = 5_000;
+
+/**
+ * Closes a connection whose request body was not read whole, without losing the answer: closing
+ * a TCP socket with unread input sends a reset, and a reset can make the client's stack discard
+ * the answer before the client reads it (RFC 9112 §9.6, the "TCP reset problem"). So the answer
+ * is followed by a half-close (FIN), and what the client still sends is read and dropped until it
+ * closes its side or LINGER_MS pass, as nginx's lingering close. Installed as the socket's
+ * `destroySoon`, which node:http calls once a `Connection: close` answer is written; no request
+ * after the refused one is served meanwhile (admitOnConnection).
+ */
+function lingerOnClose(socket: Socket): void {
+  const closing = socket as CountedSocket & { destroySoon(): void };
+  if (closing[CLOSING]) return;
+  closing[CLOSING] = true;
+  closing.destroySoon = function lingeringClose(this: Socket): void {
+    if (this.writable) this.end();
+    if (this.destroyed) return;
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    const done = () => {
+      clearTimeout(timer);
+      this.destroy();
+    };
+    this.once('end', done);
+    this.once('close', done);
+    // Keep reading (node's parser stops when a refused body's push says so): input is dropped.
+    this.resume();
+  };
+}
 
 /**
  * Counts requests on the connection (nginx `keepalive_requests`): the last one allowed is answered
@@ -110,6 +145,8 @@ type CountedSocket = Socket & { [REQUESTS]?: number };
  */
 export function admitOnConnection(req: IncomingMessage, res: ServerResponse, http: HttpSettings): boolean {
   const socket = req.socket as CountedSocket;
+  // Closing after a refused body: bytes parsed from the rest of it are never a request to serve.
+  if (socket[CLOSING]) return false;
   const count = (socket[REQUESTS] ?? 0) + 1;
   socket[REQUESTS] = count;
   if (count >= http.maxRequestsPerConnection) res.shouldKeepAlive = false;
@@ -149,7 +186,7 @@ export function watchBody(req: IncomingMessage, res: ServerResponse, http: HttpS
   if (!chunked && (length === undefined || length === '0')) return;
   const watch: BodyWatch = { res, limit: http.maxBodySize, received: 0, refusal: null, timed: false };
   (req as WatchedRequest)[BODY] = watch;
-  if (chunked) countChunks(req as WatchedRequest, watch);
+  countChunks(req as WatchedRequest, watch, chunked);
   if (http.bodyTimeout > 0) {
     // The socket's idle timer is re-armed by every read, which is exactly "between two reads".
     // node emits the request's 'timeout' while it is incomplete (and, with a listener, leaves the
@@ -166,20 +203,21 @@ export function watchBody(req: IncomingMessage, res: ServerResponse, http: HttpS
 }
 
 /**
- * Counts a chunked body as node's parser hands it over (`push`, before any reader sees it): at
- * the limit the chunk is dropped and the body refused, so whoever reads the body (the upstream
- * request) never receives more than the limit. Returning false makes node stop reading the
- * socket: the rest of the body is not read at all.
+ * Sits where node's parser hands the body over (`push`, before any reader sees it). A chunked body
+ * is counted: at the limit the chunk is dropped and the body refused, so whoever reads the body
+ * (the upstream request) never receives more than the limit. Once a body is refused, the rest of
+ * it is dropped here as it arrives (a declared length is bounded by the parser, so only chunked
+ * bodies are counted).
  */
-function countChunks(req: WatchedRequest, watch: BodyWatch): void {
+function countChunks(req: WatchedRequest, watch: BodyWatch, counted: boolean): void {
   const push = req.push as Push;
   (req as { push: Push }).push = function countedPush(this: WatchedRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (watch.refusal) return false;
-    if (chunk !== null && watch.limit > 0) {
+    if (watch.refusal) return true;
+    if (counted && chunk !== null && watch.limit > 0) {
       watch.received += (chunk as Buffer).length;
       if (watch.received > watch.limit) {
         refuseBody(this, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${watch.limit} bytes`);
-        return false;
+        return true;
       }
     }
     return push.call(this, chunk, encoding);
@@ -200,8 +238,9 @@ export function limitBody(ctx: RequestContext, limit: number): void {
     if (watch.refusal) throw watch.refusal;
     watch.limit = limit;
     const length = req.headers['content-length'];
-    // RFC 9110 §15.5.14; the connection closes: the body that follows is not read.
+    // RFC 9110 §15.5.14; the connection closes: the body that follows is not passed on.
     if (limit > 0 && length !== undefined && Number(length) > limit) {
+      lingerOnClose(req.socket);
       throw new HttpError(413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `request body of ${length} bytes (limit ${limit})`, { headers: { Connection: 'close' } });
     }
     if (limit > 0 && watch.received > limit) throw refuseBody(req, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${limit} bytes`);
@@ -235,6 +274,7 @@ function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, co
     socket.setTimeout(0);
   }
   const res = watch.res;
+  lingerOnClose(socket);
   if (res.writableEnded) {
     socket.destroySoon();
   } else if (res.headersSent) {
