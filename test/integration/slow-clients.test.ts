@@ -124,6 +124,8 @@ describe('slow-client attack (slowhttptest, 1,000 connections, 30 s each)', { ti
     });
     port = await freePort();
     portico = await startWithConfig(dir.path, {
+      // One process: the connections, descriptors and memory measured are all in portico.pid.
+      workers: 1,
       log: { access: false, level: 'warn' },
       servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/', proxy: { to: upstream.url } }] }],
     });
