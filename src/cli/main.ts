@@ -91,6 +91,7 @@ Options:
       --spa            serve /index.html for paths that are not files (single-page apps)
       --max-age D      Cache-Control max-age, e.g. 1h (default: none)
       --dotfiles MODE  ignore (404, default) | deny (403) | allow
+      --compress       gzip/brotli text responses on the fly (config \`encode: true\`)
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -108,6 +109,7 @@ Options:
       --cache          cache responses (RFC 9111 shared cache, 64 MiB in memory; Cache-Status
                        header; PURGE from 127.0.0.1/::1)
       --cache-dir DIR  also keep them on disk in DIR (1 GiB bound, kept across restarts)
+      --compress       gzip/brotli text responses on the fly (config \`encode: true\`)
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -301,6 +303,7 @@ async function serve(args: string[]): Promise<void> {
       spa: { type: 'boolean' },
       'max-age': { type: 'string' },
       dotfiles: { type: 'string' },
+      compress: { type: 'boolean' },
       'no-access-log': { type: 'boolean' },
       'access-log': { type: 'string' },
     },
@@ -324,6 +327,7 @@ async function serve(args: string[]): Promise<void> {
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        ...(values.compress ? { encode: true } : {}),
         static: {
           root,
           listing: Boolean(values.listing),
@@ -360,6 +364,7 @@ async function proxy(args: string[]): Promise<void> {
       'host-header': { type: 'string' },
       cache: { type: 'boolean' },
       'cache-dir': { type: 'string' },
+      compress: { type: 'boolean' },
       'no-access-log': { type: 'boolean' },
       'access-log': { type: 'string' },
     },
@@ -382,6 +387,7 @@ async function proxy(args: string[]): Promise<void> {
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        ...(values.compress ? { encode: true } : {}),
         routes: [{ proxy: { to: 'upstream', ...(values['host-header'] !== undefined ? { host: values['host-header'] as string } : {}) }, ...(values.cache ? { cache: true } : {}) }],
       },
     ],

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { APPS } from '../helpers/app.js';
-import { freePort, request, runCli, startWithConfig, tempDir, writeConfig, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
+import { freePort, request, runCli, startPortico, startWithConfig, tempDir, writeConfig, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
 import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 /** The same deterministic text as the app fixture's `text(size)`. */
@@ -54,6 +54,8 @@ let portico: RunningPortico;
 let upstream: NodeUpstream;
 let base = '';
 let sseGate = gate();
+/** Upstream streams that ended because the other side went away. */
+let streamsCut = 0;
 
 before(async () => {
   mkdirSync(site);
@@ -72,6 +74,22 @@ before(async () => {
     } else if (path === '/up/text') {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(UP_TEXT), etag: '"v1"', vary: 'Origin' });
       res.end(UP_TEXT);
+    } else if (path === '/up/endless') {
+      // Hex text (it compresses only about 2:1), up to 200 MB, written only as fast as it is taken:
+      // a client that leaves must stop it long before the end.
+      res.on('close', () => {
+        if (!res.writableFinished) streamsCut++;
+      });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let left = 200 * 1024 * 1024;
+      const pump = () => {
+        while (left > 0 && !res.destroyed) {
+          left -= 65_536;
+          if (!res.write(randomBytes(32_768).toString('hex'))) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
     } else if (path === '/up/stream') {
       // Chunked, written with back-pressure, 5 MB: the filter must stream, not buffer.
       res.writeHead(200, { 'content-type': 'text/plain' });
@@ -267,6 +285,24 @@ describe('byte-identical after decompression', () => {
   }
 });
 
+describe('a client that leaves mid-stream', () => {
+  it('stops the compressor and the upstream request (nothing keeps streaming into the void)', async () => {
+    const before = streamsCut;
+    const req = httpRequest(`${base}/up/endless`, { headers: { 'accept-encoding': 'gzip' }, agent: false });
+    req.end();
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    assert.equal(res.headers['content-encoding'], 'gzip');
+    // Read a little (not the 200 MB), then go away.
+    await once(res, 'data');
+    req.destroy();
+    const deadline = Date.now() + 10_000;
+    while (streamsCut === before && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(streamsCut, before + 1, 'the upstream response was cut when the client left');
+    const after = await get('/static/page.html', { 'accept-encoding': 'gzip' });
+    assert.equal(decode(after).toString(), PAGE, 'and Portico serves on');
+  });
+});
+
 describe('never compressed', () => {
   const accept = { 'accept-encoding': 'br, gzip' };
 
@@ -400,6 +436,28 @@ describe('zstd', () => {
     else {
       assert.equal(result.code, 2);
       assert.match(result.stderr, /servers\[0\]\.encode\.encodings: expected codings this runtime can produce \("br", "gzip"; zstd needs Node\.js 22\.15 or later/);
+    }
+  });
+});
+
+describe('the CLI: --compress', () => {
+  it('portico serve DIR --compress and portico proxy URL --compress compress; without the flag they do not', async () => {
+    for (const [args, path, expected] of [
+      [['serve', site], '/page.html', PAGE],
+      [['proxy', upstream.url], '/up/text', UP_TEXT],
+    ] as const) {
+      for (const flag of [true, false]) {
+        const port = await freePort();
+        const p = await startPortico([...args, '--port', String(port), '--no-access-log', ...(flag ? ['--compress'] : [])]);
+        try {
+          const res = await request(`http://127.0.0.1:${port}${path}`, { headers: { 'accept-encoding': 'br, gzip' } });
+          assert.equal(res.status, 200);
+          assert.equal(res.headers['content-encoding'], flag ? 'br' : undefined, `${args[0]} ${flag ? 'with' : 'without'} --compress`);
+          assert.equal(decode(res).toString(), expected);
+        } finally {
+          await p.stop();
+        }
+      }
     }
   });
 });
