@@ -29,13 +29,16 @@
  *   (the `encodings` order, br before gzip by default); identity wins only when the client rates
  *   it strictly higher. No `Accept-Encoding` at all: identity (the RFC allows any coding then,
  *   but old clients that omit it may not decode one; nginx and Caddy do the same);
- * - a compressed response loses `Content-Length` (chunked framing: the length is not known until
- *   the end) and `Accept-Ranges`, and a strong `ETag` becomes weak (`W/"…"`), as nginx's gzip
- *   filter does: RFC 9110 §8.8.3 forbids one strong tag for two different byte sequences, and a
- *   weak tag still matches `If-None-Match` (weak comparison, RFC 9110 §13.1.2) at the origin, so
- *   revalidation through this filter keeps working without rewriting the request. (The other
- *   choice, Caddy's suffix `"tag-gzip"`, keeps the tag strong but the origin no longer recognises
- *   it, so every revalidation becomes a full 200.)
+ * - a response compressed on the fly loses `Content-Length` (chunked framing: the length is not
+ *   known until the end) and `Accept-Ranges`, and a strong `ETag` becomes weak (`W/"…"`), as nginx's gzip
+ *   filter does (ngx_http_gzip_filter_module calls ngx_http_weak_etag): RFC 9110 §8.8.3 forbids
+ *   one strong tag for two different byte sequences, and a weak tag still matches
+ *   `If-None-Match` (weak comparison, RFC 9110 §13.1.2) at the origin, so revalidation through
+ *   this filter keeps working without rewriting the request. (The other choice, a suffix like
+ *   `"tag-gzip"`, keeps the tag strong, but the origin no longer recognises it, so every
+ *   revalidation would become a full 200.) A 304 to a client that holds the weak tag carries that
+ *   tag and the Vary back (RFC 9111 §4.3.4). A body compressed once and kept (static's hot cache,
+ *   `sendStoredBody`) is sent with its own compressed Content-Length;
  * - `text/event-stream` is flushed after every write (Z_SYNC_FLUSH / BROTLI_OPERATION_FLUSH):
  *   each event reaches the client when the upstream sends it, not when a deflate block fills.
  *
@@ -71,9 +74,6 @@ const zstdZlib = zlib as unknown as ZstdZlib;
 
 /** Whether this runtime can compress zstd (checked once: Node 20 cannot). */
 export const ZSTD_AVAILABLE = typeof zstdZlib.createZstdCompress === 'function';
-
-/** The codings this runtime can produce, in the default server preference. */
-export const AVAILABLE_CODINGS: readonly ContentCoding[] = ZSTD_AVAILABLE ? ['zstd', 'br', 'gzip'] : ['br', 'gzip'];
 
 // Bounds of the per-route lookup caches: enough for the distinct values real clients send; a
 // client sending random values only ever costs a parse, never memory.
