@@ -16,7 +16,7 @@ import type { UserConfig } from '../config/schema.js';
 import { PorticoError } from '../core/errors.js';
 import { complain, log, say } from '../core/log.js';
 import { parseDuration } from '../core/units.js';
-import { applyOverrides, runNode, type NodeView, type Overrides } from '../supervisor/node.js';
+import type { NodeView, Overrides } from '../supervisor/node.js';
 import { DEMO_DIR, demoConfig } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -211,6 +211,9 @@ function banner(title: string, view: NodeView): void {
 async function runServer(config: ResolvedConfig, title: string, options: { loaded?: LoadedConfig; overrides?: Overrides; watch?: boolean } = {}): Promise<void> {
   const overrides = options.overrides ?? {};
   const source = options.loaded?.path ?? null;
+  // Loaded here, not at the top: `portico app` (the arbiter process) never runs the edge, and
+  // importing it (undici, the handlers) cost about 30 MiB of the arbiter's RSS.
+  const { applyOverrides, runNode } = await import('../supervisor/node.js');
   await runNode({
     config: applyOverrides(config, overrides),
     load: source ? () => loadConfig(source) : null,
