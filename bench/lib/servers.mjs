@@ -170,6 +170,23 @@ export const SCENARIOS = {
       '@fastify/http-proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'fastify-http-proxy'), env: { ORIGIN: ctx.origin } }),
     },
   },
+  'proxy-transports': {
+    title: 'proxy transports (minimal Node proxies, 5-byte answer)',
+    optional: true,
+    path: '/',
+    bytes: 5,
+    origin: 'hello5',
+    reference: 'nginx',
+    goal: {},
+    servers: {
+      portico: (ctx) => portico(ctx, 'proxy', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }]),
+      nginx: (ctx) => nginx(ctx, 'proxy', 'proxy'),
+      'undici Pool.dispatch, lean handler': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'undici-dispatch'), env: { ORIGIN: ctx.origin } }),
+      'undici Pool.stream': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'undici'), env: { ORIGIN: ctx.origin } }),
+      'undici Pool.request': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'undici-request'), env: { ORIGIN: ctx.origin } }),
+      'node:http + http.Agent': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-agent'), env: { ORIGIN: ctx.origin } }),
+    },
+  },
   'cache-hit': {
     title: 'cache hit (proxy cache)',
     path: '/',

@@ -1,5 +1,7 @@
 // A reverse-proxy peer to http://ORIGIN on 127.0.0.1:PORT. argv[2]:
 //   undici             node:http + undici Pool.stream, hop-by-hop headers stripped (the "minimal undici proxy")
+//   undici-dispatch    the same with Pool.dispatch and a lean handler (what Portico's proxy does)
+//   undici-request     the same with Pool.request (a Readable body piped to the response)
 //   http-agent         node:http + http.request with a keep-alive Agent
 //   http-proxy         the http-proxy package, keep-alive Agent
 //   fastify-http-proxy fastify + @fastify/http-proxy (undici underneath)
@@ -39,6 +41,50 @@ if (kind === 'undici') {
         }
       },
     );
+  });
+} else if (kind === 'undici-dispatch') {
+  const { Pool } = await import('undici');
+  const dispatcher = new Pool(`http://${origin}`, { connections: 64, pipelining: 1, keepAliveTimeout: 120_000 });
+  listen((req, res) => {
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    const flat = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (!HOP.has(req.rawHeaders[i].toLowerCase())) flat.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    dispatcher.dispatch(
+      { path: req.url, method: req.method, headers: flat, body: hasBody ? req : null },
+      {
+        onRequestStart() {},
+        onResponseStart(_controller, statusCode, headers) {
+          res.writeHead(statusCode, strip(headers));
+        },
+        onResponseData(controller, chunk) {
+          if (!res.write(chunk)) {
+            controller.pause();
+            res.once('drain', () => controller.resume());
+          }
+        },
+        onResponseEnd() {
+          res.end();
+        },
+        onResponseError() {
+          if (!res.headersSent) res.writeHead(502);
+          res.end();
+        },
+      },
+    );
+  });
+} else if (kind === 'undici-request') {
+  const { Pool } = await import('undici');
+  const pool = new Pool(`http://${origin}`, { connections: 64, pipelining: 1, keepAliveTimeout: 120_000 });
+  listen(async (req, res) => {
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    try {
+      const answer = await pool.request({ path: req.url, method: req.method, headers: strip(req.headers), body: hasBody ? req : null });
+      res.writeHead(answer.statusCode, strip(answer.headers));
+      answer.body.pipe(res);
+    } catch {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    }
   });
 } else if (kind === 'http-agent') {
   const [host, originPort] = origin.split(':');
