@@ -11,6 +11,9 @@
 //   --idle-connections N idle scenario (10000)                 --quiet-max S  wait for a quiet machine (60)
 //   --max-foreign PCT    repeat a run (twice at most) when other processes used more CPU than this (8)
 //   --no-install         never apt-get install missing peers   --out DIR      results folder (bench/results)
+//   --profile            run Portico under `node --cpu-prof` (its workers too) and print each profile's
+//                        summary (bench/profile-summary.mjs); profiles go to bench/results/profiles/ (not
+//                        committed). Profiling slows the server: its req/s are then not comparable.
 //   --compare DIR        also run the Portico servers of another built checkout (e.g. main before a
 //                        change), as "portico… (baseline)", interleaved with this one: an A/B run
 //
@@ -27,7 +30,7 @@
 // latest.json / latest.md / latest.svg.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +41,7 @@ import { originServer, SCENARIOS } from './lib/servers.mjs';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function parseArgs(argv) {
-  const opts = { quick: false, only: null, servers: null, rounds: 3, duration: 8, warmup: 2, connections: 64, idleConnections: 10_000, quietMax: 60, maxForeign: 8, install: true, out: join(ROOT, 'bench', 'results'), compare: null };
+  const opts = { quick: false, only: null, servers: null, rounds: 3, duration: 8, warmup: 2, connections: 64, idleConnections: 10_000, quietMax: 60, maxForeign: 8, install: true, out: join(ROOT, 'bench', 'results'), compare: null, profile: false };
   const given = new Set();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -66,6 +69,7 @@ function parseArgs(argv) {
     else if (arg === '--no-install') opts.install = false;
     else if (arg === '--out') opts.out = value();
     else if (arg === '--compare') opts.compare = value();
+    else if (arg === '--profile') opts.profile = true;
     else if (arg === '-h' || arg === '--help') {
       const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1).filter((l) => l.startsWith('//'));
       console.log(head.map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
@@ -290,6 +294,7 @@ async function main() {
     scenarios: [],
   };
   const names = opts.only ?? Object.keys(SCENARIOS).filter((name) => !SCENARIOS[name].optional);
+  const profiles = join(opts.out, 'profiles', stamp);
   let stopping = false;
   process.on('SIGINT', () => {
     stopping = true;
@@ -310,6 +315,11 @@ async function main() {
       }
       const defs = entries.map(([name, make]) => {
         const def = make(ctx);
+        if (!def.unavailable && opts.profile && name.startsWith('portico')) {
+          // One folder per server and scenario; workers inherit the flags through execArgv.
+          const dir = join(profiles, `${scenarioName}.${name.replace(/[^\w.-]+/g, '_')}`);
+          def.argv = [def.argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, ...def.argv.slice(1)];
+        }
         return [name, def.unavailable ? def : (packageProblem(def.argv, missing) ? { unavailable: packageProblem(def.argv, missing) } : def)];
       });
       say(`scenario ${scenarioName}: ${scenario.title}; servers: ${defs.map(([n]) => n).join(', ')}`);
@@ -373,6 +383,14 @@ async function main() {
   writeFileSync(`${base}.svg`, chart(result));
   for (const ext of ['json', 'md', 'svg']) copyFileSync(`${base}.${ext}`, join(opts.out, `latest.${ext}`));
   say(`results: ${base}.json, .md, .svg (and ${join(dirname(base), 'latest.*')})`);
+  if (opts.profile && existsSync(profiles)) {
+    for (const dir of readdirSync(profiles)) {
+      for (const file of readdirSync(join(profiles, dir)).filter((f) => f.endsWith('.cpuprofile'))) {
+        process.stdout.write(`\n#### profile ${dir} ${file}\n`);
+        spawnSync(process.execPath, [join(ROOT, 'bench', 'profile-summary.mjs'), join(profiles, dir, file), '20'], { stdio: 'inherit' });
+      }
+    }
+  }
 }
 
 main().catch((error) => {
