@@ -103,10 +103,12 @@ backend be
   return { argv: [ctx.tools.haproxy, '-db', '-f', file] };
 }
 
-/** `portico up` with a JSON config: access log off, keep-alive as long and as many requests as the peers'. */
+/** `portico up` with a JSON config: one process, access log off, keep-alive as long and as many requests as the peers'. */
 function portico(ctx, name, servers) {
   const file = join(ctx.tmp, `portico-${name}.json`);
   const config = {
+    // One process, like the one-worker peers (edge workers default to one per core).
+    workers: 1,
     log: { level: 'warn', access: false },
     http: { keepAliveTimeout: '120s', maxRequestsPerConnection: 1_000_000 },
     servers: servers.map((server) => ({ listen: `127.0.0.1:${ctx.port}`, ...server })),
