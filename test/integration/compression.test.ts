@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { APPS } from '../helpers/app.js';
-import { freePort, request, runCli, startPortico, startWithConfig, tempDir, writeConfig, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
+import { freePort, rawRequest, request, runCli, startPortico, startWithConfig, tempDir, writeConfig, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
 import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 /** The same deterministic text as the app fixture's `text(size)`. */
@@ -300,6 +300,19 @@ describe('a client that leaves mid-stream', () => {
     assert.equal(streamsCut, before + 1, 'the upstream response was cut when the client left');
     const after = await get('/static/page.html', { 'accept-encoding': 'gzip' });
     assert.equal(decode(after).toString(), PAGE, 'and Portico serves on');
+  });
+});
+
+describe('HTTP/1.0 clients (no chunked framing)', () => {
+  it('a compressed stream of unknown length ends with the connection, and decompresses whole', async () => {
+    const port = Number(new URL(base).port);
+    const raw = await rawRequest(port, 'GET /up/stream HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n', { idleMs: 5_000 });
+    const split = raw.indexOf('\r\n\r\n');
+    const head = raw.subarray(0, split).toString('latin1');
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.match(head, /\r\nContent-Encoding: gzip\r\n/i);
+    assert.doesNotMatch(head, /Transfer-Encoding|Content-Length/i, 'an HTTP/1.0 client reads to the close (RFC 9112 §6.3)');
+    assert.equal(gunzipSync(raw.subarray(split + 4)).toString(), UP_STREAM);
   });
 });
 
