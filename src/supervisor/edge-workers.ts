@@ -84,6 +84,8 @@ export class EdgeWorkers {
   readonly #pending = new Map<number, Pending>();
   #seq = 0;
   #stopping = false;
+  /** The first full set listens: from now on a worker that dies is replaced (before, start() fails). */
+  #started = false;
   #addresses: BoundAddress[] = [];
   #respawnTimer: NodeJS.Timeout | undefined;
   /** Called when workers crash in a loop and the supervisor gives up. */
@@ -121,6 +123,7 @@ export class EdgeWorkers {
       throw failure;
     }
     this.#addresses = results[0] as BoundAddress[];
+    this.#started = true;
   }
 
   #send(record: EdgeRecord, message: ToEdge): boolean {
@@ -270,7 +273,7 @@ export class EdgeWorkers {
     record.detachState();
     record.settle(new PorticoError('ERR_EDGE_WORKER', record.failedStart ?? `edge worker ${record.pid} exited (${signal ?? code}) before listening`));
     for (const seq of [...this.#pending.keys()]) this.#settlePending(seq, record.worker.id);
-    if (record.planned || this.#stopping) {
+    if (record.planned || this.#stopping || !this.#started) {
       log().info({ worker: record.pid, code, signal }, 'edge worker exited');
       return;
     }
