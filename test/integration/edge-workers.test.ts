@@ -10,7 +10,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, request, runCli, startPortico, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
-import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
+import { runLoad, summary } from '../helpers/load.js';
+import { APPS_DIR, startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -97,6 +98,43 @@ describe('supervisor and edge workers', () => {
       assert.ok(pids, portico.stdout());
       assert.deepEqual(children(portico.pid).sort(), [Number(pids[1]), Number(pids[2])].sort());
       for (let i = 0; i < 10; i++) assert.equal((await request(`${portico.url}/`)).text, 'two\n');
+    } finally {
+      assert.equal(await portico.stop(), 0);
+    }
+  });
+
+  it('apps run once per node (not once per edge worker); every edge worker reaches them, also through a rolling reload', async (t) => {
+    const port = await freePort();
+    const appConfig = {
+      workers: 2,
+      log: { access: false },
+      apps: { pid: { module: join(APPS_DIR, 'pid.mjs'), workers: 2 } },
+      servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/', app: 'pid' }] }],
+    };
+    const portico = await startPortico(['up', '--config', writeConfig(dir.path, appConfig, 'apps.config.json')], { timeoutMs: 30_000 });
+    try {
+      const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kids = children(portico.pid);
+      const appWorkers = kids.filter((pid) => /app\/worker\.js/.test(cmdline(pid)));
+      const edgeWorkers = kids.filter((pid) => /edge-worker\.js/.test(cmdline(pid)));
+      assert.equal(edgeWorkers.length, 2, 'two edge workers');
+      assert.equal(appWorkers.length, 2, 'two app workers in all, children of the supervisor');
+      for (const edge of edgeWorkers) assert.deepEqual(children(edge), [], 'an edge worker runs no app worker');
+      // Fresh connections land on both edge workers; every answer comes from one of the two app workers.
+      const answered = new Set<string>();
+      for (let i = 0; i < 20; i++) answered.add((await request(`${portico.url}/`)).text);
+      assert.ok([...answered].every((pid) => appWorkers.includes(Number(pid))), `answers from ${[...answered].join(', ')}`);
+      // A rolling reload of the app workers under load: each edge worker lets go of a leaving app worker first.
+      const hup = sleep(500).then(() => process.kill(portico.pid, 'SIGHUP'));
+      const result = await runLoad({ port, paths: ['/'], clients: 4, durationMs: 4_000, keepAlive: true });
+      await hup;
+      t.diagnostic(summary('SIGHUP (app workers roll) under 4 keep-alive clients, 2 edge workers', result));
+      assert.deepEqual(result.statuses, {});
+      assert.deepEqual(result.errors, {});
+      await eventually(() => /arbiter: reload done/.test(portico.stderr()), 15_000, 'the rolling reload done');
+      const after = new Set<string>();
+      for (let i = 0; i < 10; i++) after.add((await request(`${portico.url}/`)).text);
+      assert.ok([...after].every((pid) => !appWorkers.includes(Number(pid))), 'the new app workers answer');
     } finally {
       assert.equal(await portico.stop(), 0);
     }
