@@ -119,7 +119,8 @@ it('SIGTERM to portico while a command is still starting (its socket not accepti
       apps: { slow: { command: ['sh', '-c', `echo $$ > ${pidFile}; exec sleep 60`], socket: `127.0.0.1:${await freePort()}` } },
       servers: [{ listen: `127.0.0.1:${await freePort()}`, routes: [{ prefix: '/', app: 'slow' }] }],
     });
-    const child = spawn(process.execPath, [BIN, 'up', '--config', path], { cwd: dir.path, stdio: 'ignore' });
+    // One process, as every test started through the helpers (PORTICO_WORKERS=1).
+    const child = spawn(process.execPath, [BIN, 'up', '--config', path], { cwd: dir.path, stdio: 'ignore', env: { ...process.env, PORTICO_WORKERS: '1' } });
     const exited = once(child, 'exit');
     for (let i = 0; i < 100 && !existsSync(pidFile); i++) await sleep(50);
     assert.ok(existsSync(pidFile), 'the command did not start');
