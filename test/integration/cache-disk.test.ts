@@ -21,7 +21,7 @@ function entries(dir: string): { path: string; size: number }[] {
   const out: { path: string; size: number }[] = [];
   if (!existsSync(dir)) return out;
   for (const a of readdirSync(dir)) {
-    if (a === 'tmp') continue;
+    if (a.length !== 1) continue; // tmp/, locks/
     for (const b of readdirSync(join(dir, a))) {
       for (const name of readdirSync(join(dir, a, b))) if (!name.endsWith('.vary')) out.push({ path: join(dir, a, b, name), size: statSync(join(dir, a, b, name)).size });
     }
@@ -57,6 +57,7 @@ describe('disk tier', () => {
   let port = 0;
   let portico: RunningPortico | undefined;
   const config = () => ({
+    workers: 1,
     log: { access: false, level: 'error' },
     cache: {
       dir: cacheDir,
@@ -208,18 +209,49 @@ describe('disk tier', () => {
     upstream.on('/cli', answer({ 'cache-control': 'max-age=600' }));
     const dir = join(work.path, 'cli-cache');
     const cliPort = await freePort();
-    let cli = await startPortico(['proxy', upstream.url, '--port', String(cliPort), '--cache', '--cache-dir', dir, '--no-access-log']);
+    const env = { PORTICO_WORKERS: '1' };
+    let cli = await startPortico(['proxy', upstream.url, '--port', String(cliPort), '--cache', '--cache-dir', dir, '--no-access-log'], { env });
     try {
       assert.match(cli.stdout(), /caching in memory and /);
       assert.match(status(await request(`${cli.url}/cli`)), /fwd=miss; fwd-status=200; stored/);
       assert.match(status(await request(`${cli.url}/cli`)), /^portico; hit/);
       await eventually(() => entries(dir).length === 1, 'the entry file');
       await cli.stop();
-      cli = await startPortico(['proxy', upstream.url, '--port', String(cliPort), '--cache', '--cache-dir', dir, '--no-access-log']);
+      cli = await startPortico(['proxy', upstream.url, '--port', String(cliPort), '--cache', '--cache-dir', dir, '--no-access-log'], { env });
       assert.match(status(await request(`${cli.url}/cli`)), /^portico; hit/);
       assert.equal(upstream.count('/cli'), 1);
     } finally {
       await cli.stop();
+    }
+  });
+
+  it('several edge workers share the disk tier: one upstream request for concurrent cold requests, then hits in every worker', async () => {
+    const body = bodyOf(2 * KiB, 9);
+    upstream.on('/shared', (_req, res) => setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=600' }).end(body), 200));
+    const sharedDir = join(work.path, 'shared');
+    const sharedPort = await freePort();
+    const shared = await startWithConfig(join(work.path), {
+      workers: 2,
+      log: { access: false, level: 'error' },
+      cache: { dir: sharedDir },
+      servers: [{ listen: `127.0.0.1:${sharedPort}`, routes: [{ proxy: { to: upstream.url }, cache: true }] }],
+    });
+    try {
+      assert.match(shared.stdout(), /edge workers 2 \(pids/);
+      // Concurrent cold requests over both workers: one upstream request (the lock file).
+      const cold = await Promise.all(Array.from({ length: 30 }, () => request(`${shared.url}/shared`)));
+      for (const response of cold) assert.equal(sha(response.body), sha(body));
+      assert.equal(upstream.count('/shared'), 1);
+      await eventually(() => entries(sharedDir).length === 1, 'the entry file');
+      // New connections, spread by the kernel over both workers: all hits, from memory or disk.
+      const later = await Promise.all(Array.from({ length: 20 }, () => request(`${shared.url}/shared`)));
+      for (const response of later) {
+        assert.match(status(response), /^portico; hit/);
+        assert.equal(sha(response.body), sha(body));
+      }
+      assert.equal(upstream.count('/shared'), 1);
+    } finally {
+      await shared.stop();
     }
   });
 });

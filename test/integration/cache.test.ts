@@ -28,6 +28,9 @@ before(async () => {
   const port = await freePort();
   const to = upstream.url;
   portico = await startWithConfig(dir.path, {
+    // One process: these tests are about the rules; the memory tier and the lock are per
+    // process (cache-disk.test.ts runs several edge workers sharing the disk tier).
+    workers: 1,
     log: { access: false, level: 'error' },
     servers: [
       {

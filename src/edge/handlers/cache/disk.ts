@@ -28,13 +28,13 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { log } from '../../../core/log.js';
-import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
+import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type FillLock, type StoredMeta } from './store.js';
 
 const MAGIC = Buffer.from('PORTICO1', 'latin1');
 const PREFIX = 32;
@@ -154,6 +154,12 @@ export class DiskStore implements CacheStore {
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) continue;
       if (pid === process.pid) continue;
       await rm(join(this.#tmp, name), { force: true });
+    }
+    // Fill locks of processes that are gone.
+    for (const name of await readdir(join(this.#dir, 'locks')).catch(() => [] as string[])) {
+      const path = join(this.#dir, 'locks', name);
+      const holder = Number(await readFile(path, 'utf8').catch(() => ''));
+      if (!(Number.isInteger(holder) && holder > 0 && isAlive(holder))) await rm(path, { force: true });
     }
     await this.#scan();
   }
@@ -445,6 +451,52 @@ export class DiskStore implements CacheStore {
     // Variants are kept in memory only.
   }
 
+  /**
+   * nginx `proxy_cache_lock` across the processes sharing this directory: `<dir>/locks/<hash>`
+   * created with O_EXCL holds the leader's pid. A waiter polls (every 25 ms) until the file is
+   * gone or the timeout; a lock whose pid is dead (a killed process) is broken.
+   */
+  async lockFill(key: string, timeoutMs: number): Promise<FillLock> {
+    await this.#ready;
+    const path = join(this.#dir, 'locks', hash(key, 32));
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await writeFile(path, String(process.pid), { flag: 'wx' });
+        let released = false;
+        return {
+          leader: true,
+          release: () => {
+            if (released) return;
+            released = true;
+            void unlink(path).catch(() => {});
+          },
+        };
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && attempt === 0) {
+          await mkdir(join(this.#dir, 'locks'), { recursive: true });
+          continue;
+        }
+        if (code !== 'EEXIST') return { leader: true, release: () => {} };
+      }
+      // Held by another process: a dead holder's lock is broken, and so is one older than the
+      // wait (its pid may have been reused by an unrelated process), else wait for it.
+      const holder = Number(await readFile(path, 'utf8').catch(() => ''));
+      const info = await stat(path).catch(() => null);
+      const stale = info !== null && info.mtimeMs < Date.now() - Math.max(timeoutMs, 10_000);
+      if (attempt < 3 && (stale || (Number.isInteger(holder) && holder > 0 && holder !== process.pid && !isAlive(holder)))) {
+        await unlink(path).catch(() => {});
+        continue;
+      }
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        if (!(await stat(path).then(() => true, () => false))) return { leader: false, released: true };
+      }
+      return { leader: false, released: false };
+    }
+  }
+
   async getVary(primary: string): Promise<readonly string[]> {
     await this.#ready;
     const { folder, file } = this.#paths(primary, null);
@@ -486,7 +538,6 @@ export class DiskStore implements CacheStore {
 
 async function readVaryFile(path: string): Promise<{ key: string; names: string[] } | null> {
   try {
-    const { readFile } = await import('node:fs/promises');
     const parsed = JSON.parse(await readFile(path, 'utf8')) as { key?: unknown; names?: unknown };
     if (typeof parsed.key !== 'string' || !Array.isArray(parsed.names) || !parsed.names.every((n) => typeof n === 'string')) return null;
     return { key: parsed.key, names: parsed.names as string[] };

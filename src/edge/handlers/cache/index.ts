@@ -215,9 +215,22 @@ export class CacheHandler {
     if (!pending) {
       const lock = newLock();
       this.#locks.set(key, lock);
+      let unlock: (() => void) | null = null;
       try {
-        await this.#fetch({ primary, stale: entry ?? null, conditional: entry !== undefined && hasValidators(entry), mayStore, fwd, client: ctx, context: ctx, lock });
+        // Across processes (a disk tier shared by edge workers): a lock file per key.
+        const shared = this.#store.lockFill ? await this.#store.lockFill(key, this.#config.lockTimeout) : { leader: true as const, release: () => {} };
+        if (shared.leader) unlock = shared.release;
+        else {
+          const again = await this.#store.getVary(primary);
+          const key2 = fullKey(primary, secondaryKey(again, ctx.req.headers));
+          const filled = this.#store.peek(key2) ?? (await this.#store.get(key2));
+          if (filled && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+          entry = filled ?? entry;
+        }
+        const storeIt = shared.leader || shared.released ? mayStore : false;
+        await this.#fetch({ primary, stale: entry ?? null, conditional: entry !== undefined && hasValidators(entry), mayStore: storeIt, fwd, client: ctx, context: ctx, lock });
       } finally {
+        unlock?.();
         lock.release();
         if (this.#locks.get(key) === lock) this.#locks.delete(key);
       }
@@ -344,6 +357,12 @@ export class CacheHandler {
     };
     try {
       await this.#proxy.exchange(plan.context, exchange);
+      // The response went out; its entry commits right after (a disk write may still run):
+      // waiters of the lock must find it, so the lock is held until then (bounded).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([sink.settled, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#config.lockTimeout)))]);
+      clearTimeout(timer);
+      sink.release();
     } catch (error) {
       sink.release();
       const status = error instanceof HttpError ? error.status : 502;
@@ -556,10 +575,18 @@ class StoringSink extends EventEmitter implements ResponseSink {
     }
   }
 
+  readonly #settled = newLock();
+
+  /** Resolves once what this exchange stores is committed (or known not to be stored). */
+  get settled(): Promise<void> {
+    return this.#settled.promise;
+  }
+
   release(): void {
     if (this.#released) return;
     this.#released = true;
     this.#plan.lock?.release();
+    this.#settled.release();
   }
 
   override once(event: string | symbol, listener: (...args: unknown[]) => void): this {

@@ -114,6 +114,8 @@ function headerValues(headers: readonly string[], name: string): string[] | unde
   return out;
 }
 
+export type FillLock = { readonly leader: true; release(): void } | { readonly leader: false; readonly released: boolean };
+
 /** Takes a response body as it streams from the upstream; `end` commits it, `abort` drops it. */
 export interface EntryWriter {
   write(chunk: Buffer): void;
@@ -139,5 +141,11 @@ export interface CacheStore {
   setVary(primary: string, names: readonly string[]): void;
   /** An entry grew (a compressed variant was added): account its new size where it is held. */
   resize(entry: CacheEntry): void;
+  /**
+   * Coalescing across processes that share this store (optional): the first caller for a key
+   * becomes the leader (and calls `release` once its entry is committed); the others wait until
+   * it releases (`released`) or `timeoutMs` passes, then look the key up again.
+   */
+  lockFill?(key: string, timeoutMs: number): Promise<FillLock>;
   close(): Promise<void>;
 }

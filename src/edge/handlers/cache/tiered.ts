@@ -8,7 +8,7 @@
  */
 import { DiskStore } from './disk.js';
 import { MemoryStore } from './memory.js';
-import type { CacheEntry, CacheStore, EntryWriter, StoredMeta } from './store.js';
+import type { CacheEntry, CacheStore, EntryWriter, FillLock, StoredMeta } from './store.js';
 
 export interface ZoneSettings {
   readonly name: string;
@@ -92,6 +92,11 @@ export class TieredStore implements CacheStore {
 
   resize(entry: CacheEntry): void {
     this.memory.resize(entry);
+  }
+
+  lockFill(key: string, timeoutMs: number): Promise<FillLock> {
+    // Memory only: one process, the handler's own lock is all there is.
+    return this.disk ? this.disk.lockFill(key, timeoutMs) : Promise.resolve({ leader: true, release: () => {} });
   }
 
   async close(): Promise<void> {
