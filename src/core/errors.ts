@@ -31,6 +31,12 @@ export const ErrorCodes = {
   ERR_UPSTREAM_UNAVAILABLE: 'ERR_UPSTREAM_UNAVAILABLE',
   ERR_UPSTREAM_FAILED: 'ERR_UPSTREAM_FAILED',
   ERR_UPSTREAM_TIMEOUT: 'ERR_UPSTREAM_TIMEOUT',
+  // edge/middleware: access (allow/deny 403, basic auth 401) and limits (rate 429, concurrency 503)
+  ERR_ACCESS_DENIED: 'ERR_ACCESS_DENIED',
+  ERR_AUTH_REQUIRED: 'ERR_AUTH_REQUIRED',
+  ERR_LIMIT_RATE: 'ERR_LIMIT_RATE',
+  ERR_LIMIT_CONN: 'ERR_LIMIT_CONN',
+  ERR_LIMIT_STORE: 'ERR_LIMIT_STORE',
   // listeners
   ERR_LISTEN: 'ERR_LISTEN',
   // supervisor: an edge worker process could not start (other than a listen failure)
