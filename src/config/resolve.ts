@@ -9,6 +9,8 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import zlib from 'node:zlib';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { Htpasswd } from '../core/htpasswd.js';
+import type { IpRule } from '../core/ip-list.js';
 import { ConfigError } from './errors.js';
 import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
@@ -172,6 +174,39 @@ export interface ResolvedCacheZone {
   readonly diskSize: number;
 }
 
+/** A rate zone (nginx `limit_req_zone`): the key template and the rate in milli-requests per second. */
+export interface ResolvedRateZone {
+  readonly key: string;
+  /** nginx's integer: "10r/s" → 10000, "300r/m" → 5000, "1r/m" → 16. */
+  readonly rate: number;
+}
+
+/** A route's rate limit (nginx `limit_req`), in whole requests as written. */
+export interface ResolvedRateLimit {
+  readonly zone: string;
+  readonly burst: number;
+  /** Requests of the burst passed without delay; `nodelay` is the whole burst. */
+  readonly delay: number;
+  readonly nodelay: boolean;
+  readonly status: number;
+}
+
+export interface ResolvedConnLimit {
+  readonly zone: string;
+  readonly max: number;
+  readonly status: number;
+}
+
+/** The access phase of a route: server settings merged in (a route's own replace the server's). */
+export interface ResolvedAccess {
+  /** IP rules in order, first match wins; empty = everyone. */
+  readonly rules: readonly IpRule[];
+  /** Basic auth with an absolute htpasswd path, or null. */
+  readonly basicAuth: { readonly realm: string; readonly htpasswd: string } | null;
+  readonly rateLimit: readonly ResolvedRateLimit[];
+  readonly connLimit: readonly ResolvedConnLimit[];
+}
+
 export interface ResolvedRoute {
   /** Where this route came from, for logs and errors: "servers[0].routes[2]". */
   readonly id: string;
@@ -189,6 +224,7 @@ export interface ResolvedRoute {
   readonly handler: ResolvedHandler;
   /** The response cache of a proxy/app route, or null. */
   readonly cache: ResolvedRouteCache | null;
+  readonly access: ResolvedAccess;
 }
 
 export interface ResolvedServer {
@@ -229,6 +265,12 @@ export interface ResolvedConfig {
     readonly maxBodySize: number;
     readonly maxRequestsPerConnection: number;
     readonly trustedProxies: readonly string[];
+    /** Open client connections per node; 0 = no cap. */
+    readonly maxConnections: number;
+  };
+  readonly limits: {
+    readonly rateZones: Readonly<Record<string, ResolvedRateZone>>;
+    readonly connZones: Readonly<Record<string, { readonly key: string }>>;
   };
   readonly upstreams: Readonly<Record<string, ResolvedUpstream>>;
   readonly apps: Readonly<Record<string, ResolvedApp>>;
@@ -617,7 +659,84 @@ function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, { r
   };
 }
 
-function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number): ResolvedRoute {
+type AccessSettings = Pick<ParsedRoute, 'access' | 'basicAuth' | 'rateLimit' | 'connLimit'>;
+
+/** The zones routes may name, for checking references. */
+interface ZoneNames {
+  readonly rate: ReadonlySet<string>;
+  readonly conn: ReadonlySet<string>;
+}
+
+/**
+ * A route's access settings: each of `access`, `basicAuth`, `rateLimit`, `connLimit` is the
+ * route's own when it has one (`false` turns it off), else the server's, as nginx inherits
+ * `allow`/`deny`, `auth_basic`, `limit_req` and `limit_conn` from server to location (a
+ * location's own list replaces the server's, it is not appended). Problems are reported at the
+ * path where the setting is written.
+ */
+function resolveAccess(server: AccessSettings, route: AccessSettings, serverId: string, routeId: string, baseDir: string, zones: ZoneNames, problems: string[], checked: Set<string>): ResolvedAccess {
+  const pick = <K extends keyof AccessSettings>(key: K): { value: AccessSettings[K]; at: string } =>
+    route[key] !== undefined ? { value: route[key], at: `${routeId}.${key}` } : { value: server[key], at: `${serverId}.${key}` };
+  // A server's setting is checked once, not once per route that inherits it.
+  const report = (at: string, message: string): void => {
+    if (checked.has(at + message)) return;
+    checked.add(at + message);
+    problems.push(`${at}${message}`);
+  };
+
+  const rules = pick('access');
+  const auth = pick('basicAuth');
+  let basicAuth: ResolvedAccess['basicAuth'] = null;
+  if (auth.value) {
+    const path = resolvePath(baseDir, auth.value.htpasswd);
+    try {
+      Htpasswd.load(path);
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${path}: no such file` : (error as Error).message;
+      report(`${auth.at}.htpasswd`, `: expected a readable htpasswd file of bcrypt, $apr1$ or {SHA} entries, got ${JSON.stringify(auth.value.htpasswd)} (${reason})`);
+    }
+    basicAuth = { realm: auth.value.realm, htpasswd: path };
+  }
+
+  const refs = <T extends { zone: string }>(value: false | T | T[] | undefined, at: string, known: ReadonlySet<string>, kind: string): { ref: T; at: string }[] => {
+    if (value === undefined || value === false) return [];
+    const list = Array.isArray(value) ? value.map((ref, i) => ({ ref, at: `${at}[${i}]` })) : [{ ref: value, at }];
+    const seen = new Set<string>();
+    for (const { ref, at: where } of list) {
+      if (!known.has(ref.zone)) {
+        const names = [...known].map((n) => `"${n}"`).join(', ');
+        report(`${where}.zone`, `: expected a zone of limits.${kind}${names ? ` (${names})` : ', which has none'}, got ${JSON.stringify(ref.zone)}`);
+      } else if (seen.has(ref.zone)) {
+        report(`${where}.zone`, `: expected each zone once per list (nginx: "is duplicate"), got ${JSON.stringify(ref.zone)} again`);
+      }
+      seen.add(ref.zone);
+    }
+    return list;
+  };
+  const rate = pick('rateLimit');
+  const conn = pick('connLimit');
+  return {
+    rules: rules.value === false || rules.value === undefined ? [] : rules.value,
+    basicAuth,
+    rateLimit: refs(rate.value, rate.at, zones.rate, 'rateZones').map(({ ref }) => ({
+      zone: ref.zone,
+      burst: ref.burst ?? 0,
+      delay: ref.nodelay ? (ref.burst ?? 0) : (ref.delay ?? 0),
+      nodelay: ref.nodelay ?? false,
+      status: ref.status ?? 429,
+    })),
+    connLimit: refs(conn.value, conn.at, zones.conn, 'connZones').map(({ ref }) => ({ zone: ref.zone, max: ref.max, status: ref.status ?? 503 })),
+  };
+}
+
+/** "10r/s" → 10000 milli-requests per second; "300r/m" → 5000 (nginx: rate * 1000 / scale, in integers). */
+export function parseRate(text: string): number {
+  const match = /^(\d+)r\/(s|m)$/.exec(text);
+  if (!match) return 0;
+  return Math.trunc((Number(match[1]) * 1000) / (match[2] === 'm' ? 60 : 1));
+}
+
+function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number, limitZones: ZoneNames, checked: Set<string>): ResolvedRoute {
   const match: ResolvedRoute['match'] =
     route.exact !== undefined
       ? { kind: 'exact', path: route.exact }
@@ -654,15 +773,17 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, base
     maxBodySize: route.maxBodySize ?? server.maxBodySize ?? httpMaxBodySize,
     handler,
     cache: resolveRouteCache(route.cache ?? server.cache, route.cache === undefined, handler, id, zones, problems),
+    access: resolveAccess(server, route, id.slice(0, id.indexOf('.routes[')), id, baseDir, limitZones, problems, checked),
   };
 }
 
-function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number): ResolvedServer {
+function resolveServer(server: ParsedServer, index: number, baseDir: string, problems: string[], upstreams: Map<string, ResolvedUpstream>, apps: ReadonlyMap<string, { readonly upstream: string }>, zones: Readonly<Record<string, ResolvedCacheZone>>, httpMaxBodySize: number, limitZones: ZoneNames): ResolvedServer {
   const id = `servers[${index}]`;
+  const checked = new Set<string>();
   const listenTexts = server.listen === undefined ? [':8080'] : Array.isArray(server.listen) ? server.listen : [server.listen];
   const routes = server.routes
-    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize))
-    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize)];
+    ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize, limitZones, checked))
+    : [resolveRoute({}, server, `${id}.routes[0]`, baseDir, problems, upstreams, apps, zones, httpMaxBodySize, limitZones, checked)];
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
@@ -737,7 +858,10 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const routable = new Map<string, { readonly upstream: string }>([...apps, ...externalApps]);
   const maxBodySize = parsed.http?.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
   const zones = resolveCacheZones(parsed.cache, baseDir);
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize));
+  const rateZones = Object.fromEntries(Object.entries(parsed.limits?.rateZones ?? {}).map(([name, zone]) => [name, { key: zone.key, rate: parseRate(zone.rate) }]));
+  const connZones = Object.fromEntries(Object.entries(parsed.limits?.connZones ?? {}).map(([name, zone]) => [name, { key: zone.key }]));
+  const limitZones: ZoneNames = { rate: new Set(Object.keys(rateZones)), conn: new Set(Object.keys(connZones)) };
+  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize, limitZones));
   checkServers(servers, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
@@ -761,7 +885,9 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
       maxBodySize,
       maxRequestsPerConnection: parsed.http?.maxRequestsPerConnection ?? 1000,
       trustedProxies: parsed.http?.trustedProxies ?? [],
+      maxConnections: parsed.http?.maxConnections ?? 0,
     },
+    limits: { rateZones, connZones },
     upstreams: Object.fromEntries(upstreams),
     apps: Object.fromEntries(apps),
     externalApps: Object.fromEntries(externalApps),

@@ -142,6 +142,7 @@ describe('resolver checks and results', () => {
       maxBodySize: 1024 * 1024,
       maxRequestsPerConnection: 1000,
       trustedProxies: [],
+      maxConnections: 0,
     });
     assert.deepEqual(config.log, { level: 'info', error: 'stderr', access: { format: 'combined', path: 'stdout' } });
     const server = config.servers[0];

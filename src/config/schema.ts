@@ -299,6 +299,77 @@ const routeCache = z.strictObject({
   purge: z.union([z.literal(false), z.strictObject({ allow: z.array(z.lazy(() => cidr)) })]).optional(),
 });
 
+/** A zone name of `limits.rateZones` / `limits.connZones`. */
+const zoneName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"');
+
+/** An IP access rule (nginx `allow`/`deny`): an address, a CIDR block, "all", or "unix:" (clients on a unix socket). */
+const ipTarget = z.string().superRefine((text, ctx) => {
+  if (text !== 'all' && text !== 'unix:' && !parseIpBlock(text)) ctx.addIssue({ code: 'custom', message: `expected an IP address, a CIDR block like "10.0.0.0/8" or "2001:db8::/32", "all" or "unix:", got ${show(text)}` });
+});
+const ipRule = z.union([z.strictObject({ allow: ipTarget }), z.strictObject({ deny: ipTarget })], {
+  error: (issue) => `expected { allow: "…" } or { deny: "…" }, got ${show(issue.input)}`,
+});
+
+/** One rate limit on a server or route (nginx `limit_req zone=… burst=… [nodelay | delay=…]`). */
+const rateLimitRef = z
+  .strictObject({
+    /** A zone of `limits.rateZones` (its key and rate). */
+    zone: zoneName,
+    /** Requests over the rate that are delayed (or, with `nodelay`/`delay`, passed) rather than rejected. @default 0 */
+    burst: z.number().int().min(0).max(1_000_000).optional(),
+    /** Serve the burst at once instead of pacing it at the rate. @default false */
+    nodelay: z.literal(true).optional(),
+    /** Two-stage limiting: the first `delay` requests of the burst pass at once, the rest are paced. @default 0 */
+    delay: z.number().int().min(0).max(1_000_000).optional(),
+    /** Status of a rejected request (nginx `limit_req_status`); it carries `Retry-After`. @default 429 */
+    status: z.number().int().min(400).max(599).optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value.nodelay !== undefined && value.delay !== undefined) ctx.addIssue({ code: 'custom', path: ['delay'], input: value.delay, message: 'expected either "nodelay" or "delay", not both' });
+  });
+
+/** One concurrency limit on a server or route (nginx `limit_conn zone N`). */
+const connLimitRef = z.strictObject({
+  /** A zone of `limits.connZones` (its key). */
+  zone: zoneName,
+  /** Requests in flight at once per key. */
+  max: z.number().int().min(1).max(1_000_000),
+  /** Status of a request over the limit (nginx `limit_conn_status`, whose default is 503); it carries `Retry-After: 1`. @default 503 */
+  status: z.number().int().min(400).max(599).optional(),
+});
+
+/** Access settings shared by servers (inherited) and routes (a route's own replace the server's; `false` turns one off). */
+const accessFields = {
+  /**
+   * IP rules in order, the first that matches decides (nginx `allow`/`deny`): `[{ allow:
+   * "10.0.0.0/8" }, { allow: "::1" }, { deny: "all" }]`. A denied client gets 403; no matching rule
+   * allows. The client address is the real one (after `http.trustedProxies`).
+   */
+  access: z.union([z.literal(false), z.array(ipRule)]).optional(),
+  /** HTTP basic authentication (RFC 7617, nginx `auth_basic`): 401 with `WWW-Authenticate` until a user of the htpasswd file gives its password. */
+  basicAuth: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** Shown by browsers in the login prompt (the `realm` of `WWW-Authenticate: Basic`). */
+        realm: z.string().min(1).regex(/^[\x20-\x7e]+$/, 'expected printable ASCII'),
+        /** An htpasswd file (Apache `htpasswd`): bcrypt (`-B`), `$apr1$` (`-m`) or `{SHA}` (`-s`) entries; relative to the config file. */
+        htpasswd: z.string().min(1),
+      }),
+    ])
+    .optional(),
+  /** Request rate limits (nginx `limit_req`): one or several, each naming a zone of `limits.rateZones`. */
+  rateLimit: z.union([z.literal(false), rateLimitRef, z.array(rateLimitRef).min(1)]).optional(),
+  /** Concurrency limits (nginx `limit_conn`): requests in flight per key of a zone of `limits.connZones`. */
+  connLimit: z.union([z.literal(false), connLimitRef, z.array(connLimitRef).min(1)]).optional(),
+};
+
+/** "10r/s", "300r/m": an nginx rate, whole requests per second or per minute. */
+const rate = z.string().superRefine((text, ctx) => {
+  const match = /^(\d{1,9})r\/(s|m)$/.exec(text);
+  if (!match || Number(match[1]) === 0) ctx.addIssue({ code: 'custom', message: `expected a rate like "10r/s" or "300r/m" (whole requests, more than 0), got ${show(text)}` });
+});
+
 const HANDLER_KEYS = ['static', 'redirect', 'respond', 'proxy', 'app'] as const;
 
 /** An app name, a key of `apps` (also used in the upstream group name `app:NAME`). */
@@ -348,6 +419,7 @@ const route = z
     app: z.string().min(1).optional(),
     /** Response cache for a `proxy` or `app` route; overrides the server's `cache`. */
     cache: z.union([z.boolean(), routeCache]).optional(),
+    ...accessFields,
   })
   .superRefine((value, ctx) => {
     const matchers = (['exact', 'prefix', 'regex'] as const).filter((key) => value[key] !== undefined);
@@ -396,6 +468,7 @@ const server = z.strictObject({
   routes: z.array(route).optional(),
   /** Response cache inherited by this server's `proxy` and `app` routes (nginx `proxy_cache` at server level). */
   cache: z.union([z.boolean(), routeCache]).optional(),
+  ...accessFields,
 });
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -632,6 +705,31 @@ export const configSchema = z.strictObject({
       maxRequestsPerConnection: z.number().int().min(1).optional(),
       /** Peers trusted to say who the client is: from them, the client address is taken from X-Forwarded-For (nginx `set_real_ip_from`, recursive). @default [] */
       trustedProxies: z.array(cidr).optional(),
+      /**
+       * Open client connections per node, all edge workers together; a connection over it is
+       * answered 503 with `Retry-After: 1` and closed without its request being read. 0 = no cap.
+       * @default 0
+       */
+      maxConnections: z.number().int().min(0).optional(),
+    })
+    .optional(),
+  /** Zones of rate and concurrency limits, referenced by `rateLimit`/`connLimit` of servers and routes (nginx `limit_req_zone`, `limit_conn_zone`). */
+  limits: z
+    .strictObject({
+      /** Rate zones by name: `{ key, rate }`. The key is a template ("$remote_addr", "$http_x_api_key", "$route", "$remote_addr:$route"); an empty key is not limited. */
+      rateZones: z
+        .record(
+          zoneName,
+          z.strictObject({
+            /** What is counted separately: a template. */
+            key: template(),
+            /** "10r/s" or "300r/m". */
+            rate,
+          }),
+        )
+        .optional(),
+      /** Concurrency zones by name: `{ key }` (a template, as for rate zones). */
+      connZones: z.record(zoneName, z.strictObject({ key: template() })).optional(),
     })
     .optional(),
   /** Upstream groups by name, for `proxy: { to: "name" }`. */

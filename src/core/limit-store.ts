@@ -116,7 +116,7 @@ export class MemoryLimitStore implements LimitStore {
     // changing nothing (nginx leaves a rejected key's bucket as it was).
     for (let i = 0; i < checks.length; i++) {
       const check = checks[i] as RateCheck;
-      const node = this.#node(check.zone, check.key, now);
+      const node = this.#node(check.zone, check.key);
       const excess = node === null ? 0 : nextExcess(node, check.rate, elapsed(now, node.last));
       if (excess > check.burst) return { action: 'reject', delayMs: 0, retryAfterMs: retryAfter(excess, check), index: i };
       excesses[i] = excess;
@@ -180,7 +180,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   /** The bucket of a key, bumped to most recently used; null when the key is new. */
-  #node(zoneName: string, key: string, now: number): RateNode | null {
+  #node(zoneName: string, key: string): RateNode | null {
     const zone = this.#rates.get(zoneName);
     const node = zone?.get(key);
     if (zone === undefined || node === undefined) return null;

@@ -36,6 +36,9 @@ export class RequestContext {
   captures: RegExpExecArray | null = null;
   /** Internal redirects so far (rewrite `last`, try-files fallback); bounded to stop loops. */
   internalRedirects = 0;
+  /** Rate and concurrency limits were applied (once per request, whatever route it ends on). */
+  rateLimited = false;
+  connLimited = false;
   /** A rewrite changed the URI (a proxy then sends the rewritten URI, not the one received). */
   rewritten = false;
   /** The client's address: the peer, or the one trusted proxies name (nginx realip `$remote_addr`). */

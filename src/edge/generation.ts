@@ -6,6 +6,8 @@
 import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
 import { createHandler, type HandlerEnvironment } from './handlers/index.js';
 import { UpstreamGroup } from './handlers/proxy/upstream.js';
+import { edgeLimitStore } from '../core/limit-ipc.js';
+import { compileAccess } from './middleware/access.js';
 import { compileCanonical } from './middleware/canonical.js';
 import { compileEncoder } from './middleware/encode.js';
 import { compileHeaderFilter } from './middleware/headers.js';
@@ -33,7 +35,7 @@ export interface Generation {
   close(): Promise<void>;
 }
 
-function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment): CompiledServer {
+function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment, limits: ResolvedConfig['limits']): CompiledServer {
   const routes: CompiledRoute[] = config.routes.map((route) => ({
     id: route.id,
     config: route,
@@ -41,6 +43,7 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
     headers: compileHeaderFilter(route.headers),
     encode: compileEncoder(route.encode),
     accessLog: route.accessLog,
+    access: compileAccess(route.access, limits, edgeLimitStore()),
     handler: createHandler(route, env),
   }));
   return {
@@ -76,7 +79,7 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
     }
   }
   const env: HandlerEnvironment = { upstreams, cacheZones: config.cache.zones };
-  const servers = config.servers.map((server) => compileServer(server, env));
+  const servers = config.servers.map((server) => compileServer(server, env, config.limits));
   const byListener = new Map<string, CompiledServer[]>();
   const listenAddresses = new Map<string, ListenAddress>();
   for (const server of servers) {

@@ -11,9 +11,10 @@
  *   5. route                        nginx `location` selection, then the route's rewrites;
  *                                   `last` (or a changed URI) searches again, at most 10 times (500);
  *                                   then the route's body limit (413; edge/http/limits.ts)
- *   6. access                       (reserved, in this order: real IP, allow/deny, auth, rate and
- *                                   connection limits; they run on the final route, after rewrites,
- *                                   as nginx's access phases do, so a rewrite cannot skip them)
+ *   6. access                       allow/deny 403, rate limits 429 (or a delay), concurrency limits
+ *                                   503, basic auth 401 (edge/middleware/access.ts says why in this
+ *                                   order); on the final route, after rewrites, as nginx's access
+ *                                   phases, so a rewrite cannot skip them
  *   7. content                      the route's handler (static | redirect | respond | …); a
  *                                   handler may reroute (try-files fallback) back to phase 5
  *   8. response filters             in sendHead (edge/http/respond.ts): route headers, Server,
@@ -35,6 +36,7 @@ import { limitBody } from './http/limits.js';
 import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
 import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
+import type { CompiledRoute } from './route/router.js';
 
 /** nginx stops a rewrite cycle after 10 internal redirects with a 500. */
 const MAX_INTERNAL_REDIRECTS = 10;
@@ -159,7 +161,13 @@ function routeAndServe(ctx: RequestContext): void | Promise<void> {
     // The body limit is the route's (nginx checks client_max_body_size once the location is found).
     limitBody(ctx, route.config.maxBodySize);
 
-    // 6. access: real IP, allow/deny, auth, rate and connection limits plug in here.
+    // 6. access (edge/middleware/access.ts): allow/deny 403, rate limits 429 (or a delay),
+    // concurrency limits 503, basic auth 401; the real IP was taken in phase 1.
+    const access = route.access;
+    if (access !== null) {
+      const pending = access(ctx);
+      if (pending) return pending.then(() => serve(ctx, route));
+    }
 
     // 7. content
     const result = route.handler(ctx);
@@ -170,6 +178,13 @@ function routeAndServe(ctx: RequestContext): void | Promise<void> {
     if (result instanceof Promise) return result.then((settled) => afterHandler(ctx, settled));
     return;
   }
+}
+
+/** Phase 7 after an asynchronous access phase. */
+function serve(ctx: RequestContext, route: CompiledRoute): void | Promise<void> {
+  const result = route.handler(ctx);
+  if (result instanceof Promise) return result.then((settled) => afterHandler(ctx, settled));
+  return afterHandler(ctx, result);
 }
 
 function afterHandler(ctx: RequestContext, result: HandlerResult): void | Promise<void> {

@@ -34,7 +34,9 @@ function getter(name: string): Getter {
     case 'query_string': return (ctx) => ctx.query;
     case 'is_args': return (ctx) => (ctx.query !== '' ? '?' : '');
     case 'request_method': return (ctx) => ctx.req.method ?? '';
-    case 'remote_addr': return (ctx) => ctx.clientAddress;
+    case 'remote_addr':
+    case 'binary_remote_addr': return (ctx) => ctx.clientAddress;
+    case 'route': return (ctx) => ctx.route?.id ?? '';
     case 'server_port': return (ctx) => String(ctx.listener.port);
     case 'server_name': return (ctx) => ctx.server?.primaryName ?? '';
   }

@@ -371,6 +371,7 @@ describe('an exception inside a handler (in-process pipeline)', () => {
       headers: null,
       encode: null,
       accessLog: false,
+      access: null,
       handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route, { upstreams: new Map() }),
     }));
     const compiled: CompiledServer = { id: resolved.id, config: resolved, primaryName: '', canonical: null, rewrite: [], router: new Router(routes) };

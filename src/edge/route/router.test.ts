@@ -11,8 +11,8 @@ import { Router, type CompiledRoute } from './router.js';
 type Match = ResolvedRoute['match'];
 
 function route(id: string, match: Match): CompiledRoute {
-  const config: ResolvedRoute = { id, match, rewrite: [], headers: { remove: [], set: [], add: [] }, accessLog: true, encode: null, maxBodySize: 0, handler: { type: 'none' }, cache: null };
-  return { id, config, rewrite: [], headers: null, encode: null, accessLog: true, handler: () => undefined };
+  const config: ResolvedRoute = { id, match, rewrite: [], headers: { remove: [], set: [], add: [] }, accessLog: true, encode: null, maxBodySize: 0, handler: { type: 'none' }, cache: null, access: { rules: [], basicAuth: null, rateLimit: [], connLimit: [] } };
+  return { id, config, rewrite: [], headers: null, encode: null, accessLog: true, access: null, handler: () => undefined };
 }
 const exact = (id: string, path: string) => route(id, { kind: 'exact', path });
 const prefix = (id: string, path: string, skipRegex = false) => route(id, { kind: 'prefix', path, skipRegex });

@@ -6,6 +6,7 @@
  *   3. `regex` routes are tried in config order; the first match wins (its captures become $1…);
  *   4. otherwise the remembered longest prefix wins; with none, there is no route (404).
  */
+import type { AccessStep } from '../middleware/access.js';
 import type { ResolvedRoute, ResolvedServer } from '../../config/resolve.js';
 import type { RequestContext } from '../context.js';
 import type { Handler } from '../handlers/index.js';
@@ -22,6 +23,8 @@ export interface CompiledRoute {
   /** Response compression; null when off (decided once per generation, no per-request check). */
   readonly encode: RouteEncoder | null;
   readonly accessLog: boolean;
+  /** Phase 6 (edge/middleware/access.ts): null when the route checks nothing. */
+  readonly access: AccessStep | null;
   readonly handler: Handler;
 }
 
