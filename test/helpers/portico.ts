@@ -183,7 +183,8 @@ export function request(url: string, options: { method?: string; headers?: Recor
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
-        host: target.hostname,
+        // "[::1]" in a URL is the host "::1".
+        host: target.hostname.replace(/^\[|\]$/g, ''),
         port: target.port,
         method: options.method ?? 'GET',
         path: options.path ?? `${target.pathname}${target.search}`,
