@@ -11,8 +11,9 @@ export const TEMPLATE_VARIABLES = [
   'host', 'uri', 'document_uri', 'request_uri', 'scheme', 'args', 'query_string', 'is_args',
   'request_method', 'remote_addr', 'server_port', 'server_name',
   // For limit keys: `binary_remote_addr` as nginx configs spell it (here the same text as
-  // `remote_addr`), and `route`, the id of the route serving the request ("servers[0].routes[2]").
-  'binary_remote_addr', 'route',
+  // `remote_addr`), and `route`, the id of the route serving the request ("servers[0].routes[2]");
+  // `limit_req_status` as nginx's: PASSED, DELAYED or REJECTED once a rate limit applied.
+  'binary_remote_addr', 'route', 'limit_req_status',
 ] as const;
 
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);

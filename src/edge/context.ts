@@ -39,6 +39,8 @@ export class RequestContext {
   /** Rate and concurrency limits were applied (once per request, whatever route it ends on). */
   rateLimited = false;
   connLimited = false;
+  /** nginx `$limit_req_status`: "PASSED", "DELAYED", "REJECTED", or "" when no rate limit applied. */
+  limitReqStatus = '';
   /** A rewrite changed the URI (a proxy then sends the rewritten URI, not the one received). */
   rewritten = false;
   /** The client's address: the peer, or the one trusted proxies name (nginx realip `$remote_addr`). */

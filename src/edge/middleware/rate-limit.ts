@@ -40,13 +40,18 @@ export function compileRateLimit(limits: readonly ResolvedRateLimit[], zones: Re
   const activeLimits: Limit[] = [];
 
   const decide = (ctx: RequestContext, outcome: RateOutcome, limitsNow: readonly Limit[]): void | Promise<void> => {
-    if (outcome.action === 'pass') return;
+    if (outcome.action === 'pass') {
+      ctx.limitReqStatus = 'PASSED';
+      return;
+    }
     const limit = limitsNow[outcome.index] ?? (limitsNow[0] as Limit);
     if (outcome.action === 'reject') {
+      ctx.limitReqStatus = 'REJECTED';
       const seconds = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
       log().info({ code: ErrorCodes.ERR_LIMIT_RATE, zone: limit.check.zone, client: ctx.clientAddress, route: ctx.route?.id }, 'limiting requests');
       throw new HttpError(limit.status, ErrorCodes.ERR_LIMIT_RATE, `rate limit of zone "${limit.check.zone}" exceeded`, { headers: { 'Retry-After': String(seconds) } });
     }
+    ctx.limitReqStatus = 'DELAYED';
     return sleep(outcome.delayMs).then(() => {
       // The client left while waiting (nginx ngx_http_test_reading): serve nothing.
       if (ctx.req.socket.destroyed) throw new HttpError(499, ErrorCodes.ERR_LIMIT_RATE, 'client closed the connection while its request was delayed');
