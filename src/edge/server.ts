@@ -10,12 +10,14 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
+import { edgeLimitStore } from '../core/limit-ipc.js';
 import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
 import { admitOnConnection, disableNodeLimits, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
 import { responseOnSocket, sendStatus } from './http/respond.js';
+import { gateConnections } from './middleware/conn-limit.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
 
 interface Listener {
@@ -162,6 +164,7 @@ export class EdgeServer {
       noDelay: true,
     });
     disableNodeLimits(server);
+    gateConnections(server, () => this.#generation.config.http.maxConnections, edgeLimitStore(), () => this.#generation.serverHeader);
     const address = this.#generation.listenAddresses.get(key);
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key }, draining: false };
     // The generation is read per request, so a reload applies to the next request on every socket.

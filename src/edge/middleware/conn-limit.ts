@@ -7,6 +7,7 @@
  * connection: counting requests in flight is the same number. An empty key is not limited.
  * Applied once per request, like nginx (`r->main->limit_conn_status`).
  */
+import type { Server as NetServer, Socket } from 'node:net';
 import type { ResolvedConfig, ResolvedConnLimit } from '../../config/resolve.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
@@ -69,4 +70,64 @@ export function compileConnLimit(limits: readonly ResolvedConnLimit[], zones: Re
     };
     return take(0);
   };
+}
+
+/** The node-wide count of open client connections (`http.maxConnections`) lives in this zone of the store. */
+export const NODE_CONNECTIONS_ZONE = 'portico:connections';
+const NODE_KEY = 'node';
+/** How long a refused connection may take to read our answer before it is destroyed. */
+const REFUSED_LINGER_MS = 1_000;
+
+function refuseConnection(socket: Socket, serverHeader: string | null): void {
+  const body = '503 Service Unavailable: too many connections\n';
+  const server = serverHeader === null || /[\r\n\0]/.test(serverHeader) ? '' : `Server: ${serverHeader}\r\n`;
+  socket.on('error', () => socket.destroy());
+  // Read and discard what the client sends, so closing does not turn into a reset that could
+  // destroy our answer in flight (RFC 9112 §9.6: a server closes in stages).
+  socket.resume();
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\n${server}Retry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+}
+
+/**
+ * The global cap on open client connections per node (`http.maxConnections`), checked when a
+ * connection is accepted, before node:http reads anything from it: the server's own
+ * `connection` listeners (node:http's parser setup) are moved behind the check. A connection
+ * over the cap is answered `503` with `Retry-After: 1` and `Connection: close` and closed without
+ * its request being read or parsed; a status tells clients and load balancers what happened, where
+ * a bare close would look like a network fault. The count is in the node's LimitStore, so with
+ * several edge workers it is one count for the node; a connection gives its slot back when it
+ * closes. `cap()` is read per connection, so a reload changes it for new connections.
+ */
+export function gateConnections(server: NetServer, cap: () => number, store: LimitStore, serverHeader: () => string | null): void {
+  const listeners = server.listeners('connection') as ((this: NetServer, socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  const admit = (socket: Socket): void => {
+    for (const listener of listeners) listener.call(server, socket);
+  };
+  const release = (): void => store.release(NODE_CONNECTIONS_ZONE, NODE_KEY);
+  server.on('connection', (socket: Socket) => {
+    const max = cap();
+    if (max === 0) {
+      admit(socket);
+      return;
+    }
+    const granted = store.acquire(NODE_CONNECTIONS_ZONE, NODE_KEY, max);
+    if (!(granted instanceof Promise)) {
+      if (!granted) return refuseConnection(socket, serverHeader());
+      socket.once('close', release);
+      admit(socket);
+      return;
+    }
+    // The answer comes over IPC: hold the bytes that arrive meanwhile (node:http takes them
+    // from the stream buffer once admitted).
+    socket.pause();
+    granted.then((ok) => {
+      if (!ok) return refuseConnection(socket, serverHeader());
+      if (socket.destroyed) return release();
+      socket.once('close', release);
+      admit(socket);
+      socket.resume();
+    }, () => admit(socket));
+  });
 }
