@@ -30,6 +30,7 @@ import { CrashStreak } from '../core/crash-streak.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { BoundAddress } from '../edge/server.js';
+import { attachLimitState } from './limit-state.js';
 import { EDGE_WORKER_ENV, isFromEdge, type FromEdge, type Members, type ToEdge } from './edge-ipc.js';
 
 /** Consecutive edge worker crashes before the supervisor gives up. */
@@ -67,12 +68,12 @@ function entry(): string {
 }
 
 /**
- * The one place where node-wide state is attached to an edge worker (the limits' store in the
- * supervisor answers its `portico:limit…` messages); the returned function releases the worker's
- * holdings when it exits. Until supervisor/limit-state.ts exists, there is nothing to attach.
+ * The one place where node-wide state is attached to an edge worker: the limits' store in the
+ * supervisor (supervisor/limit-state.ts) answers its `portico:limit…` messages; the returned
+ * function releases the worker's concurrency slots and connection counts when it exits.
  */
-function attachNodeWideState(_worker: Worker): () => void {
-  return () => undefined;
+function attachNodeWideState(worker: Worker): () => void {
+  return attachLimitState(worker);
 }
 
 export class EdgeWorkers {
