@@ -15,7 +15,7 @@ import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
-import { admitOnConnection, disableNodeLimits, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
+import { admitOnConnection, disableNodeLimits, expectationRefusal, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
 import { responseOnSocket, sendStatus } from './http/respond.js';
 import { gateConnections } from './middleware/conn-limit.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
@@ -181,6 +181,9 @@ export class EdgeServer {
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       expectsContinue(req);
       this.#onRequest(listener.info, req, res);
+    });
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      if (!(req.socket as CheckedSocket)[FRAMING_LOST]) refuseFraming(this.#generation, listener.info, req, res, expectationRefusal(req));
     });
     // CONNECT asks for a tunnel, which only a forward proxy gives: an origin server does not
     // implement it (RFC 9110 §9.3.6, §15.6.2). Without this listener node:http would drop the

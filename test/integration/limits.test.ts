@@ -255,6 +255,14 @@ describe('protocol limits and slow clients (real server, raw sockets)', () => {
       assert.equal(finalStatus(client.text()), 200, client.text());
       assert.match(client.text(), /received 1000$/);
     });
+    it('an Expect other than 100-continue → 417 with the Server header and Connection: close (not node\'s own bare answer)', async () => {
+      const { text, closed } = await exchange(port, `POST /upload/ HTTP/1.1\r\nHost: limits.test\r\nX-Test: expect-other\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\nhi`);
+      assert.equal(statusOf(text), 417, text);
+      assert.equal(headersOf(text).server, 'LimitTest/1');
+      assert.equal(headersOf(text).connection, 'close');
+      assert.ok(closed);
+      assert.equal(received.has('expect-other'), false);
+    });
     it('a chunked body over the limit → 413 while streaming; the upstream receives at most the limit and never a complete body', async () => {
       const client = await RawClient.open(port);
       client.write(`POST /upload/ HTTP/1.1\r\nHost: limits.test\r\nX-Test: chunked-over\r\nTransfer-Encoding: chunked\r\n\r\n`);

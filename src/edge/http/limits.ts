@@ -34,8 +34,17 @@ type HttpSettings = ResolvedConfig['http'];
 
 /** A request refused before routing: answered with `status` and the connection closed. */
 export interface HeadRefusal {
-  readonly status: 414 | 431;
+  readonly status: 414 | 417 | 431;
   readonly reason: string;
+}
+
+/**
+ * An `Expect` other than `100-continue`: RFC 9110 §10.1.1 allows a 417. node:http answers it on
+ * its own, without the Server header policy or an access-log line, unless told otherwise; this is
+ * the refusal edge/server.ts answers instead. The connection closes: a body may follow the head.
+ */
+export function expectationRefusal(req: IncomingMessage): HeadRefusal {
+  return { status: 417, reason: `unsupported expectation ${JSON.stringify(String(req.headers.expect ?? '').slice(0, 64))}` };
 }
 
 /** The method, two spaces and "HTTP/1.1" around the target: what the request line adds to the URI. */
