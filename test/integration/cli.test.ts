@@ -256,7 +256,7 @@ describe('portico up', () => {
     const portico = await startPortico(['up'], { cwd: dir.path, env: { PORT: String(await freePortPair()) } });
     try {
       process.kill(portico.pid, 'SIGHUP');
-      await eventually(() => portico.stderr().includes('nothing to reload'), 3000, 'the SIGHUP warning').catch((error: Error) => {
+      await eventually(() => portico.stderr().includes('nothing to reload'), 10_000, 'the SIGHUP warning').catch((error: Error) => {
         throw new Error(`${error.message}\nstdout:\n${portico.stdout()}\nstderr:\n${portico.stderr()}`);
       });
       assert.equal((await request(`${portico.url}/healthz`)).status, 200);
