@@ -12,8 +12,9 @@ export const TEMPLATE_VARIABLES = [
   'request_method', 'remote_addr', 'server_port', 'server_name',
   // For limit keys: `binary_remote_addr` as nginx configs spell it (here the same text as
   // `remote_addr`), and `route`, the id of the route serving the request ("servers[0].routes[2]");
-  // `limit_req_status` as nginx's: PASSED, DELAYED or REJECTED once a rate limit applied.
-  'binary_remote_addr', 'route', 'limit_req_status',
+  // `limit_req_status` as nginx's: PASSED, DELAYED or REJECTED once a rate limit applied; `pid`
+  // as nginx's, the process serving the request (which edge worker).
+  'binary_remote_addr', 'route', 'limit_req_status', 'pid',
 ] as const;
 
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);

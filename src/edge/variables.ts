@@ -38,6 +38,10 @@ function getter(name: string): Getter {
     case 'binary_remote_addr': return (ctx) => ctx.clientAddress;
     case 'route': return (ctx) => ctx.route?.id ?? '';
     case 'limit_req_status': return (ctx) => ctx.limitReqStatus;
+    case 'pid': {
+      const pid = String(process.pid);
+      return () => pid;
+    }
     case 'server_port': return (ctx) => String(ctx.listener.port);
     case 'server_name': return (ctx) => ctx.server?.primaryName ?? '';
   }
