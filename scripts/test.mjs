@@ -39,7 +39,8 @@ const files = only.length > 0 ? only : [...findTests(join(root, 'src')), ...find
 // alone afterwards: beside another load test on a 2-core machine a boot can take longer than
 // the bound, and that would measure the neighbour, not Portico.
 // slow-clients runs a 1,000-connection slowhttptest attack and measures a client's latency meanwhile.
-const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts', 'test/integration/slow-clients.test.ts', 'test/integration/rate-limit.test.ts'];
+// The forward proxy's 200-tunnel test (400 MiB through the proxy) loads both cores likewise.
+const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts', 'test/integration/slow-clients.test.ts', 'test/integration/rate-limit.test.ts', 'test/integration/forward-load.test.ts'];
 const together = files.filter((file) => !ALONE.includes(file));
 const alone = files.filter((file) => ALONE.includes(file));
 const testArgs = ['--import', 'tsx', '--test', '--test-reporter=spec'];

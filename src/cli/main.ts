@@ -1,5 +1,5 @@
 /**
- * `portico <command>`: up | reload | serve | proxy | app | dev | check (later: forward).
+ * `portico <command>`: up | reload | serve | proxy | forward | app | dev | check.
  *
  * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
  * invalid config (the message names the field; no stack trace).
@@ -35,6 +35,7 @@ Commands:
   proxy    reverse-proxy to one or more upstream servers, right now
   app      run a JavaScript/TypeScript app on pre-forked workers (the gunicorn role)
   dev      run an app in one process that reloads on change (development only)
+  forward  a forward proxy (Squid's role: http:// requests and CONNECT tunnels), right now
   check    validate a config and print it resolved, as JSON
 
 Options: --help on any command, --version.
@@ -144,6 +145,27 @@ Options:
   -p, --port N   port (default: $PORT or 3000)
   -H, --host H   address to bind (default: $HOST or 127.0.0.1)
   -h, --help     this help`,
+  forward: `Usage: portico forward [--port N] [--host H] [--allow CIDR]... [options]
+
+A forward proxy (Squid's role): clients configured with it (curl -x, a browser's proxy
+setting) send http:// requests and CONNECT tunnels (https) through it. Never an open proxy:
+only allowed clients are served (default: loopback), private, loopback, link-local, CGNAT and
+cloud-metadata destinations are refused (also when a name resolves to them), and CONNECT goes
+to port 443 only, unless the options below say otherwise. Refusals are 403 with the reason.
+
+Options:
+  -p, --port N            port (default: $PORT or 3128)
+  -H, --host H            address to bind (default: $HOST or 127.0.0.1; 0.0.0.0 for all)
+      --allow CIDR        clients that may use the proxy (repeatable; default 127.0.0.0/8 and ::1)
+      --allow-dest X      a destination the default deny would refuse: a host name,
+                          "*.example.com", an address or a CIDR block (repeatable)
+      --deny-dest X       a destination always refused (repeatable)
+      --connect-port P    a port CONNECT may reach, or a range "8000-8999" (repeatable; default 443)
+      --htpasswd FILE     require proxy authentication (Basic) by the users of FILE
+      --realm R           the realm of the authentication challenge (default "portico")
+      --no-access-log     do not write the access log
+      --access-log F      combined (default) | json
+  -h, --help              this help`,
   check: `Usage: portico check [--config FILE]
 
 Validates a config and prints the resolved config (defaults filled, units parsed, paths
@@ -182,7 +204,14 @@ function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined,
 function banner(title: string, view: NodeView): void {
   const config = view.config;
   say(`portico ${VERSION}: ${title}`);
-  for (const address of view.addresses) say(`  listening on ${address.url}`);
+  for (const address of view.addresses) if (!address.forward) say(`  listening on ${address.url}`);
+  const forward = config.forward;
+  if (forward) {
+    const ports = forward.connectPorts.map(([low, high]) => (low === high ? String(low) : `${low}-${high}`)).join(', ');
+    for (const address of view.addresses.filter((a) => a.forward)) {
+      say(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''})`);
+    }
+  }
   for (const line of view.processes) say(`  ${line}`);
   for (const s of config.servers) {
     say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
@@ -407,6 +436,48 @@ async function proxy(args: string[]): Promise<void> {
   return runServer(config, `proxying to ${servers.join(', ')} (${balance}${caching})`, { overrides: { workers: 1 } });
 }
 
+async function forward(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string', short: 'H' },
+    allow: { type: 'string', multiple: true },
+    'allow-dest': { type: 'string', multiple: true },
+    'deny-dest': { type: 'string', multiple: true },
+    'connect-port': { type: 'string', multiple: true },
+    htpasswd: { type: 'string' },
+    realm: { type: 'string' },
+    'no-access-log': { type: 'boolean' },
+    'access-log': { type: 'string' },
+  });
+  if (values.help) return say(HELP.forward as string);
+  const list = (name: string): string[] | undefined => values[name] as unknown as string[] | undefined;
+  const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 3128);
+  const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
+  const htpasswd = values.htpasswd as string | undefined;
+  if (values.realm !== undefined && htpasswd === undefined) throw new UsageError('--realm: expected only with --htpasswd');
+  const user: UserConfig = {
+    log: { access: accessLogFlags(values) },
+    forward: {
+      listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+      ...(list('allow') ? { allow: list('allow') } : {}),
+      ...(list('allow-dest') ? { allowDest: list('allow-dest') } : {}),
+      ...(list('deny-dest') ? { denyDest: list('deny-dest') } : {}),
+      ...(list('connect-port') ? { connectPorts: list('connect-port')?.map((p) => (/^\d+$/.test(p) ? Number(p) : p)) } : {}),
+      ...(htpasswd !== undefined ? { auth: { htpasswd, ...(values.realm !== undefined ? { realm: values.realm as string } : {}) } } : {}),
+    },
+  };
+  let config: ResolvedConfig;
+  try {
+    config = validateConfig(user, process.cwd(), null);
+  } catch (error) {
+    // Name the flag, not a config path the user never wrote.
+    const FLAGS: Record<string, string> = { allow: '--allow', allowDest: '--allow-dest', denyDest: '--deny-dest', connectPorts: '--connect-port', listen: '--host', auth: '--htpasswd' };
+    if (error instanceof ConfigError) throw new UsageError(`forward: ${error.problems.map((p) => p.replace(/^forward\.(\w+)(?:\[\d+\])?(?:\.\w+)?/, (_m, key: string) => FLAGS[key] ?? key)).join('; ')}`);
+    throw error;
+  }
+  return runServer(config, 'forward proxy', { overrides: { workers: 1 } });
+}
+
 async function check(args: string[]): Promise<void> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } });
   if (values.help) return say(HELP.check as string);
@@ -518,7 +589,7 @@ async function dev(args: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, check, app, dev };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

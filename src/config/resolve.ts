@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { Htpasswd } from '../core/htpasswd.js';
 import type { IpRule } from '../core/ip-list.js';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedForward, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -244,6 +244,28 @@ export interface ResolvedServer {
   readonly routes: readonly ResolvedRoute[];
 }
 
+/** The forward proxy (edge/handlers/forward-proxy/): listeners, ACLs, authentication, timeouts. */
+export interface ResolvedForward {
+  readonly listen: readonly ListenAddress[];
+  /** Clients that may use the proxy: addresses and CIDR blocks. */
+  readonly allow: readonly string[];
+  readonly allowDest: readonly string[];
+  readonly denyDest: readonly string[];
+  readonly onlyAllowDest: boolean;
+  /** Inclusive [low, high] port ranges. */
+  readonly connectPorts: readonly (readonly [number, number])[];
+  readonly httpPorts: readonly (readonly [number, number])[];
+  /** `htpasswd` is an absolute path. */
+  readonly auth: { readonly htpasswd: string; readonly realm: string } | null;
+  readonly connectTimeout: number;
+  readonly headerTimeout: number;
+  readonly idleTimeout: number;
+  readonly maxTunnels: number;
+  readonly dnsCacheTtl: number;
+  readonly keepAliveTimeout: number;
+  readonly accessLog: boolean;
+}
+
 export interface ResolvedConfig {
   /** The file this came from, or null for an embedded/programmatic config. */
   readonly source: string | null;
@@ -284,6 +306,7 @@ export interface ResolvedConfig {
   /** Absolute path of the pid file, or null (an embedded config, without `pidFile`). */
   readonly pidFile: string | null;
   readonly servers: readonly ResolvedServer[];
+  readonly forward: ResolvedForward | null;
 }
 
 const DEFAULT_CACHE_KEY = '$scheme://$host$request_uri';
@@ -824,6 +847,58 @@ function checkServers(servers: readonly ResolvedServer[], problems: string[]): v
   }
 }
 
+/** Squid's Safe_ports, less the ones of other protocols (ftp 21, gopher 70, wais 210): `http://` is all this proxy speaks. */
+const HTTP_PORTS: readonly (number | string)[] = [80, 443, 280, 488, 591, 777, '1025-65535'];
+
+const portRanges = (ports: readonly (number | string)[]): [number, number][] =>
+  ports.map((port) => {
+    if (typeof port === 'number') return [port, port];
+    const [low, high] = port.split('-').map(Number);
+    return [low as number, high as number];
+  });
+
+function resolveForward(parsed: ParsedForward, baseDir: string, servers: readonly ResolvedServer[], problems: string[]): ResolvedForward {
+  const listenTexts = parsed.listen === undefined ? ['127.0.0.1:3128'] : Array.isArray(parsed.listen) ? parsed.listen : [parsed.listen];
+  const listen = listenTexts.map((text) => parseListen(text) as ListenAddress);
+  // One socket cannot be both: a virtual server answers origin-form requests, the proxy refuses them.
+  for (const address of listen) {
+    const key = listenKey(address);
+    const other = servers.find((server) => server.listen.some((own) => listenKey(own) === key && !(address.kind === 'tcp' && address.port === 0)));
+    if (other) problems.push(`forward.listen: expected an address no server listens on, but "${key}" is also in ${other.id}.listen`);
+  }
+  let auth: ResolvedForward['auth'] = null;
+  if (parsed.auth) {
+    const htpasswd = resolvePath(baseDir, parsed.auth.htpasswd);
+    if (!existsSync(htpasswd)) problems.push(`forward.auth.htpasswd: expected an htpasswd file, got ${JSON.stringify(parsed.auth.htpasswd)} (${htpasswd}: no such file)`);
+    else {
+      // Read here too, so `portico check` and a reload refuse a file with a line no user could log in with.
+      try {
+        Htpasswd.load(htpasswd);
+      } catch (error) {
+        problems.push(`forward.auth.htpasswd: expected an htpasswd file of user:hash lines, got ${(error as Error).message}`);
+      }
+    }
+    auth = { htpasswd, realm: parsed.auth.realm ?? 'portico' };
+  }
+  return {
+    listen,
+    allow: parsed.allow ?? ['127.0.0.0/8', '::1'],
+    allowDest: parsed.allowDest ?? [],
+    denyDest: parsed.denyDest ?? [],
+    onlyAllowDest: parsed.onlyAllowDest ?? false,
+    connectPorts: portRanges(parsed.connectPorts ?? [443]),
+    httpPorts: portRanges(parsed.httpPorts ?? HTTP_PORTS),
+    auth,
+    connectTimeout: parsed.connectTimeout ?? 10_000,
+    headerTimeout: parsed.headerTimeout ?? 60_000,
+    idleTimeout: parsed.idleTimeout ?? 300_000,
+    maxTunnels: parsed.maxTunnels ?? 1024,
+    dnsCacheTtl: parsed.dnsCacheTtl ?? 30_000,
+    keepAliveTimeout: parsed.keepAliveTimeout ?? 30_000,
+    accessLog: parsed.accessLog ?? true,
+  };
+}
+
 export function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -861,8 +936,9 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const rateZones = Object.fromEntries(Object.entries(parsed.limits?.rateZones ?? {}).map(([name, zone]) => [name, { key: zone.key, rate: parseRate(zone.rate) }]));
   const connZones = Object.fromEntries(Object.entries(parsed.limits?.connZones ?? {}).map(([name, zone]) => [name, { key: zone.key }]));
   const limitZones: ZoneNames = { rate: new Set(Object.keys(rateZones)), conn: new Set(Object.keys(connZones)) };
-  const servers = parsed.servers.map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize, limitZones));
+  const servers = (parsed.servers ?? []).map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize, limitZones));
   checkServers(servers, problems);
+  const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, problems) : null;
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
   return deepFreeze({
@@ -896,5 +972,6 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     gracefulTimeout: parsed.gracefulTimeout ?? 30_000,
     pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,
+    forward,
   });
 }

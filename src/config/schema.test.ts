@@ -86,7 +86,7 @@ describe('schema error lines', () => {
     assert.deepEqual(problems(one({ names: ['bad name'] })), ['servers[0].names[0]: expected a host name like "example.com" or "*.example.com", got "bad name"']);
   });
   it('a missing required field and a non-object config', () => {
-    assert.deepEqual(problems({}), ['servers: is required: expected an array, got nothing']);
+    assert.deepEqual(problems({}), ['servers: is required (unless "forward" is given): expected an array, got nothing']);
     assert.deepEqual(problems([]), ['(root): expected an object, got an array']);
     assert.deepEqual(problems(null), ['(root): expected an object, got null']);
   });

@@ -642,6 +642,76 @@ const cacheSection = z.strictObject({
   zones: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a name of letters, digits, "_", "." or "-"'), z.strictObject(cacheZoneFields).partial()).optional(),
 }).partial();
 
+/** A TCP port, or an inclusive range written "1025-65535". */
+const portOrRange = z.union([
+  z.number().int().min(1).max(65535),
+  z.string().superRefine((text, ctx) => {
+    const match = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+    const low = Number(match?.[1]);
+    const high = Number(match?.[2]);
+    if (!match || low < 1 || high > 65535 || low > high) ctx.addIssue({ code: 'custom', message: `expected a port 1-65535 or a range like "1025-65535", got ${show(text)}` });
+  }),
+]);
+
+/** A destination of the forward proxy's ACLs: a host name ("example.com"), a wildcard ("*.example.com"), an IP address or a CIDR block. */
+const destination = z.string().superRefine((text, ctx) => {
+  const ip = parseIpBlock(text) !== null;
+  const name = /^(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/i.test(text);
+  if (!ip && !name) ctx.addIssue({ code: 'custom', message: `expected a host name ("example.com", "*.example.com"), an IP address or a CIDR block ("10.0.0.0/8"), got ${show(text)}` });
+});
+
+const tcpListenAddress = listenAddress.refine((text) => !text.startsWith('unix:'), 'expected a TCP address like ":3128" or "127.0.0.1:3128" (a unix socket has no client address to check)');
+
+/**
+ * The forward proxy (Squid's role): clients send absolute-form requests (`GET http://host/path`)
+ * and `CONNECT host:443` tunnels to these addresses, and the proxy reaches the destination for
+ * them. Never an open proxy: only `allow`ed clients are served, and private, loopback,
+ * link-local, CGNAT and cloud-metadata destinations are refused unless `allowDest` lists them.
+ */
+const forward = z.strictObject({
+  /** Addresses to listen on (TCP: the client's address is what `allow` checks). @default "127.0.0.1:3128" */
+  listen: z.union([tcpListenAddress, z.array(tcpListenAddress).min(1)]).optional(),
+  /** Clients that may use the proxy (addresses or CIDR blocks); others get 403. @default ["127.0.0.0/8", "::1"] */
+  allow: z.array(cidr).optional(),
+  /**
+   * Destinations reachable even though the default deny would refuse them (private, loopback,
+   * link-local, CGNAT, cloud-metadata ranges): host names ("intranet.example", "*.corp.example"),
+   * addresses or CIDR blocks. A name is checked, then every address it resolves to. @default []
+   */
+  allowDest: z.array(destination).optional(),
+  /** Destinations always refused (names, wildcards, addresses, CIDR blocks), whatever `allowDest` says. @default [] */
+  denyDest: z.array(destination).optional(),
+  /** Only `allowDest` destinations are reachable (a whitelist proxy); otherwise any public address is. @default false */
+  onlyAllowDest: z.boolean().optional(),
+  /** Ports `CONNECT` may open tunnels to (Squid's `SSL_ports`). @default [443] */
+  connectPorts: z.array(portOrRange).min(1).optional(),
+  /** Ports absolute-form `http://` requests may go to (Squid's `Safe_ports`, the HTTP ones). @default [80, 443, 280, 488, 591, 777, "1025-65535"] */
+  httpPorts: z.array(portOrRange).min(1).optional(),
+  /** Proxy authentication (RFC 9110 §11.7.1, `Proxy-Authorization: Basic`): users from an htpasswd file. */
+  auth: z
+    .strictObject({
+      /** An htpasswd file (bcrypt `htpasswd -B`, `$apr1$`, `{SHA}`), relative to the config file's folder. */
+      htpasswd: z.string().min(1),
+      /** The realm named in `Proxy-Authenticate`. @default "portico" */
+      realm: z.string().min(1).regex(/^[\x20-\x21\x23-\x5b\x5d-\x7e]+$/, 'expected printable ASCII without a quote or backslash').optional(),
+    })
+    .optional(),
+  /** Time to connect to a destination; then 504. @default "10s" */
+  connectTimeout: timerDuration().optional(),
+  /** Time from sending a forwarded request to its response head; then 504. @default "60s" */
+  headerTimeout: timerDuration().optional(),
+  /** A tunnel, or a forwarded response body, with no bytes either way for this long is closed. @default "5m" */
+  idleTimeout: timerDuration().optional(),
+  /** Open `CONNECT` tunnels at most, per edge worker process; one more gets 503. @default 1024 */
+  maxTunnels: z.number().int().min(1).optional(),
+  /** How long a name's resolved addresses are reused (checked again on every use). @default "30s" */
+  dnsCacheTtl: timerDuration().optional(),
+  /** Idle keep-alive connections to destinations are closed after this. @default "30s" */
+  keepAliveTimeout: timerDuration().optional(),
+  /** Write forwarded requests and tunnels to the access log. @default true */
+  accessLog: z.boolean().optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Logs. */
   log: z
@@ -762,15 +832,21 @@ export const configSchema = z.strictObject({
    * @default a file in the temporary folder named after the config file's path
    */
   pidFile: z.string().min(1).optional(),
-  /** Virtual servers, the nginx `server` blocks. */
-  servers: z.array(server).min(1),
+  /** Virtual servers, the nginx `server` blocks. Required unless `forward` is given. */
+  servers: z.array(server).min(1).optional(),
+  /** The forward proxy (Squid's role): its own listeners for absolute-form requests and CONNECT tunnels. */
+  forward: forward.optional(),
+}).superRefine((value, ctx) => {
+  // A config serves something: virtual servers, a forward proxy, or both.
+  if (value.servers === undefined && value.forward === undefined) ctx.addIssue({ code: 'custom', path: ['servers'], input: undefined, message: 'is required (unless "forward" is given): expected an array, got nothing' });
 });
 
 /** What a user writes in `portico.config.*` (durations and sizes as strings or numbers). */
 export type UserConfig = z.input<typeof configSchema>;
 /** The config after the schema: units parsed, not yet resolved. */
 export type ParsedConfig = z.output<typeof configSchema>;
-export type ParsedServer = ParsedConfig['servers'][number];
+export type ParsedServer = NonNullable<ParsedConfig['servers']>[number];
+export type ParsedForward = NonNullable<ParsedConfig['forward']>;
 export type ParsedRoute = NonNullable<ParsedServer['routes']>[number];
 export type ParsedStatic = NonNullable<ParsedServer['static']>;
 export type ParsedRewrite = NonNullable<ParsedServer['rewrite']>[number];

@@ -17,6 +17,16 @@ export interface ListenerInfo {
   readonly key: string;
 }
 
+/** What the forward proxy adds to an access-log line (edge/handlers/forward-proxy/). */
+export interface ForwardInfo {
+  /** The address connected to, "93.184.216.34:443" or "[2001:db8::1]:80"; "" when none was. */
+  destination: string;
+  /** Bytes from the client to the destination (a request body, or a tunnel's upstream direction). */
+  bytesUp: number;
+  /** The authenticated proxy user, or null. */
+  user: string | null;
+}
+
 export class RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
@@ -51,6 +61,8 @@ export class RequestContext {
   status = 0;
   /** Body bytes the response carries (nginx `$body_bytes_sent`, as planned; a cut connection sends fewer). */
   bodyBytes = 0;
+  /** Set for requests and tunnels of the forward proxy (logged with the destination and bytes each way). */
+  forward: ForwardInfo | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, generation: Generation, listener: ListenerInfo) {
     this.req = req;

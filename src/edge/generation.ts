@@ -4,6 +4,7 @@
  * builds a whole new generation and swaps it in while the old one drains (core/lifecycle).
  */
 import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
+import { compileForward, type CompiledForward } from './handlers/forward-proxy/index.js';
 import { createHandler, type HandlerEnvironment } from './handlers/index.js';
 import { UpstreamGroup } from './handlers/proxy/upstream.js';
 import { edgeLimitStore } from '../core/limit-ipc.js';
@@ -19,6 +20,9 @@ import { createAccessLog, type AccessLog } from './log/access.js';
 
 export const listenKey = (address: ListenAddress): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host}:${address.port}`);
 
+/** Listen keys of the forward proxy's listeners ("forward:127.0.0.1:3128"): its sockets are not virtual servers'. */
+export const FORWARD_KEY_PREFIX = 'forward:';
+
 export interface Generation {
   readonly config: ResolvedConfig;
   /** Host tables by listen key ("0.0.0.0:8080" style, see listenKey). */
@@ -29,6 +33,8 @@ export interface Generation {
   readonly accessLog: AccessLog | null;
   readonly realIp: RealIp | null;
   readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
+  /** The forward proxy of this config (its listeners are the listen keys starting with FORWARD_KEY_PREFIX), or null. */
+  readonly forward: CompiledForward | null;
   /** Starts what runs in the background (active health checks) once the generation serves. */
   start(): void;
   /** Releases upstream pools and timers once no request uses this generation any more. */
@@ -93,6 +99,8 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
   }
   const hosts = new Map<string, HostTable>();
   for (const [key, list] of byListener) hosts.set(key, new HostTable(list));
+  const forward = config.forward ? compileForward(config.forward) : null;
+  for (const address of config.forward?.listen ?? []) listenAddresses.set(FORWARD_KEY_PREFIX + listenKey(address), address);
   return {
     config,
     hosts,
@@ -102,11 +110,12 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
     accessLog: options.accessLog !== undefined ? options.accessLog : config.log.access ? createAccessLog(config.log.access) : null,
     realIp: compileRealIp(config.http.trustedProxies),
     upstreams,
+    forward,
     start() {
       for (const group of owned) group.start();
     },
     async close() {
-      await Promise.all(owned.map((group) => group.close()));
+      await Promise.all([...owned.map((group) => group.close()), forward?.close()]);
     },
   };
 }

@@ -13,7 +13,8 @@ import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { edgeLimitStore } from '../core/limit-ipc.js';
 import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
-import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
+import { buildGeneration, FORWARD_KEY_PREFIX, type Generation, type GenerationOptions } from './generation.js';
+import { ForwardRuntime, handleConnect, handleForwardRequest } from './handlers/forward-proxy/index.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
 import { admitOnConnection, disableNodeLimits, expectationRefusal, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
 import { responseOnSocket, sendStatus } from './http/respond.js';
@@ -31,6 +32,8 @@ export interface BoundAddress {
   readonly key: string;
   /** A URL a person can open: "http://127.0.0.1:8080" or "unix:/path". */
   readonly url: string;
+  /** A forward proxy listener (not a virtual server's). */
+  readonly forward: boolean;
 }
 
 function clientErrorStatus(code: string | undefined): number {
@@ -138,6 +141,8 @@ export class EdgeServer {
    * do not own them: a reload leaves them open; a stop ends them when its grace runs out.
    */
   readonly #tunnels = new Map<string, Set<Socket>>();
+  /** The forward proxy's state across generations (open tunnels, its own ports). */
+  readonly #forward = new ForwardRuntime();
 
   /** `options.sharedUpstreams`: groups every generation uses as they are (an app's workers). */
   constructor(config: ResolvedConfig, options: Pick<GenerationOptions, 'sharedUpstreams'> = {}) {
@@ -167,6 +172,17 @@ export class EdgeServer {
     gateConnections(server, () => this.#generation.config.http.maxConnections, edgeLimitStore(), () => this.#generation.serverHeader);
     const address = this.#generation.listenAddresses.get(key);
     const listener: Listener = { server, info: { scheme: 'http', port: address?.kind === 'tcp' ? address.port : 0, key }, draining: false };
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader, this.#generation.config.http));
+    if (key.startsWith(FORWARD_KEY_PREFIX)) {
+      // A forward proxy listener (edge/handlers/forward-proxy/): absolute-form requests and
+      // CONNECT tunnels, never the virtual servers' pipeline.
+      server.on('request', (req, res) => {
+        if (listener.draining) res.shouldKeepAlive = false;
+        this.#onRequest(listener.info, req, res, true);
+      });
+      server.on('connect', (req, socket: Socket, head: Buffer) => handleConnect(this.#generation, this.#forward, listener.info, req, socket, head));
+      return listener;
+    }
     // The generation is read per request, so a reload applies to the next request on every socket.
     server.on('request', (req, res) => {
       // While draining, a keep-alive client is told this answer is the last (RFC 9112 §9.6), so
@@ -175,7 +191,6 @@ export class EdgeServer {
       this.#onRequest(listener.info, req, res);
     });
     server.on('upgrade', (req, socket: Socket, head: Buffer) => this.#onUpgrade(listener.info, req, socket, head));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, this.#generation.serverHeader, this.#generation.config.http));
     // `Expect: 100-continue`: the 100 is sent once the route's body limit allows the body
     // (edge/http/limits.ts limitBody); a body over it is refused without being sent at all.
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -195,8 +210,8 @@ export class EdgeServer {
     return listener;
   }
 
-  /** Phase 0 for a request node:http parsed: framing checks (RFC 9112 §6), then the pipeline. */
-  #onRequest(info: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  /** Phase 0 for a request node:http parsed: framing checks (RFC 9112 §6), then the pipeline (or the forward proxy, on its listeners). */
+  #onRequest(info: ListenerInfo, req: IncomingMessage, res: ServerResponse, forward = false): void {
     // A request behind one refused for its framing: its framing came from that one's, so it is
     // never served; the refusal's `Connection: close` ends the connection once it is written.
     if ((req.socket as CheckedSocket)[FRAMING_LOST]) return;
@@ -210,7 +225,8 @@ export class EdgeServer {
       return;
     }
     watchBody(req, res, http);
-    handleRequest(generation, info, req, res);
+    if (forward) handleForwardRequest(generation, this.#forward, info, req, res);
+    else handleRequest(generation, info, req, res);
   }
 
   /**
@@ -269,6 +285,7 @@ export class EdgeServer {
     });
     const bound = listener.server.address();
     if (bound && typeof bound === 'object') listener.info = { ...listener.info, port: bound.port };
+    if (bound && typeof bound === 'object' && key.startsWith(FORWARD_KEY_PREFIX)) this.#forward.ports.add(bound.port);
     listener.server.on('error', (error) => log().error({ err: error, listener: key }, 'listener error'));
     this.#listeners.set(key, listener);
   }
@@ -316,6 +333,7 @@ export class EdgeServer {
     const listener = this.#listeners.get(key);
     if (!listener) return;
     this.#listeners.delete(key);
+    if (key.startsWith(FORWARD_KEY_PREFIX)) this.#forward.ports.delete(listener.info.port);
     listener.draining = true;
     const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
     listener.server.closeIdleConnections();
@@ -325,6 +343,7 @@ export class EdgeServer {
     const timer = setTimeout(() => {
       listener.server.closeAllConnections();
       for (const socket of this.#tunnels.get(key) ?? []) socket.destroy();
+      this.#forward.closeTunnels(key);
     }, graceMs);
     await closed;
     clearTimeout(timer);
@@ -342,10 +361,11 @@ export class EdgeServer {
   /** The addresses actually bound (ports resolved when the config said 0). */
   addresses(): BoundAddress[] {
     return [...this.#listeners.values()].map(({ info, server }) => {
+      const forward = info.key.startsWith(FORWARD_KEY_PREFIX);
       const bound = server.address();
-      if (typeof bound === 'string' || bound === null) return { key: info.key, url: `unix:${bound ?? info.key.slice(5)}` };
+      if (typeof bound === 'string' || bound === null) return { key: info.key, url: `unix:${bound ?? info.key.slice(5)}`, forward };
       const host = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-      return { key: info.key, url: `${info.scheme}://${host}:${bound.port}` };
+      return { key: info.key, url: `${info.scheme}://${host}:${bound.port}`, forward };
     });
   }
 }

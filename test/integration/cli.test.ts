@@ -75,7 +75,7 @@ describe('help, version and usage errors', { concurrency: 4 }, () => {
     const result = await runCli(['frob']);
     assert.equal(result.code, 2);
     assert.equal(result.stdout, '');
-    assert.match(result.stderr, /^portico: unknown command "frob" \(commands: up, reload, serve, proxy, check/);
+    assert.match(result.stderr, /^portico: unknown command "frob" \(commands: up, reload, serve, proxy, forward, check/);
   });
 
   it('check takes no positional argument (exit 2)', async () => {

@@ -41,6 +41,7 @@ const UNSAFE = /["\\\x00-\x1f\x7f-\xff]/g;
 const quote = (text: string | undefined): string => (text ? text.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) : '-');
 
 function remoteUser(ctx: RequestContext): string {
+  if (ctx.forward?.user) return quote(ctx.forward.user);
   const auth = ctx.req.headers.authorization;
   if (!auth || !auth.startsWith('Basic ')) return '-';
   const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
@@ -51,7 +52,18 @@ function remoteUser(ctx: RequestContext): string {
 function combinedLine(ctx: RequestContext): string {
   const req = ctx.req;
   const request = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
-  return `${ctx.clientAddress} - ${remoteUser(ctx)} [${timeLocal(Date.now())}] "${quote(request)}" ${ctx.status} ${ctx.bodyBytes} "${quote(req.headers.referer)}" "${quote(req.headers['user-agent'])}"\n`;
+  const line = `${ctx.clientAddress} - ${remoteUser(ctx)} [${timeLocal(Date.now())}] "${quote(request)}" ${ctx.status} ${ctx.bodyBytes} "${quote(req.headers.referer)}" "${quote(req.headers['user-agent'])}"`;
+  return ctx.forward ? `${line}${forwardFields(ctx)}\n` : `${line}\n`;
+}
+
+/**
+ * The forward proxy's fields after a combined line (as nginx `log_format`s append
+ * `$upstream_addr $request_time`): the address connected to, bytes client → destination (up) and
+ * destination → client (down, also the line's byte count), and the duration.
+ */
+function forwardFields(ctx: RequestContext): string {
+  const forward = ctx.forward as NonNullable<RequestContext['forward']>;
+  return ` dest=${forward.destination || '-'} up=${forward.bytesUp} down=${ctx.bodyBytes} ms=${Math.round(performance.now() - ctx.startedAt)}`;
 }
 
 function jsonLine(ctx: RequestContext): string {
@@ -69,6 +81,7 @@ function jsonLine(ctx: RequestContext): string {
     route: ctx.route?.id ?? null,
     referer: req.headers.referer ?? null,
     user_agent: req.headers['user-agent'] ?? null,
+    ...(ctx.forward ? { destination: ctx.forward.destination || null, bytes_up: ctx.forward.bytesUp, bytes_down: ctx.bodyBytes, user: ctx.forward.user } : {}),
   })}\n`;
 }
 

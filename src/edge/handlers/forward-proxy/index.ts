@@ -1,0 +1,408 @@
+/**
+ * The forward proxy (Squid's role): its own listeners (edge/server.ts opens them for
+ * `forward.listen`), where clients send absolute-form requests (`GET http://host/path
+ * HTTP/1.1`, RFC 9112 §3.2.2) and `CONNECT host:port` tunnels (RFC 9110 §9.3.6). Every request
+ * and tunnel goes through the same checks, in this order, before any connection to the
+ * destination is made:
+ *
+ *   1. the client's address is allowed                       else 403
+ *   2. proxy authentication, when configured                  else 407 + Proxy-Authenticate
+ *   3. the target is a proxy target (absolute http:// URL,
+ *      or host:port for CONNECT)                              else 400
+ *   4. the destination port is allowed                        else 403
+ *   5. the destination name and every address it resolves to
+ *      pass the ACL (acl.ts); the proxy itself is refused     else 403 (502: no such name)
+ *   6. CONNECT: under the cap of open tunnels                 else 503
+ *
+ * then the request is forwarded through keep-alive pools (undici) to the address that was
+ * checked, or the tunnel is opened to it. Denials answer with a short reason in the body.
+ * Every request and tunnel gets an access-log line with the destination, the bytes each way
+ * and the duration.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { Agent, type Dispatcher } from 'undici';
+import type { ResolvedForward } from '../../../config/resolve.js';
+import { log } from '../../../core/log.js';
+import { RequestContext, type ListenerInfo } from '../../context.js';
+import type { Generation } from '../../generation.js';
+import { responseOnSocket, sendBody } from '../../http/respond.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from '../proxy/headers.js';
+import { ForwardAcl, normaliseName } from './acl.js';
+import { ProxyAuth } from './auth.js';
+import { connectFirst, formatAddress, relay } from './tunnel.js';
+
+/** RFC 9110 §7.6.3: the protocol and a pseudonym for this hop (no host name is disclosed). */
+const VIA = '1.1 portico';
+
+/**
+ * What outlives a config generation: the ports the proxy listens on (a request to one of them
+ * would loop through the proxy itself) and the number of open tunnels (the cap holds across
+ * reloads, tunnels opened under the old config included). One per EdgeServer.
+ */
+export class ForwardRuntime {
+  tunnels = 0;
+  readonly ports = new Set<number>();
+  /**
+   * Client sockets of open tunnels, by listener key. node:http lets go of a socket it hands to a
+   * CONNECT, so closing the listener neither waits for nor ends them: a stop ends them here.
+   */
+  readonly #open = new Map<Socket, string>();
+
+  track(socket: Socket, listenerKey: string): void {
+    this.#open.set(socket, listenerKey);
+    socket.once('close', () => this.#open.delete(socket));
+  }
+
+  /** Ends the tunnels opened through one listener (its grace period is over). */
+  closeTunnels(listenerKey: string): void {
+    for (const [socket, key] of this.#open) if (key === listenerKey) socket.destroy();
+  }
+}
+
+/** The forward proxy built from one config: ACLs, users, and the keep-alive pools to destinations. */
+export class CompiledForward {
+  readonly config: ResolvedForward;
+  readonly acl: ForwardAcl;
+  readonly auth: ProxyAuth | null;
+  /** One undici Pool per destination address:port (keyed by origin), created on first use. */
+  readonly agent: Agent;
+  /** This machine's own addresses, for the loop check. */
+  readonly #local: Set<string>;
+
+  constructor(config: ResolvedForward) {
+    this.config = config;
+    this.acl = new ForwardAcl(config);
+    this.auth = config.auth ? ProxyAuth.load(config.auth.htpasswd, config.auth.realm) : null;
+    this.agent = new Agent({
+      pipelining: 1,
+      keepAliveTimeout: config.keepAliveTimeout,
+      keepAliveMaxTimeout: config.keepAliveTimeout,
+      headersTimeout: config.headerTimeout,
+      bodyTimeout: config.idleTimeout,
+      connect: { timeout: config.connectTimeout },
+      // Request smuggling defence: a body that disagrees with its Content-Length is an error (RFC 9112 §6.3).
+      strictContentLength: true,
+    });
+    this.#local = new Set(['0.0.0.0', '::']);
+    for (const list of Object.values(networkInterfaces())) for (const item of list ?? []) this.#local.add(item.address);
+  }
+
+  /** Whether address:port is one of this proxy's own listeners (a request there would loop). */
+  isSelf(address: string, port: number, runtime: ForwardRuntime): boolean {
+    if (!runtime.ports.has(port)) return false;
+    const ip = address.startsWith('::ffff:') ? address.slice(7) : address;
+    return this.#local.has(ip) || ip.startsWith('127.') || ip === '::1';
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+export function compileForward(config: ResolvedForward): CompiledForward {
+  return new CompiledForward(config);
+}
+
+/** A refusal: status, a one-line reason for the body, extra headers. */
+class Refusal {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    readonly headers: readonly string[] = [],
+  ) {}
+}
+
+/** Answers a refusal with its reason in a short text body; never throws. */
+function refuse(ctx: RequestContext, refusal: Refusal): void {
+  if (ctx.res.headersSent || ctx.res.destroyed) {
+    ctx.res.destroy();
+    return;
+  }
+  try {
+    sendBody(ctx, refusal.status, ['Content-Type', 'text/plain; charset=utf-8', ...refusal.headers], `${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}: ${refusal.reason}\n`);
+  } catch (error) {
+    log().error({ err: error }, 'forward proxy: could not send a refusal');
+    ctx.res.destroy();
+  }
+}
+
+function writeLog(ctx: RequestContext): void {
+  if (!(ctx.generation.forward?.config.accessLog ?? true)) return;
+  if (ctx.status === 0 && !ctx.res.headersSent) ctx.status = 499;
+  ctx.generation.accessLog?.write(ctx);
+}
+
+/** Steps 1 and 2: the client may use the proxy, and who it is (null without auth). */
+async function admit(ctx: RequestContext, forward: CompiledForward): Promise<Refusal | null> {
+  if (!forward.acl.clientAllowed(ctx.clientAddress)) return new Refusal(403, `client ${ctx.clientAddress} may not use this proxy`);
+  if (forward.auth) {
+    const user = await forward.auth.verify(ctx.req.headers['proxy-authorization']);
+    // RFC 9110 §15.5.8: 407 carries Proxy-Authenticate with the challenge.
+    if (user === null) return new Refusal(407, 'proxy authentication required', ['Proxy-Authenticate', forward.auth.challenge]);
+    (ctx.forward as NonNullable<RequestContext['forward']>).user = user;
+  }
+  return null;
+}
+
+/** Step 5, after the port: the addresses that may be connected to, or a refusal. */
+async function destination(forward: CompiledForward, runtime: ForwardRuntime, host: string, port: number): Promise<readonly string[] | Refusal> {
+  const decision = await forward.acl.check(host);
+  if (!decision.ok) return new Refusal(decision.status, decision.reason);
+  const addresses = decision.addresses.filter((address) => !forward.isSelf(address, port, runtime));
+  if (addresses.length === 0) return new Refusal(403, `${formatAddress(host, port)} is this proxy (a request loop)`);
+  return addresses;
+}
+
+/** "host:port" or "[v6]:port" (RFC 9110 §9.3.6: CONNECT's target is authority-form, port required). */
+const AUTHORITY = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/;
+
+function newContext(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): RequestContext {
+  const ctx = new RequestContext(req, res, generation, listener);
+  ctx.forward = { destination: '', bytesUp: 0, user: null };
+  return ctx;
+}
+
+/**
+ * A CONNECT request on a forward listener: node:http hands over the socket and the bytes read
+ * past the head. Checks, then a tunnel to the checked address, or an answer and close.
+ */
+export function handleConnect(generation: Generation, runtime: ForwardRuntime, listener: ListenerInfo, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  const res = responseOnSocket(req, socket);
+  const ctx = newContext(generation, listener, req, res);
+  let logged = false;
+  const logOnce = () => {
+    if (!logged) {
+      logged = true;
+      writeLog(ctx);
+    }
+  };
+  // A refusal is logged once written; a tunnel once it has closed (with its byte counts); a
+  // client that leaves before either, when its socket closes (499).
+  res.once('finish', logOnce);
+  socket.once('close', () => {
+    if (ctx.status === 0) logOnce();
+  });
+  connectTunnel(ctx, runtime, socket, head, logOnce).catch((error: unknown) => {
+    log().error({ err: error, url: req.url }, 'forward proxy: CONNECT failed');
+    refuse(ctx, new Refusal(500, 'internal error'));
+  });
+}
+
+async function connectTunnel(ctx: RequestContext, runtime: ForwardRuntime, socket: Socket, head: Buffer, logTunnel: () => void): Promise<void> {
+  const forward = ctx.generation.forward as CompiledForward;
+  const admitted = await admit(ctx, forward);
+  if (admitted) return refuse(ctx, admitted);
+  const match = AUTHORITY.exec(ctx.req.url ?? '');
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return refuse(ctx, new Refusal(400, 'CONNECT needs a target like "example.com:443"'));
+  const host = match[1] ?? normaliseName(match[2] as string);
+  ctx.host = host;
+  if (!forward.acl.connectPorts.has(port)) return refuse(ctx, new Refusal(403, `CONNECT to port ${port} is not allowed`));
+  const addresses = await destination(forward, runtime, host, port);
+  if (addresses instanceof Refusal) return refuse(ctx, addresses);
+  if (socket.destroyed) return;
+  // The slot is taken before connecting, so a burst of CONNECTs cannot all pass the check.
+  if (runtime.tunnels >= forward.config.maxTunnels) return refuse(ctx, new Refusal(503, `too many open tunnels (${forward.config.maxTunnels})`, ['Retry-After', '1']));
+  runtime.tunnels++;
+  try {
+    const connected = await connectFirst(addresses, port, forward.config.connectTimeout, () => socket.destroyed);
+    if (!('socket' in connected)) {
+      log().warn({ target: ctx.req.url, reason: connected.reason }, 'forward proxy: CONNECT destination failed');
+      return refuse(ctx, new Refusal(connected.status, connected.reason));
+    }
+    const upstream = connected.socket;
+    const info = ctx.forward as NonNullable<RequestContext['forward']>;
+    info.destination = formatAddress(connected.address, port);
+    if (socket.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    // The socket is a raw tunnel from here: the ServerResponse used for refusals lets go of it.
+    ctx.res.detachSocket(socket);
+    runtime.track(socket, ctx.listener.key);
+    ctx.status = 200;
+    // RFC 9110 §9.3.6: a 2xx to CONNECT has no content and no framing headers.
+    socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    const { up, down } = await relay(socket, upstream, head, forward.config.idleTimeout);
+    info.bytesUp = up;
+    ctx.bodyBytes = down;
+    logTunnel();
+  } finally {
+    runtime.tunnels--;
+  }
+}
+
+/** Request fields never forwarded: the credentials were for this proxy (RFC 9110 §11.7.2). */
+const FORWARDING: ForwardingOptions = { host: null, xForwarded: false, forwarded: false, via: VIA, remove: new Set(['proxy-authorization', 'max-forwards']), set: [], add: [] };
+
+/** RFC 9110 §9.2.2: idempotent methods. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** An absolute-form request on a forward listener. */
+export function handleForwardRequest(generation: Generation, runtime: ForwardRuntime, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  const ctx = newContext(generation, listener, req, res);
+  res.once('close', () => writeLog(ctx));
+  forwardRequest(ctx, runtime).catch((error: unknown) => {
+    log().error({ err: error, url: req.url }, 'forward proxy: request failed');
+    refuse(ctx, new Refusal(500, 'internal error'));
+  });
+}
+
+/** Counts the request body on its way to the destination (undici reads it as an async iterable). */
+async function* counted(req: IncomingMessage, info: NonNullable<RequestContext['forward']>): AsyncGenerator<Buffer> {
+  for await (const chunk of req) {
+    info.bytesUp += (chunk as Buffer).length;
+    yield chunk as Buffer;
+  }
+}
+
+async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Promise<void> {
+  const forward = ctx.generation.forward as CompiledForward;
+  const req = ctx.req;
+  const admitted = await admit(ctx, forward);
+  if (admitted) return refuse(ctx, admitted);
+  const target = req.url ?? '';
+  // RFC 9112 §3.2.2: a proxy is sent the absolute URI. An origin-form request ("GET /") was
+  // meant for a server, not for a proxy.
+  if (!/^http:\/\//i.test(target)) {
+    const reason = target.startsWith('/') || target === '*' ? 'this is a forward proxy: send the absolute URL (GET http://host/path) or CONNECT host:port' : 'only http:// URLs are forwarded (use CONNECT for https)';
+    return refuse(ctx, new Refusal(400, reason));
+  }
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return refuse(ctx, new Refusal(400, 'the request target is not a valid URL'));
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (host === '') return refuse(ctx, new Refusal(400, 'the URL has no host'));
+  const port = url.port === '' ? 80 : Number(url.port);
+  ctx.host = host;
+  const method = req.method ?? 'GET';
+  // TRACE would reflect the client's headers (credentials included) back: not forwarded.
+  if (method === 'TRACE') return refuse(ctx, new Refusal(405, 'TRACE is not forwarded', ['Allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH']));
+  // RFC 9110 §7.6.2: Max-Forwards counts down on OPTIONS (and TRACE); at 0 this hop answers.
+  let options = FORWARDING;
+  const maxForwards = req.headers['max-forwards'];
+  if (method === 'OPTIONS' && typeof maxForwards === 'string' && /^\d+$/.test(maxForwards)) {
+    const left = Number(maxForwards);
+    if (left === 0) {
+      sendBody(ctx, 200, ['Allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH'], null);
+      return;
+    }
+    options = { ...FORWARDING, set: [['max-forwards', String(left - 1)]] };
+  }
+  if (!forward.acl.httpPorts.has(port)) return refuse(ctx, new Refusal(403, `port ${port} is not allowed`));
+  const addresses = await destination(forward, runtime, host, port);
+  if (addresses instanceof Refusal) return refuse(ctx, addresses);
+  // The path as received (a proxy forwards the target it was given, RFC 9110 §7.6): the part
+  // after the authority; "/" when empty, except "*" for OPTIONS (RFC 9112 §3.2.4).
+  const afterAuthority = /^http:\/\/[^/?#]*(.*)$/is.exec(target)?.[1] ?? '';
+  const path = afterAuthority === '' ? (method === 'OPTIONS' ? '*' : '/') : afterAuthority.startsWith('?') ? `/${afterAuthority}` : afterAuthority;
+  const headers = upstreamRequestHeaders(req, ctx.clientAddress, 'http', options);
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  const info = ctx.forward as NonNullable<RequestContext['forward']>;
+  for (let i = 0; i < addresses.length; i++) {
+    const address = addresses[i] as string;
+    info.destination = formatAddress(address, port);
+    const outcome = await dispatch(ctx, forward, address, port, method, path, headers, hasBody ? counted(req, info) : null, IDEMPOTENT.has(method));
+    if (outcome === null) return;
+    // Only a connection that never opened moves on to the name's next address.
+    if (!outcome.beforeSend || i === addresses.length - 1) {
+      log().warn({ url: target, destination: info.destination, code: outcome.code }, 'forward proxy: destination failed');
+      return refuse(ctx, new Refusal(outcome.status, `${info.destination}: ${outcome.code}`));
+    }
+  }
+}
+
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+class ClientGone extends Error {
+  readonly code = 'ERR_FORWARD_CLIENT_GONE';
+}
+
+type Failure = { readonly status: 502 | 504; readonly code: string; readonly beforeSend: boolean };
+
+/**
+ * One request to one address, through the agent's keep-alive pool for it; the response streams
+ * to the client with back-pressure. Resolves null once answered (or the client left), or the
+ * failure when nothing was sent to the client yet.
+ */
+function dispatch(ctx: RequestContext, forward: CompiledForward, address: string, port: number, method: string, path: string, headers: string[], body: AsyncIterable<Buffer> | null, idempotent: boolean): Promise<Failure | null> {
+  const res = ctx.res;
+  return new Promise((resolve) => {
+    let controller: Dispatcher.DispatchController | null = null;
+    let settled = false;
+    let responded = false;
+    const settle = (outcome: Failure | null) => {
+      if (settled) return;
+      settled = true;
+      res.off('close', onClientClose);
+      resolve(outcome);
+    };
+    const onClientClose = () => {
+      if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
+      settle(null);
+    };
+    res.on('close', onClientClose);
+    const resume = () => controller?.resume();
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (settled) c.abort(new ClientGone('client closed the connection'));
+      },
+      onResponseStart(_c, statusCode, upstreamHeaders) {
+        // 1xx are not relayed: node:http answered the client's Expect itself.
+        if (statusCode < 200) return;
+        responded = true;
+        const out = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, NOTHING_HIDDEN);
+        // RFC 9110 §7.6.3: this hop is appended to the response's Via too.
+        const via = out.indexOf('via');
+        if (via !== -1 && via % 2 === 0) out[via + 1] = `${out[via + 1] as string}, ${VIA}`;
+        else out.push('via', VIA);
+        ctx.status = statusCode;
+        res.writeHead(statusCode, out);
+      },
+      onResponseData(c, chunk) {
+        ctx.bodyBytes += chunk.length;
+        if (!res.write(chunk)) {
+          c.pause();
+          res.once('drain', resume);
+        }
+      },
+      onResponseEnd() {
+        res.end();
+        settle(null);
+      },
+      onResponseError(_c, error) {
+        const e = error as { code?: string; cause?: { code?: string } };
+        const code = e?.cause?.code ?? e?.code ?? 'UNKNOWN';
+        if (code === 'ERR_FORWARD_CLIENT_GONE') return;
+        if (responded) {
+          // The head is gone: a cut connection is the only honest signal left.
+          res.destroy();
+          settle(null);
+          return;
+        }
+        settle({ status: TIMEOUTS.has(code) ? 504 : 502, code, beforeSend: CONNECT_FAILURES.has(code) });
+      },
+    };
+    forward.agent.dispatch(
+      {
+        origin: `http://${formatAddress(address, port)}`,
+        path,
+        method,
+        headers,
+        body,
+        idempotent,
+        blocking: true,
+      } as Dispatcher.DispatchOptions,
+      handler,
+    );
+  });
+}
+
+const NOTHING_HIDDEN: ReadonlySet<string> = new Set();
