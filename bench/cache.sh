@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cache-hit throughput side by side in one run (interleaved rounds): `portico proxy --cache`
 # (memory tier) against nginx `proxy_cache` serving the same cached answer, each one process
+# (PORTICO_WORKERS=1, nginx worker_processes 1)
 # pinned to CPU 0, wrk pinned to CPU 1 (as the shared bench/ scripts do). The origin (a small
 # node:http server on CPU 1) answers "Hello, World!" with Cache-Control: max-age=3600; every
 # measured request is a hit for both (checked before the rounds). Servers listen on loopback
@@ -30,7 +31,7 @@ PIDS+=($!)
 
 NAMES=(); PORTS=()
 PORT=$(free_port)
-taskset -c 0 node "$ROOT/bin/portico" proxy "http://127.0.0.1:$ORIGIN_PORT" --host 127.0.0.1 --port "$PORT" --cache --no-access-log > "$WORK/portico.log" 2>&1 &
+PORTICO_WORKERS=1 taskset -c 0 node "$ROOT/bin/portico" proxy "http://127.0.0.1:$ORIGIN_PORT" --host 127.0.0.1 --port "$PORT" --cache --no-access-log > "$WORK/portico.log" 2>&1 &
 PIDS+=($!); NAMES+=(portico); PORTS+=("$PORT")
 
 PORT=$(free_port)
