@@ -30,6 +30,7 @@ import { CrashStreak } from '../core/crash-streak.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { BoundAddress } from '../edge/server.js';
+import { relayCacheMessages } from './cache-relay.js';
 import { attachLimitState } from './limit-state.js';
 import { EDGE_WORKER_ENV, isFromEdge, type FromEdge, type Members, type ToEdge } from './edge-ipc.js';
 
@@ -70,10 +71,17 @@ function entry(): string {
 /**
  * The one place where node-wide state is attached to an edge worker: the limits' store in the
  * supervisor (supervisor/limit-state.ts) answers its `portico:limit…` messages; the returned
- * function releases the worker's concurrency slots and connection counts when it exits.
+ * function releases the worker's concurrency slots and connection counts when it exits. Cache
+ * purges are relayed to the other workers.
  */
 function attachNodeWideState(worker: Worker): () => void {
-  return attachLimitState(worker);
+  const detachLimits = attachLimitState(worker);
+  // Cache purges one worker announces reach the others' memory tiers (supervisor/cache-relay.ts).
+  const detachCache = relayCacheMessages(worker);
+  return () => {
+    detachLimits();
+    detachCache();
+  };
 }
 
 export class EdgeWorkers {

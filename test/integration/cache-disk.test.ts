@@ -254,4 +254,26 @@ describe('disk tier', () => {
       await shared.stop();
     }
   });
+
+  it('a purge reaches the memory tier of every edge worker (relayed by the supervisor)', async () => {
+    upstream.on('/bcast', (_req, res, n) => res.writeHead(200, { 'cache-control': 'max-age=600' }).end(`v${n}`));
+    const bcastPort = await freePort();
+    const shared = await startWithConfig(join(work.path), {
+      workers: 2,
+      log: { access: false, level: 'error' },
+      servers: [{ listen: `127.0.0.1:${bcastPort}`, routes: [{ proxy: { to: upstream.url }, cache: true }] }],
+    });
+    try {
+      // Memory only: each worker stores its own copy.
+      const before = new Set((await Promise.all(Array.from({ length: 20 }, () => request(`${shared.url}/bcast`)))).map((r) => r.text));
+      assert.ok(upstream.count('/bcast') >= 1 && upstream.count('/bcast') <= 2, `one fetch per worker at most, got ${upstream.count('/bcast')}`);
+      const purged = await request(`${shared.url}/bcast`, { method: 'PURGE' });
+      assert.equal(purged.status, 200);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const after = await Promise.all(Array.from({ length: 20 }, () => request(`${shared.url}/bcast`)));
+      for (const response of after) assert.ok(!before.has(response.text), `"${response.text}" was stored before the purge`);
+    } finally {
+      await shared.stop();
+    }
+  });
 });

@@ -61,6 +61,7 @@ import {
   type Directives,
   type ResponseFacts,
 } from './policy.js';
+import { announcePurge, listen as listenForPurges } from './broadcast.js';
 import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
 import type { Readable, Writable } from 'node:stream';
 
@@ -145,6 +146,8 @@ export class CacheHandler {
     this.#staleOnError = stale.has('error') ? Infinity : 0;
     this.#staleOnTimeout = stale.has('timeout') ? Infinity : 0;
     this.#staleOnStatus = new Set([500, 502, 503, 504].filter((status) => stale.has(`http_${status}` as 'http_500')));
+    // In an edge worker: apply the purges other workers announce.
+    listenForPurges();
   }
 
   handler(): Handler {
@@ -397,6 +400,7 @@ export class CacheHandler {
     for (const target of targets) {
       const key = this.#keyFor(ctx, target);
       await this.#store.purge(key, false).catch(() => 0);
+      announcePurge(this.#config.zone, key, false);
     }
   }
 
@@ -428,6 +432,7 @@ export class CacheHandler {
     const prefix = uri.endsWith('*');
     const key = prefix ? this.#keyFor(ctx, uri.slice(0, -1)) : this.#key(ctx);
     const count = await this.#store.purge(key, prefix);
+    announcePurge(this.#config.zone, key, prefix);
     for (const [lockKey] of this.#locks) if (prefix ? lockKey.startsWith(key) : lockKey.startsWith(`${key}\0`)) this.#locks.delete(lockKey);
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }

@@ -106,6 +106,11 @@ export class TieredStore implements CacheStore {
 
 const zones = new Map<string, { signature: string; store: TieredStore }>();
 
+/** The zone of this process by name (for purges relayed from other edge workers). */
+export function zoneByName(name: string): TieredStore | undefined {
+  return zones.get(name)?.store;
+}
+
 /** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
 export function zoneFor(settings: ZoneSettings): TieredStore {
   const signature = JSON.stringify(settings);
