@@ -140,6 +140,36 @@ describe('supervisor and edge workers', () => {
     }
   });
 
+  it('edge workers never outlive the supervisor (SIGKILL of portico: they exit)', async () => {
+    const port = await freePort();
+    const portico = await startPortico(['up', '--config', writeConfig(dir.path, config(port, 'x\n', { workers: 2 }), 'orphan.config.json')], { timeoutMs: 30_000 });
+    const edge = children(portico.pid);
+    assert.equal(edge.length, 2);
+    await portico.stop('SIGKILL');
+    for (const pid of edge) await eventually(() => !alive(pid), 5_000, `edge worker ${pid} gone after the supervisor`);
+    assert.ok(await refused(`http://127.0.0.1:${port}/`));
+  });
+
+  it('edge workers that die in a loop are restarted with backoff (0, 250 ms, 500 ms …), and the 6th crash in a row stops portico (exit 1)', async () => {
+    const port = await freePort();
+    const portico = await startPortico(['up', '--config', writeConfig(dir.path, config(port, 'x\n', { workers: 2 }), 'loop.config.json')], { timeoutMs: 30_000 });
+    const killed = new Set<number>();
+    const deadline = Date.now() + 40_000;
+    while (portico.child.exitCode === null && Date.now() < deadline) {
+      for (const match of portico.stderr().matchAll(/"worker":(\d+),"msg":"edge worker started"/g)) {
+        const pid = Number(match[1]);
+        if (killed.has(pid) || !alive(pid)) continue;
+        killed.add(pid);
+        process.kill(pid, 'SIGKILL');
+      }
+      await sleep(20);
+    }
+    const code = await portico.stop('SIGKILL');
+    assert.equal(code, 1, portico.stderr().slice(-2000));
+    assert.match(portico.stderr(), /edge workers crashed 6 times in a row, giving up \(last: exit SIGKILL\)/);
+    for (const delay of ['replacing it now', 'replacing it in 250 ms', 'replacing it in 500 ms', 'replacing it in 1000 ms']) assert.ok(portico.stderr().includes(delay), `logged: ${delay}`);
+  });
+
   it('--workers overrides the config; a port in use fails at once with exit 1', async () => {
     const port = await freePort();
     const path = writeConfig(dir.path, config(port, 'flag\n', { workers: 1 }), 'flag.config.json');
