@@ -142,7 +142,8 @@ describe('supervisor and edge workers', () => {
 
   it('edge workers never outlive the supervisor (SIGKILL of portico: they exit)', async () => {
     const port = await freePort();
-    const portico = await startPortico(['up', '--config', writeConfig(dir.path, config(port, 'x\n', { workers: 2 }), 'orphan.config.json')], { timeoutMs: 30_000 });
+    // --pid in the test folder: a SIGKILLed portico cannot remove its pid file.
+    const portico = await startPortico(['up', '--config', writeConfig(dir.path, config(port, 'x\n', { workers: 2 }), 'orphan.config.json'), '--pid', join(dir.path, 'orphan.pid')], { timeoutMs: 30_000 });
     const edge = children(portico.pid);
     assert.equal(edge.length, 2);
     await portico.stop('SIGKILL');
