@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { freePort, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 interface Answer {
@@ -234,5 +234,54 @@ describe('limits across 2 edge workers hold for the node as a whole', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.deepEqual(statuses, [200, 200], 'both slots are free again after the worker that held them died');
+  });
+});
+
+describe('limit state survives a config reload', () => {
+  const dir = tempDir('portico-limits-reload-');
+  let portico: RunningPortico;
+  let port = 0;
+  const config = (version: string) => ({
+    // The default `workers: "auto"` (2 here): the state is the supervisor's, kept across the reload.
+    log: { access: false },
+    // 1r/m: the bucket drains 16 milli-requests a second, nothing that matters during the test.
+    limits: { rateZones: { perip: { key: '$remote_addr', rate: '1r/m' } } },
+    servers: [
+      {
+        listen: `127.0.0.1:${port}`,
+        routes: [
+          { exact: '/version', respond: { body: version } },
+          { prefix: '/rate/', rateLimit: { zone: 'perip', burst: 2, nodelay: true }, respond: { body: '$limit_req_status' } },
+        ],
+      },
+    ],
+  });
+
+  before(async () => {
+    port = await freePort();
+    portico = await startWithConfig(dir.path, config('v1'));
+  });
+  after(async () => {
+    await portico?.stop();
+    dir.remove();
+  });
+
+  it('a key over its limit stays limited after SIGHUP reloads the config (as nginx keeps a zone)', async () => {
+    const conn = await Conn.open(port);
+    try {
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await conn.get('/rate/x'))?.status);
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
+      writeConfig(dir.path, config('v2'));
+      process.kill(portico.pid, 'SIGHUP');
+      const deadline = Date.now() + 15_000;
+      while ((await conn.get('/version'))?.body !== 'v2') {
+        assert.ok(Date.now() < deadline, 'the reload took effect within 15 s');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal((await conn.get('/rate/x'))?.status, 429, 'still over the limit on the new generation');
+    } finally {
+      conn.socket.destroy();
+    }
   });
 });
