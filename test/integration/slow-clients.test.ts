@@ -2,7 +2,7 @@
  * A slow-client attack with the real tool: slowhttptest (Debian package) in slowloris mode (-H:
  * heads trickled a header line at a time) and slow-body mode (-B: a POST body trickled), 1,000
  * connections each for a bounded 30 s against a Portico process on 127.0.0.1, through a proxy
- * route to a real upstream, with the default limits (so the slow connections are held for the
+ * route to a real upstream (its own process), with the default limits (so the slow connections are held for the
  * whole attack: the 60 s head and body timeouts do not end them). Meanwhile a normal client opens a
  * new connection and makes a request every 100 ms through the same proxy route: every one of its
  * requests must succeed. Their latency (p50/p99/max) and Portico's memory per held connection are
@@ -11,13 +11,14 @@
  * Load-bound: listed in ALONE in scripts/test.mjs, so it runs after the rest, one file at a time.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
-import { MiB, rssBytes, startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
+import { MiB, rssBytes } from '../helpers/upstreams.js';
 
 const CONNECTIONS = 1000;
 const ATTACK_SECONDS = 30;
@@ -70,6 +71,29 @@ function probe(port: number, path: string): Promise<{ status: number; ms: number
   });
 }
 
+/**
+ * The upstream, in its own process: it holds the slow-body attack's 1,000 proxied requests, and
+ * in the test process its work would delay the normal client's measured requests. It reads whole
+ * bodies, then answers "ok".
+ */
+async function startUpstreamProcess(): Promise<{ child: ChildProcess; url: string }> {
+  const script = `
+    const server = require('node:http').createServer({ keepAliveTimeout: 30000, requestTimeout: 0, headersTimeout: 0 }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    server.listen(0, '127.0.0.1', () => process.stdout.write('port ' + server.address().port + '\\n'));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const deadline = Date.now() + 10_000;
+  while (!/port \d+/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the upstream process did not start: ${out}`);
+    await sleep(20);
+  }
+  return { child, url: `http://127.0.0.1:${/port (\d+)/.exec(out)?.[1]}` };
+}
+
 interface AttackResult {
   /** The exact command run (for the closing note). */
   command: string;
@@ -111,17 +135,14 @@ async function attack(mode: '-H' | '-B', url: string, dir: string): Promise<Atta
 describe('slow-client attack (slowhttptest, 1,000 connections, 30 s each)', { timeout: 120_000 }, () => {
   const dir = tempDir();
   let portico: RunningPortico;
-  let upstream: NodeUpstream;
+  let upstream: { child: ChildProcess; url: string };
   let port = 0;
 
   before(async () => {
     const available = spawnSync('slowhttptest', ['-h'], { encoding: 'utf8' });
     assert.ok(available.status !== null && !available.error, 'slowhttptest is not installed (Debian package slowhttptest; .ci/run installs it)');
-    // The upstream reads whole bodies: the slow-body attack holds its requests open too.
-    upstream = await startNodeUpstream((req, res) => {
-      req.resume();
-      req.on('end', () => res.end('ok'));
-    });
+    upstream = await startUpstreamProcess();
+    raiseFdLimit(upstream.child.pid as number, FD_NEEDED);
     port = await freePort();
     portico = await startWithConfig(dir.path, {
       // One process: the connections, descriptors and memory measured are all in portico.pid.
@@ -133,7 +154,11 @@ describe('slow-client attack (slowhttptest, 1,000 connections, 30 s each)', { ti
   });
   after(async () => {
     await portico?.stop();
-    await upstream?.close();
+    if (upstream && upstream.child.exitCode === null) {
+      const exited = once(upstream.child, 'exit');
+      process.kill(upstream.child.pid as number, 'SIGKILL');
+      await exited;
+    }
     dir.remove();
   });
 
