@@ -356,6 +356,20 @@ function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: bool
     purge: options.purge === false ? null : (options.purge?.allow ?? ['127.0.0.1', '::1']),
   };
 }
+/**
+ * The head deadline lies within the whole-request deadline (node:http refuses to start otherwise).
+ * Unset, it is 60 s (nginx `client_header_timeout`), or the request deadline when that is shorter.
+ */
+function resolveDeadlines(http: ParsedConfig['http'], problems: string[]): { headersTimeout: number; requestTimeout: number } {
+  const requestTimeout = http?.requestTimeout ?? 300_000;
+  const given = http?.headersTimeout;
+  const headersTimeout = given ?? (requestTimeout > 0 ? Math.min(60_000, requestTimeout) : 60_000);
+  if (given !== undefined && requestTimeout > 0 && given > requestTimeout) {
+    problems.push(`http.headersTimeout: expected at most http.requestTimeout (${requestTimeout} ms), got ${given} ms`);
+  }
+  return { headersTimeout, requestTimeout };
+}
+
 /** nginx `client_max_body_size` default. */
 const DEFAULT_MAX_BODY_SIZE = 1024 * 1024;
 
@@ -939,6 +953,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const servers = (parsed.servers ?? []).map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize, limitZones));
   checkServers(servers, problems);
   const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, problems) : null;
+  const { headersTimeout, requestTimeout } = resolveDeadlines(parsed.http, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;
   return deepFreeze({
@@ -952,8 +967,8 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
       serverHeader: parsed.http?.serverHeader === false ? null : (parsed.http?.serverHeader ?? 'Portico'),
       unknownHost: parsed.http?.unknownHost ?? 'default',
       keepAliveTimeout: parsed.http?.keepAliveTimeout ?? 75_000,
-      headersTimeout: parsed.http?.headersTimeout ?? 60_000,
-      requestTimeout: parsed.http?.requestTimeout ?? 300_000,
+      headersTimeout,
+      requestTimeout,
       bodyTimeout: parsed.http?.bodyTimeout ?? 60_000,
       maxUriLength: parsed.http?.maxUriLength ?? 8 * 1024,
       maxHeaderSize: parsed.http?.maxHeaderSize ?? 16 * 1024,

@@ -126,6 +126,12 @@ describe('resolver checks and results', () => {
     // Different addresses do not conflict.
     assert.doesNotThrow(() => validateConfig({ servers: [{ listen: ':80', default: true }, { listen: ':81', default: true }] }, BASE, null));
   });
+  it('the head deadline lies within the request deadline (node:http would refuse to listen)', () => {
+    const shorter = validateConfig({ http: { requestTimeout: '30s' }, servers: [{}] }, BASE, null).http;
+    assert.equal(shorter.headersTimeout, 30_000, 'the default head deadline follows a shorter request deadline');
+    assert.equal(validateConfig({ http: { requestTimeout: 0 }, servers: [{}] }, BASE, null).http.headersTimeout, 60_000);
+    assert.deepEqual(problems({ http: { headersTimeout: '2m', requestTimeout: '1m' }, servers: [{}] }), ['http.headersTimeout: expected at most http.requestTimeout (60000 ms), got 120000 ms']);
+  });
   it('fills defaults and parses units', () => {
     const config = validateConfig({ servers: [{ static: { root: 'public', maxAge: '1h', hotFileMaxSize: '1mb' } }] }, BASE, null);
     assert.equal(config.source, null);

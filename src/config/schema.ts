@@ -747,7 +747,7 @@ export const configSchema = z.strictObject({
        * Time to receive a request head (nginx `client_header_timeout`); then 408 and close. A total
        * deadline from the head's first byte, not reset by each byte received, so a client trickling
        * its head (slowloris) is cut at this bound; a new connection that sends nothing is closed
-       * after it too. @default "60s"
+       * after it too. At most `requestTimeout`. `0` = none. @default "60s" (or `requestTimeout` when shorter)
        */
       headersTimeout: timerDuration().optional(),
       /** Time to receive the whole request, head and body; then 408 (or the connection is closed when the answer has started). `0` = none. @default "300s" */

@@ -16,7 +16,7 @@ import { RequestContext, type ListenerInfo } from './context.js';
 import { buildGeneration, FORWARD_KEY_PREFIX, type Generation, type GenerationOptions } from './generation.js';
 import { ForwardRuntime, handleConnect, handleForwardRequest } from './handlers/forward-proxy/index.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from './http/framing.js';
-import { admitOnConnection, disableNodeLimits, expectationRefusal, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
+import { admitOnConnection, applyParserLimits, disableNodeLimits, expectationRefusal, expectsContinue, headRefusal, overflowStatus, parserOptions, watchBody, type HeadRefusal } from './http/limits.js';
 import { responseOnSocket, sendStatus } from './http/respond.js';
 import { gateConnections } from './middleware/conn-limit.js';
 import { handleRequest, handleUpgrade } from './pipeline.js';
@@ -321,6 +321,7 @@ export class EdgeServer {
       throw error;
     }
     next.start();
+    for (const [key, listener] of this.#listeners) if (!added.includes(key)) applyParserLimits(listener.server, config.http);
     for (const key of removed) void this.#close(key, 30_000);
     // The old access log may still get lines from requests in flight: flush, then let it go.
     previous.accessLog?.flush();

@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startWithConfig, statusOf, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { freePort, startWithConfig, statusOf, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -381,6 +381,34 @@ describe('protocol limits and slow clients (real server, raw sockets)', () => {
       const answered = Date.now();
       assert.ok(await client.closedWithin(6_000), 'closed while idle');
       assert.ok((client.closedAt ?? 0) - answered >= 900, 'not before the keep-alive timeout');
+    });
+  });
+
+  describe('reload', () => {
+    it("a reload applies new limits to the listener that stays open, node's parser limit included", async () => {
+      const reloadDir = tempDir();
+      const reloadPort = await freePort();
+      const config = (maxHeaderSize: string) => ({
+        workers: 1,
+        log: { access: false },
+        http: { maxUriLength: '1kb', maxHeaderSize },
+        servers: [{ listen: `127.0.0.1:${reloadPort}`, routes: [{ respond: { body: 'ok' } }] }],
+      });
+      const running = await startWithConfig(reloadDir.path, config('2kb'));
+      try {
+        // 5 KiB of headers: over node's parser limit of this config (1 KiB + 2 KiB + the request line).
+        const big = get('/', `X-Big: ${'x'.repeat(5 * 1024)}\r\n`);
+        assert.equal(statusOf((await exchange(reloadPort, big)).text), 431);
+        writeConfig(reloadDir.path, config('8kb'));
+        process.kill(running.pid, 'SIGHUP');
+        const deadline = Date.now() + 15_000;
+        while (!/reloaded: new config serving/.test(running.stderr()) && Date.now() < deadline) await sleep(50);
+        assert.match(running.stderr(), /reloaded: new config serving/);
+        assert.equal(statusOf((await exchange(reloadPort, big)).text), 200, 'a new connection gets the new limit');
+      } finally {
+        await running.stop();
+        reloadDir.remove();
+      }
     });
   });
 });

@@ -24,7 +24,7 @@
  * request, never a complete truncated one) without the socket teardown node ties to that, and the
  * proxy answers with `bodyRefusal(req)` instead of a 502.
  */
-import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../../config/resolve.js';
 import { ErrorCodes, HttpError, type ErrorCode } from '../../core/errors.js';
@@ -69,6 +69,21 @@ export function parserOptions(http: HttpSettings): ServerOptions {
     // a request under way, in C++, so it costs microseconds even with thousands of them.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(...deadlines, 10_000) / 10))),
   };
+}
+
+/**
+ * A reload's limits on a listener that stays open: node:http reads the deadlines at each sweep,
+ * the keep-alive timeout after each answer and the head size limit for each new connection, so
+ * they apply from here on (the sweep interval stays the one the listener started with).
+ */
+export function applyParserLimits(server: Server, http: HttpSettings): void {
+  const options = parserOptions(http);
+  // Lowered first, so node never sees a head deadline above the request deadline.
+  server.headersTimeout = 0;
+  server.requestTimeout = options.requestTimeout ?? 0;
+  server.headersTimeout = options.headersTimeout ?? 0;
+  server.keepAliveTimeout = options.keepAliveTimeout ?? 0;
+  (server as Server & { maxHeaderSize?: number }).maxHeaderSize = options.maxHeaderSize;
 }
 
 /** What node:http must not do on its own (see the file comment); call on each new server. */
