@@ -304,6 +304,8 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
   const headers = upstreamRequestHeaders(req, ctx.clientAddress, 'http', options);
   const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
   const info = ctx.forward as NonNullable<RequestContext['forward']>;
+  // The client left while the name resolved: nothing to ask the destination for.
+  if (ctx.res.destroyed) return;
   for (let i = 0; i < addresses.length; i++) {
     const address = addresses[i] as string;
     info.destination = formatAddress(address, port);
