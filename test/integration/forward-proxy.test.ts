@@ -101,6 +101,22 @@ describe('forward proxy: curl -x, http:// and CONNECT', () => {
     assert.equal(echoed.headers['x-forwarded-for'], undefined);
   });
 
+  it('Max-Forwards: OPTIONS counts it down, at 0 the proxy answers; TRACE is refused', async () => {
+    const options = await rawRequest(proxy.port, `OPTIONS ${site.url}/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 3\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(options), 200);
+    const echoed = JSON.parse(options.toString('utf8').slice(options.indexOf('\r\n\r\n') + 4)) as EchoedRequest;
+    assert.equal(echoed.headers['max-forwards'], '2');
+    const before = site.connections();
+    const last = (await rawRequest(proxy.port, `OPTIONS ${site.url}/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n`)).toString();
+    assert.equal(statusOf(last), 200);
+    assert.match(last, /\r\nAllow: /i);
+    const trace = (await rawRequest(proxy.port, `TRACE ${site.url}/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).toString();
+    assert.equal(statusOf(trace), 405);
+    assert.equal(site.connections(), before);
+    const get = await rawRequest(proxy.port, `GET ${site.url}/echo HTTP/1.1\r\nHost: x\r\nMax-Forwards: 5\r\nConnection: close\r\n\r\n`);
+    assert.equal((JSON.parse(get.toString('utf8').slice(get.indexOf('\r\n\r\n') + 4)) as EchoedRequest).headers['max-forwards'], '5');
+  });
+
   it('keeps one connection to the origin for sequential requests (keep-alive pool)', async () => {
     const before = site.connections();
     for (let i = 0; i < 5; i++) assert.equal((await curl(['-x', proxy.url, `${site.url}/hello.txt`])).status, 200);

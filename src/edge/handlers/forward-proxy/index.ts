@@ -235,7 +235,7 @@ async function connectTunnel(ctx: RequestContext, runtime: ForwardRuntime, socke
 }
 
 /** Request fields never forwarded: the credentials were for this proxy (RFC 9110 §11.7.2). */
-const FORWARDING: ForwardingOptions = { host: null, xForwarded: false, forwarded: false, via: VIA, remove: new Set(['proxy-authorization', 'max-forwards']), set: [], add: [] };
+const FORWARDING: ForwardingOptions = { host: null, xForwarded: false, forwarded: false, via: VIA, remove: new Set(['proxy-authorization']), set: [], add: [] };
 
 /** RFC 9110 §9.2.2: idempotent methods. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -292,7 +292,8 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
       sendBody(ctx, 200, ['Allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH'], null);
       return;
     }
-    options = { ...FORWARDING, set: [['max-forwards', String(left - 1)]] };
+    // `remove` names what `set` replaces (ForwardingOptions): the client's value goes, ours is sent.
+    options = { ...FORWARDING, remove: new Set([...FORWARDING.remove, 'max-forwards']), set: [['max-forwards', String(left - 1)]] };
   }
   if (!forward.acl.httpPorts.has(port)) return refuse(ctx, new Refusal(403, `port ${port} is not allowed`));
   const addresses = await destination(forward, runtime, host, port);
