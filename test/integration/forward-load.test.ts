@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { echo, openTunnel, readToEnd, startForward, startTcpServer, type RunningForward, type TcpServer } from '../helpers/forward.js';
+import { sleep } from '../helpers/app.js';
 import { rssBytes } from '../helpers/upstreams.js';
 
 const TUNNELS = 200;
@@ -36,6 +37,10 @@ describe('forward proxy under load', () => {
         tunnels.map((tunnel) => tunnel.status),
         tunnels.map(() => 200),
       );
+      // The proxy answers 200 once its connection to the destination is up; the echo server (in
+      // this process) may not have run its 'connection' callbacks yet, so wait for them, bounded.
+      const deadline = Date.now() + 10_000;
+      while (server.connections() < TUNNELS && Date.now() < deadline) await sleep(20);
       assert.equal(server.connections(), TUNNELS);
       const results = await Promise.all(
         tunnels.map(async (tunnel) => {

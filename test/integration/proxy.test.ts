@@ -616,7 +616,7 @@ describe('proxy: failures', () => {
     assertNoUpstreamDetails(res, [hung.port]);
   });
 
-  it('a group with every server down answers 502 in under 100 ms, every time', async () => {
+  it('a group with every server down answers 502 at once (well under a second), every time', async () => {
     const timings: number[] = [];
     for (let i = 0; i < 5; i++) {
       const started = performance.now();
@@ -625,7 +625,9 @@ describe('proxy: failures', () => {
       assert.equal(res.status, 502);
       assertNoUpstreamDetails(res, down);
     }
-    assert.ok(Math.max(...timings) < 100, `all-down answers took ${timings.map((t) => t.toFixed(1)).join(', ')} ms`);
+    // The bound tells "answered at once" from "waited on a timeout or a retry delay" (those are
+    // seconds); it is not a speed target: 100 ms failed once at load average 15 (101.9 ms).
+    assert.ok(Math.max(...timings) < 1_000, `all-down answers took ${timings.map((t) => t.toFixed(1)).join(', ')} ms`);
   });
 
   it('a working route next to the failing ones still answers (the process is fine)', async () => {
