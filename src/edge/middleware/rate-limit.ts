@@ -60,7 +60,6 @@ export function compileRateLimit(limits: readonly ResolvedRateLimit[], zones: Re
 
   return function rateLimit(ctx) {
     if (ctx.rateLimited) return;
-    ctx.rateLimited = true;
     active.length = 0;
     activeLimits.length = 0;
     for (const limit of compiled) {
@@ -70,7 +69,11 @@ export function compileRateLimit(limits: readonly ResolvedRateLimit[], zones: Re
       active.push(limit.check);
       activeLimits.push(limit);
     }
+    // Counted once per request, once a limit applied: a route whose keys were all empty leaves
+    // the request free to be counted by the route an internal redirect lands on (nginx sets
+    // r->main->limit_req_status only when a limit took part).
     if (active.length === 0) return;
+    ctx.rateLimited = true;
     const outcome = store.take(active);
     if (!(outcome instanceof Promise)) return decide(ctx, outcome, activeLimits);
     // Asynchronous store: the scratch arrays are reused by the next request, keep this one's limits.
