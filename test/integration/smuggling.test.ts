@@ -379,19 +379,26 @@ describe('request smuggling through the proxy', () => {
       assert.deepEqual(statuses, wanted.map(() => 200), `one 200 per forwarded request; ${context}`);
       for (const response of list) assert.equal(response.body, 'ok', `the upstream's body; ${context}`);
       assert.equal(rest, '', `nothing after the responses; ${context}`);
-      const got = seen.requests.map((r) => ({
-        method: r.method,
-        target: r.target,
-        body: r.body.toString('latin1'),
-        complete: r.complete,
-        host: r.headers.find(([name]) => name === 'host')?.[1],
-      }));
+      // Pipelined requests are forwarded as soon as each is parsed, over as many upstream
+      // connections as are free, so they may arrive in any order (the client still gets its
+      // answers in order, RFC 9112 §9.3.2): compare them as a set, in one canonical order.
+      const byRequest = (a: { method: string; target: string; body: string }, b: { method: string; target: string; body: string }): number => `${a.method} ${a.target} ${a.body}`.localeCompare(`${b.method} ${b.target} ${b.body}`);
+      const got = seen.requests
+        .map((r) => ({
+          method: r.method,
+          target: r.target,
+          body: r.body.toString('latin1'),
+          complete: r.complete,
+          host: r.headers.find(([name]) => name === 'host')?.[1],
+        }))
+        .sort(byRequest);
+      const expected = [...wanted].sort(byRequest);
       assert.deepEqual(
         got.map(({ method, target, body, complete }) => ({ method, target, body, complete })),
-        wanted.map(({ method, target, body }) => ({ method, target, body, complete: true })),
+        expected.map(({ method, target, body }) => ({ method, target, body, complete: true })),
         `forwarded exactly once each, bodies as bodies; ${context}`,
       );
-      wanted.forEach((w, i) => {
+      expected.forEach((w, i) => {
         if (w.host !== undefined) assert.equal(got[i]?.host, w.host, `Host sent upstream (RFC 9112 §3.2.2); ${context}`);
       });
       // Nothing the client said about its own connection is passed on (undici writes its own
