@@ -163,6 +163,9 @@ Options:
       --connect-port P    a port CONNECT may reach, or a range "8000-8999" (repeatable; default 443)
       --htpasswd FILE     require proxy authentication (Basic) by the users of FILE
       --realm R           the realm of the authentication challenge (default "portico")
+      --cache             cache cacheable http:// responses (RFC 9111 shared cache, 64 MiB in
+                          memory; Cache-Status header; PURGE http://... from 127.0.0.1/::1)
+      --cache-dir DIR     also keep them on disk in DIR (1 GiB bound, kept across restarts)
       --no-access-log     do not write the access log
       --access-log F      combined (default) | json
   -h, --help              this help`,
@@ -208,8 +211,10 @@ function banner(title: string, view: NodeView): void {
   const forward = config.forward;
   if (forward) {
     const ports = forward.connectPorts.map(([low, high]) => (low === high ? String(low) : `${low}-${high}`)).join(', ');
+    const zone = forward.cache ? config.cache.zones[forward.cache.zone] : undefined;
+    const cache = zone ? `; caching in zone "${zone.name}" (${zone.dir === null ? 'memory' : `memory and ${zone.dir}`})` : '';
     for (const address of view.addresses.filter((a) => a.forward)) {
-      say(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''})`);
+      say(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''}${cache})`);
     }
   }
   for (const line of view.processes) say(`  ${line}`);
@@ -446,10 +451,14 @@ async function forward(args: string[]): Promise<void> {
     'connect-port': { type: 'string', multiple: true },
     htpasswd: { type: 'string' },
     realm: { type: 'string' },
+    cache: { type: 'boolean' },
+    'cache-dir': { type: 'string' },
     'no-access-log': { type: 'boolean' },
     'access-log': { type: 'string' },
   });
   if (values.help) return say(HELP.forward as string);
+  const cacheDir = values['cache-dir'] as string | undefined;
+  if (cacheDir !== undefined && !values.cache) throw new UsageError('--cache-dir: expected with --cache');
   const list = (name: string): string[] | undefined => values[name] as unknown as string[] | undefined;
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 3128);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
@@ -457,6 +466,7 @@ async function forward(args: string[]): Promise<void> {
   if (values.realm !== undefined && htpasswd === undefined) throw new UsageError('--realm: expected only with --htpasswd');
   const user: UserConfig = {
     log: { access: accessLogFlags(values) },
+    ...(cacheDir !== undefined ? { cache: { dir: cacheDir } } : {}),
     forward: {
       listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
       ...(list('allow') ? { allow: list('allow') } : {}),
@@ -464,6 +474,7 @@ async function forward(args: string[]): Promise<void> {
       ...(list('deny-dest') ? { denyDest: list('deny-dest') } : {}),
       ...(list('connect-port') ? { connectPorts: list('connect-port')?.map((p) => (/^\d+$/.test(p) ? Number(p) : p)) } : {}),
       ...(htpasswd !== undefined ? { auth: { htpasswd, ...(values.realm !== undefined ? { realm: values.realm as string } : {}) } } : {}),
+      ...(values.cache ? { cache: true } : {}),
     },
   };
   let config: ResolvedConfig;

@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { Htpasswd } from '../core/htpasswd.js';
 import type { IpRule } from '../core/ip-list.js';
 import { ConfigError } from './errors.js';
-import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedForward, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
+import { parseListen, type ListenAddress, type ParsedApp, type ParsedCacheSection, type ParsedConfig, type ParsedEncode, type ParsedForward, type ParsedForwardCache, type ParsedHeaderOps, type ParsedProxy, type ParsedRewrite, type ParsedRoute, type ParsedRouteCache, type ParsedServer, type ParsedStatic, type ParsedUpstream, type StaticFields } from './schema.js';
 
 export type { ListenAddress };
 
@@ -146,9 +146,13 @@ export interface ResolvedExternalApp {
 }
 
 /** A route's response cache (schema.ts `routeCache` documents each field). */
-export interface ResolvedRouteCache {
-  readonly zone: string;
+export interface ResolvedRouteCache extends ResolvedCacheRules {
   readonly key: string;
+}
+
+/** A cache's rules whatever it fronts (a route's upstream, or the forward proxy's destinations). */
+export interface ResolvedCacheRules {
+  readonly zone: string;
   readonly bypass: readonly string[];
   readonly noStore: readonly string[];
   readonly minUses: number;
@@ -264,6 +268,8 @@ export interface ResolvedForward {
   readonly dnsCacheTtl: number;
   readonly keepAliveTimeout: number;
   readonly accessLog: boolean;
+  /** The cache of `http://` responses, or null (off). Its key is the absolute URI, port explicit (not configurable). */
+  readonly cache: ResolvedCacheRules | null;
 }
 
 export interface ResolvedConfig {
@@ -338,11 +344,17 @@ function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: bool
     if (!inherited) problems.push(`${id}.cache: expected only on a "proxy" or "app" route, got it on a ${handler.type === 'none' ? 'route without handler' : `"${handler.type}" route`}`);
     return null;
   }
+  const { zone, ...rules } = resolveCacheRules(options, `${id}.cache`, zones, problems);
+  // The zone first, then the key: the resolved JSON `portico check` prints reads as before.
+  return { zone, key: options.key ?? DEFAULT_CACHE_KEY, ...rules };
+}
+
+/** The fields a route's `cache` and `forward.cache` share, defaults filled, the zone checked. */
+function resolveCacheRules(options: Exclude<ParsedForwardCache, boolean>, at: string, zones: Readonly<Record<string, ResolvedCacheZone>>, problems: string[]): ResolvedCacheRules {
   const zone = options.zone ?? 'default';
-  if (!(zone in zones)) problems.push(`${id}.cache.zone: expected a cache zone (${Object.keys(zones).map((n) => `"${n}"`).join(', ')}), got ${JSON.stringify(zone)}`);
+  if (!(zone in zones)) problems.push(`${at}.zone: expected a cache zone (${Object.keys(zones).map((n) => `"${n}"`).join(', ')}), got ${JSON.stringify(zone)}`);
   return {
     zone,
-    key: options.key ?? DEFAULT_CACHE_KEY,
     bypass: options.bypass ?? [],
     noStore: options.noStore ?? [],
     minUses: options.minUses ?? 1,
@@ -356,6 +368,7 @@ function resolveRouteCache(parsed: ParsedRouteCache | undefined, inherited: bool
     purge: options.purge === false ? null : (options.purge?.allow ?? ['127.0.0.1', '::1']),
   };
 }
+
 /**
  * The head deadline lies within the whole-request deadline (node:http refuses to start otherwise).
  * Unset, it is 60 s (nginx `client_header_timeout`), or the request deadline when that is shorter.
@@ -871,7 +884,7 @@ const portRanges = (ports: readonly (number | string)[]): [number, number][] =>
     return [low as number, high as number];
   });
 
-function resolveForward(parsed: ParsedForward, baseDir: string, servers: readonly ResolvedServer[], problems: string[]): ResolvedForward {
+function resolveForward(parsed: ParsedForward, baseDir: string, servers: readonly ResolvedServer[], zones: Readonly<Record<string, ResolvedCacheZone>>, problems: string[]): ResolvedForward {
   const listenTexts = parsed.listen === undefined ? ['127.0.0.1:3128'] : Array.isArray(parsed.listen) ? parsed.listen : [parsed.listen];
   const listen = listenTexts.map((text) => parseListen(text) as ListenAddress);
   // One socket cannot be both: a virtual server answers origin-form requests, the proxy refuses them.
@@ -910,6 +923,7 @@ function resolveForward(parsed: ParsedForward, baseDir: string, servers: readonl
     dnsCacheTtl: parsed.dnsCacheTtl ?? 30_000,
     keepAliveTimeout: parsed.keepAliveTimeout ?? 30_000,
     accessLog: parsed.accessLog ?? true,
+    cache: parsed.cache === undefined || parsed.cache === false || (parsed.cache !== true && parsed.cache.enabled === false) ? null : resolveCacheRules(parsed.cache === true ? {} : parsed.cache, 'forward.cache', zones, problems),
   };
 }
 
@@ -952,7 +966,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const limitZones: ZoneNames = { rate: new Set(Object.keys(rateZones)), conn: new Set(Object.keys(connZones)) };
   const servers = (parsed.servers ?? []).map((server, i) => resolveServer(server, i, baseDir, problems, upstreams, routable, zones, maxBodySize, limitZones));
   checkServers(servers, problems);
-  const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, problems) : null;
+  const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, zones, problems) : null;
   const { headersTimeout, requestTimeout } = resolveDeadlines(parsed.http, problems);
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   const access = parsed.log?.access;

@@ -710,6 +710,17 @@ const forward = z.strictObject({
   keepAliveTimeout: timerDuration().optional(),
   /** Write forwarded requests and tunnels to the access log. @default true */
   accessLog: z.boolean().optional(),
+  /**
+   * Cache cacheable responses to absolute-form `http://` requests (RFC 9111 shared cache, the
+   * Squid `cache_dir` role) in a zone of the top-level `cache` section: the same rules, stores,
+   * coalescing, stale serving, `PURGE` and `Cache-Status` as a route's `cache`. `true` uses the
+   * zone "default"; an object takes a route cache's fields, except `key`: the key is always the
+   * absolute URI with the port made explicit (`http://host:port/path?query`), so no template
+   * can let two origins share an entry. Looked up only after the client, proxy-authentication
+   * and destination checks passed; never for `CONNECT`. Off unless given (Squid's `cache deny all`).
+   * @default false
+   */
+  cache: z.union([z.boolean(), routeCache.omit({ key: true })]).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -847,6 +858,7 @@ export type UserConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type ParsedServer = NonNullable<ParsedConfig['servers']>[number];
 export type ParsedForward = NonNullable<ParsedConfig['forward']>;
+export type ParsedForwardCache = NonNullable<ParsedForward['cache']>;
 export type ParsedRoute = NonNullable<ParsedServer['routes']>[number];
 export type ParsedStatic = NonNullable<ParsedServer['static']>;
 export type ParsedRewrite = NonNullable<ParsedServer['rewrite']>[number];

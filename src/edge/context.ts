@@ -25,6 +25,13 @@ export interface ForwardInfo {
   bytesUp: number;
   /** The authenticated proxy user, or null. */
   user: string | null;
+  /** "http://host:port" of an http:// request once checked (the cache key's origin, port explicit); "" otherwise. */
+  origin: string;
+  /**
+   * The response is the destination's (relayed, or from the cache), not the proxy's own: it keeps
+   * its own `Server` field and the proxy adds none (it names itself in `Via`, RFC 9110 §7.6.3).
+   */
+  relayed: boolean;
 }
 
 export class RequestContext {
@@ -63,6 +70,8 @@ export class RequestContext {
   bodyBytes = 0;
   /** Set for requests and tunnels of the forward proxy (logged with the destination and bytes each way). */
   forward: ForwardInfo | null = null;
+  /** The `Cache-Status` (RFC 9211) a cache gave the response, for the access log; "" when no cache took part. */
+  cacheStatus = '';
 
   constructor(req: IncomingMessage, res: ServerResponse, generation: Generation, listener: ListenerInfo) {
     this.req = req;

@@ -99,7 +99,7 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
   }
   const hosts = new Map<string, HostTable>();
   for (const [key, list] of byListener) hosts.set(key, new HostTable(list));
-  const forward = config.forward ? compileForward(config.forward) : null;
+  const forward = config.forward ? compileForward(config.forward, config.cache.zones) : null;
   for (const address of config.forward?.listen ?? []) listenAddresses.set(FORWARD_KEY_PREFIX + listenKey(address), address);
   return {
     config,

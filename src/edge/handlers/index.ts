@@ -12,6 +12,7 @@ import { createRedirectHandler } from './redirect.js';
 import { createRespondHandler } from './respond.js';
 import { createStaticHandler } from './static/index.js';
 import type { Handler } from './types.js';
+import { compileTemplate } from '../variables.js';
 
 export { REROUTE, type Handler, type HandlerResult } from './types.js';
 
@@ -38,7 +39,7 @@ export function createHandler(route: ResolvedRoute, env: HandlerEnvironment): Ha
       if (!group) throw new Error(`proxy to unknown upstream "${handler.upstream}" (the config check should have refused this)`);
       const zone = env.cacheZones?.[route.cache.zone];
       if (!zone) throw new Error(`cache zone "${route.cache.zone}" unknown (the config check should have refused this)`);
-      return new CacheHandler(new ProxyHandler(handler, group, prefix), zoneFor(zone), route.cache).handler();
+      return new CacheHandler(new ProxyHandler(handler, group, prefix), zoneFor(zone), route.cache, compileTemplate(route.cache.key)).handler();
     }
     case 'none':
       return function noHandler() {

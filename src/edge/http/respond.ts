@@ -28,7 +28,8 @@ function filterHead(ctx: RequestContext, status: number, headers: string[]): Con
   // Server first, then the route's filter: a route's `headers.set.Server` replaces it and
   // `headers.remove: ["Server"]` removes it (added after, it was sent twice / could not go).
   const serverHeader = ctx.generation.serverHeader;
-  if (serverHeader !== null) headers.push('Server', serverHeader);
+  // A forward proxy's relayed response keeps the destination's Server (RFC 9110 §10.2.4).
+  if (serverHeader !== null && ctx.forward?.relayed !== true) headers.push('Server', serverHeader);
   const route = ctx.route;
   const filter = route?.headers;
   if (filter) filter(headers);

@@ -63,7 +63,21 @@ function combinedLine(ctx: RequestContext): string {
  */
 function forwardFields(ctx: RequestContext): string {
   const forward = ctx.forward as NonNullable<RequestContext['forward']>;
-  return ` dest=${forward.destination || '-'} up=${forward.bytesUp} down=${ctx.bodyBytes} ms=${Math.round(performance.now() - ctx.startedAt)}`;
+  const cache = ctx.cacheStatus === '' ? '' : ` cache=${cacheVerdict(ctx.cacheStatus)}`;
+  return ` dest=${forward.destination || '-'} up=${forward.bytesUp} down=${ctx.bodyBytes} ms=${Math.round(performance.now() - ctx.startedAt)}${cache}`;
+}
+
+/**
+ * One word for a response's `Cache-Status` (RFC 9211), in the spirit of nginx's
+ * `$upstream_cache_status`: `hit`, `stale` (a stale copy served), `collapsed` (a waiter served by
+ * another request's fetch), `revalidated` (a 304 freshened it), `expired` (stale, fetched again),
+ * or the `fwd` reason (`miss`, `vary-miss`, `bypass`, `method`, `request`).
+ */
+export function cacheVerdict(status: string): string {
+  if (status.includes('; hit')) return status.includes('detail=stale') ? 'stale' : 'hit';
+  if (status.includes('; collapsed')) return 'collapsed';
+  if (status.includes('fwd=stale')) return status.includes('fwd-status=304') ? 'revalidated' : status.includes('detail=stale') ? 'stale' : 'expired';
+  return /fwd=([a-z-]+)/.exec(status)?.[1] ?? '-';
 }
 
 function jsonLine(ctx: RequestContext): string {
@@ -81,6 +95,7 @@ function jsonLine(ctx: RequestContext): string {
     route: ctx.route?.id ?? null,
     referer: req.headers.referer ?? null,
     user_agent: req.headers['user-agent'] ?? null,
+    ...(ctx.cacheStatus !== '' ? { cache: cacheVerdict(ctx.cacheStatus) } : {}),
     ...(ctx.forward ? { destination: ctx.forward.destination || null, bytes_up: ctx.forward.bytesUp, bytes_down: ctx.bodyBytes, user: ctx.forward.user } : {}),
   })}\n`;
 }

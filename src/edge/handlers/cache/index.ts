@@ -1,8 +1,10 @@
 /**
  * The response cache of a `proxy` or `app` route (RFC 9111 shared cache, the nginx
- * `proxy_cache` role). It wraps the route's ProxyHandler: a request is answered from the zone's
- * store when policy.ts allows, else it goes upstream through `ProxyHandler.exchange` with a sink
- * that tees the response to the client and to the store as it streams.
+ * `proxy_cache` role), and of the forward proxy's `http://` requests (Squid's). It wraps a
+ * CacheOrigin (the route's ProxyHandler, or the forward proxy's exchange with a destination it
+ * has checked): a request is answered from the zone's store when policy.ts allows, else it goes
+ * to the origin through `exchange` with a sink that tees the response to the client and to the
+ * store as it streams.
  *
  *   GET/HEAD  lookup (primary key from the key template, secondary from Vary, §4.1)
  *             → fresh: hit (a 304 when the client's validators match, §4.3.2)
@@ -30,7 +32,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedRouteCache } from '../../../config/resolve.js';
+import type { ResolvedCacheRules } from '../../../config/resolve.js';
 import { HttpError } from '../../../core/errors.js';
 import { IpSet } from '../../../core/ip-list.js';
 import { log } from '../../../core/log.js';
@@ -41,7 +43,6 @@ import { addVary, compressBuffer, encodeHead, type ContentCoding, type RouteEnco
 import { evaluatePreconditions } from '../static/conditional.js';
 import type { Handler } from '../types.js';
 import type { Exchange, ResponseSink } from '../proxy/attempt.js';
-import type { ProxyHandler } from '../proxy/index.js';
 import {
   correctedInitialAge,
   currentAge,
@@ -112,10 +113,21 @@ interface FetchPlan {
   readonly lock: Lock | null;
 }
 
+/**
+ * What the cache fronts: the reverse proxy's ProxyHandler, or the forward proxy's exchange with a
+ * destination. `exchange` sends one request as the cache changes it (its response going to the
+ * exchange's sink) and throws an HttpError (502/504) when nothing answered; `handle` passes a
+ * request the cache has no part in (an Upgrade) on as it is.
+ */
+export interface CacheOrigin {
+  handle(ctx: RequestContext): void | Promise<void>;
+  exchange(ctx: RequestContext, exchange: Exchange): Promise<void>;
+}
+
 export class CacheHandler {
-  readonly #proxy: ProxyHandler;
+  readonly #proxy: CacheOrigin;
   readonly #store: CacheStore;
-  readonly #config: ResolvedRouteCache;
+  readonly #config: ResolvedCacheRules;
   readonly #key: Template;
   readonly #bypass: readonly Template[];
   readonly #noStore: readonly Template[];
@@ -132,11 +144,12 @@ export class CacheHandler {
   readonly #staleOnTimeout: number;
   readonly #staleOnStatus: ReadonlySet<number>;
 
-  constructor(proxy: ProxyHandler, store: CacheStore, config: ResolvedRouteCache) {
+  /** `key` makes the primary key of a request (a route's compiled key template; the forward proxy's absolute URI). */
+  constructor(proxy: CacheOrigin, store: CacheStore, config: ResolvedCacheRules, key: Template) {
     this.#proxy = proxy;
     this.#store = store;
     this.#config = config;
-    this.#key = compileTemplate(config.key);
+    this.#key = key;
     this.#bypass = config.bypass.map(compileTemplate);
     this.#noStore = config.noStore.map(compileTemplate);
     this.#purgeAllowed = config.purge === null ? null : new IpSet(config.purge);
@@ -208,7 +221,8 @@ export class CacheHandler {
     if (entry && this.#tryServe(ctx, entry, request, now)) return;
     // §5.2.1.7 only-if-cached: nothing usable without the origin → 504.
     if (request.directives.has('only-if-cached')) {
-      sendStatus(ctx, 504, { 'Cache-Status': 'portico; fwd=miss; detail=only-if-cached' });
+      ctx.cacheStatus = 'portico; fwd=miss; detail=only-if-cached';
+      sendStatus(ctx, 504, { 'Cache-Status': ctx.cacheStatus });
       return;
     }
     const mayStore = this.#mayStore(ctx);
@@ -271,6 +285,7 @@ export class CacheHandler {
       entry.stampTtl = remainingTtl(entry, now);
     }
     const status = `${prefix}; ttl=${entry.stampTtl}${extra === null ? '' : `; ${extra}`}`;
+    ctx.cacheStatus = status;
     const req = ctx.req;
     if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && entry.meta.status === 200) {
       if (evaluatePreconditions(req.method ?? 'GET', req.headers, entry.etag, entry.modifiedMs) === 304) {
@@ -375,7 +390,8 @@ export class CacheHandler {
         return;
       }
       if (!ctx) throw error;
-      if (error instanceof HttpError) throw new HttpError(error.status, error.code, error.message, { cause: error.cause, headers: { ...error.headers, 'Cache-Status': `portico; fwd=${plan.fwd}; detail=upstream-error` } });
+      ctx.cacheStatus = `portico; fwd=${plan.fwd}; detail=upstream-error`;
+      if (error instanceof HttpError) throw new HttpError(error.status, error.code, error.message, { cause: error.cause, headers: { ...error.headers, 'Cache-Status': ctx.cacheStatus } });
       throw error;
     }
     if (sink.retryUnconditional && ctx) {
@@ -437,13 +453,18 @@ export class CacheHandler {
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }
 
+  /** Whether PURGE is the cache's (`purge.allow`), not passed on. */
+  get purges(): boolean {
+    return this.#purgeAllowed !== null;
+  }
+
   // ---- used by StoringSink ------------------------------------------------------------------
 
   get store(): CacheStore {
     return this.#store;
   }
 
-  get config(): ResolvedRouteCache {
+  get config(): ResolvedCacheRules {
     return this.#config;
   }
 
@@ -524,7 +545,8 @@ class PassSink extends EventEmitter implements ResponseSink {
   head(status: number, headers: string[]): void {
     this.status = status;
     this.headers = headers.slice();
-    headers.push('cache-status', `${this.#cacheStatus}; fwd-status=${status}`);
+    this.#ctx.cacheStatus = `${this.#cacheStatus}; fwd-status=${status}`;
+    headers.push('cache-status', this.#ctx.cacheStatus);
     this.#out = sendHead(this.#ctx, status, headers);
   }
 
@@ -682,6 +704,7 @@ class StoringSink extends EventEmitter implements ResponseSink {
       cacheStatus += `; ttl=${Math.floor(lifetime - correctedInitialAge(headers, this.#requestTime, now, dateOf(headers, now)))}`;
     }
     if (detail !== null) cacheStatus += `; detail=${detail}`;
+    ctx.cacheStatus = cacheStatus;
     // The client's own validators against the new response (they were sent upstream on a miss,
     // and a 200 means they did not match there; on a validation they were ours).
     if (status === 200 && plan.conditional && (reqHeaders['if-none-match'] !== undefined || reqHeaders['if-modified-since'] !== undefined)) {

@@ -19,6 +19,7 @@ const BASE: ResolvedForward = {
   dnsCacheTtl: 0,
   keepAliveTimeout: 1000,
   accessLog: true,
+  cache: null,
 };
 
 /** A fixed name table standing in for DNS; it records each name asked. */

@@ -15,19 +15,25 @@
  *   6. CONNECT: under the cap of open tunnels                 else 503
  *
  * then the request is forwarded through keep-alive pools (undici) to the address that was
- * checked, or the tunnel is opened to it. Denials answer with a short reason in the body.
- * Every request and tunnel gets an access-log line with the destination, the bytes each way
- * and the duration.
+ * checked, or the tunnel is opened to it. With `forward.cache`, an http:// request that passed
+ * every check goes through the shared cache (cache/index.ts) instead, keyed by its absolute URI
+ * with the port explicit: a refused request is never answered from the cache and never fetched.
+ * Denials answer with a short reason in the body. Every request and tunnel gets an access-log
+ * line with the destination, the bytes each way and the duration (and the cache's verdict).
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Agent, type Dispatcher } from 'undici';
-import type { ResolvedForward } from '../../../config/resolve.js';
+import type { ResolvedCacheZone, ResolvedForward } from '../../../config/resolve.js';
+import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
-import { RequestContext, type ListenerInfo } from '../../context.js';
+import { RequestContext, type ForwardInfo, type ListenerInfo } from '../../context.js';
 import type { Generation } from '../../generation.js';
 import { responseOnSocket, sendBody } from '../../http/respond.js';
+import { CacheHandler, type CacheOrigin } from '../cache/index.js';
+import { zoneFor } from '../cache/tiered.js';
+import { CONDITIONAL_FIELDS, RANGE_FIELDS, type BodySink, type Exchange, type ResponseSink } from '../proxy/attempt.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from '../proxy/headers.js';
 import { ForwardAcl, normaliseName } from './acl.js';
 import { ProxyAuth } from './auth.js';
@@ -68,10 +74,14 @@ export class CompiledForward {
   readonly auth: ProxyAuth | null;
   /** One undici Pool per destination address:port (keyed by origin), created on first use. */
   readonly agent: Agent;
+  /** Sends checked requests to their destination (directly, or for the cache). */
+  readonly origin: ForwardOrigin;
+  /** The shared cache in front of `origin` (`forward.cache`), or null. */
+  readonly cache: CacheHandler | null;
   /** This machine's own addresses, for the loop check. */
   readonly #local: Set<string>;
 
-  constructor(config: ResolvedForward) {
+  constructor(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>> = {}) {
     this.config = config;
     this.acl = new ForwardAcl(config);
     this.auth = config.auth ? ProxyAuth.load(config.auth.htpasswd, config.auth.realm) : null;
@@ -85,6 +95,11 @@ export class CompiledForward {
       // Request smuggling defence: a body that disagrees with its Content-Length is an error (RFC 9112 §6.3).
       strictContentLength: true,
     });
+    this.origin = new ForwardOrigin(this);
+    const zone = config.cache ? zones[config.cache.zone] : undefined;
+    if (config.cache && !zone) throw new Error(`cache zone "${config.cache.zone}" unknown (the config check should have refused this)`);
+    // The zone's store is the reverse proxy's (tiered.ts zoneFor): one memory + disk budget, kept across reloads.
+    this.cache = config.cache && zone ? new CacheHandler(this.origin, zoneFor(zone), config.cache, forwardKey) : null;
     this.#local = new Set(['0.0.0.0', '::']);
     for (const list of Object.values(networkInterfaces())) for (const item of list ?? []) this.#local.add(item.address);
   }
@@ -101,8 +116,19 @@ export class CompiledForward {
   }
 }
 
-export function compileForward(config: ResolvedForward): CompiledForward {
-  return new CompiledForward(config);
+export function compileForward(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>> = {}): CompiledForward {
+  return new CompiledForward(config, zones);
+}
+
+/**
+ * The cache key of an http:// request: its absolute URI with the port always written (RFC 9110
+ * §4.2.3: "http://a/x" and "http://a:80/x" name one resource, "http://a:8080/x" another) and
+ * the path as received. Not a template: a key without the port would let one origin's response
+ * answer for another's. Reads `requestUri` from the context, so the cache's view for a purge
+ * prefix or an invalidated Location (another path on the same origin) gets its own key.
+ */
+function forwardKey(ctx: RequestContext): string {
+  return (ctx.forward as ForwardInfo).origin + ctx.requestUri;
 }
 
 /** A refusal: status, a one-line reason for the body, extra headers. */
@@ -120,6 +146,8 @@ function refuse(ctx: RequestContext, refusal: Refusal): void {
     ctx.res.destroy();
     return;
   }
+  // The proxy's own answer: it carries the proxy's Server field.
+  if (ctx.forward) ctx.forward.relayed = false;
   try {
     sendBody(ctx, refusal.status, ['Content-Type', 'text/plain; charset=utf-8', ...refusal.headers], `${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}: ${refusal.reason}\n`);
   } catch (error) {
@@ -143,6 +171,10 @@ async function admit(ctx: RequestContext, forward: CompiledForward): Promise<Ref
     if (user === null) return new Refusal(407, 'proxy authentication required', ['Proxy-Authenticate', forward.auth.challenge]);
     (ctx.forward as NonNullable<RequestContext['forward']>).user = user;
   }
+  // The credentials were for this proxy (RFC 9110 §11.7.2) and are consumed here: gone from the
+  // request, they can be neither forwarded nor part of a cache key (a `Vary: Proxy-Authorization`
+  // would otherwise write them into a stored entry's secondary key, on disk too).
+  delete ctx.req.headers['proxy-authorization'];
   return null;
 }
 
@@ -160,7 +192,7 @@ const AUTHORITY = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/;
 
 function newContext(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): RequestContext {
   const ctx = new RequestContext(req, res, generation, listener);
-  ctx.forward = { destination: '', bytesUp: 0, user: null };
+  ctx.forward = { destination: '', bytesUp: 0, user: null, origin: '', relayed: false };
   return ctx;
 }
 
@@ -236,9 +268,25 @@ async function connectTunnel(ctx: RequestContext, runtime: ForwardRuntime, socke
 
 /** Request fields never forwarded: the credentials were for this proxy (RFC 9110 §11.7.2). */
 const FORWARDING: ForwardingOptions = { host: null, xForwarded: false, forwarded: false, via: VIA, remove: new Set(['proxy-authorization']), set: [], add: [] };
+/** The same for the cache's exchanges: without the client's range fields, or without them and its validators (the cache sends its own, RFC 9111 §4.3.1). */
+const FORWARDING_WHOLE: ForwardingOptions = { ...FORWARDING, remove: new Set([...FORWARDING.remove, ...RANGE_FIELDS]) };
+const FORWARDING_UNCONDITIONAL: ForwardingOptions = { ...FORWARDING, remove: new Set([...FORWARDING.remove, ...CONDITIONAL_FIELDS]) };
 
 /** RFC 9110 §9.2.2: idempotent methods. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** What the checks established for one http:// request: where it may go, and how it is sent. */
+interface ForwardTarget {
+  /** The destination's addresses that passed the ACL, in the order to try them. */
+  readonly addresses: readonly string[];
+  readonly port: number;
+  /** The request target sent to the destination (the path as received). */
+  readonly path: string;
+  readonly options: ForwardingOptions;
+}
+
+/** The checked target of each request in flight: an exchange (the cache's too) reads the one its request was checked for. */
+const targets = new WeakMap<RequestContext, ForwardTarget>();
 
 /** An absolute-form request on a forward listener. */
 export function handleForwardRequest(generation: Generation, runtime: ForwardRuntime, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
@@ -280,7 +328,18 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
   if (host === '') return refuse(ctx, new Refusal(400, 'the URL has no host'));
   const port = url.port === '' ? 80 : Number(url.port);
   ctx.host = host;
+  const info = ctx.forward as ForwardInfo;
+  info.origin = `http://${formatAddress(normaliseName(host), port)}`;
+  // For templates of the cache's `bypass`/`noStore` ($uri, $args, $arg_NAME).
+  ctx.uri = url.pathname;
+  ctx.query = url.search.slice(1);
+  ctx.hasQuery = url.search !== '' || target.includes('?');
   const method = req.method ?? 'GET';
+  const cache = forward.cache;
+  // PURGE of a stored URI (as Squid's, and the reverse cache's): answered by the cache from the
+  // addresses its `purge.allow` lists, 403 from others. Nothing is fetched, so the destination
+  // is not resolved (a name that no longer resolves can still be purged).
+  if (method === 'PURGE' && cache?.purges) return answer(ctx, cache, false);
   // TRACE would reflect the client's headers (credentials included) back: not forwarded.
   if (method === 'TRACE') return refuse(ctx, new Refusal(405, 'TRACE is not forwarded', ['Allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH']));
   // RFC 9110 §7.6.2: Max-Forwards counts down on OPTIONS (and TRACE); at 0 this hop answers.
@@ -302,20 +361,70 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
   // after the authority; "/" when empty, except "*" for OPTIONS (RFC 9112 §3.2.4).
   const afterAuthority = /^http:\/\/[^/?#]*(.*)$/is.exec(target)?.[1] ?? '';
   const path = afterAuthority === '' ? (method === 'OPTIONS' ? '*' : '/') : afterAuthority.startsWith('?') ? `/${afterAuthority}` : afterAuthority;
-  const headers = upstreamRequestHeaders(req, ctx.clientAddress, 'http', options);
-  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-  const info = ctx.forward as NonNullable<RequestContext['forward']>;
   // The client left while the name resolved: nothing to ask the destination for.
   if (ctx.res.destroyed) return;
-  for (let i = 0; i < addresses.length; i++) {
-    const address = addresses[i] as string;
-    info.destination = formatAddress(address, port);
-    const outcome = await dispatch(ctx, forward, address, port, method, path, headers, hasBody ? counted(req, info) : null, IDEMPOTENT.has(method));
-    if (outcome === null) return;
-    // Only a connection that never opened moves on to the name's next address.
-    if (!outcome.beforeSend || i === addresses.length - 1) {
-      log().warn({ url: target, destination: info.destination, code: outcome.code }, 'forward proxy: destination failed');
-      return refuse(ctx, new Refusal(outcome.status, `${info.destination}: ${outcome.code}`));
+  // Every check passed: only now may the cache answer, or the destination be asked.
+  targets.set(ctx, { addresses, port, path, options });
+  return answer(ctx, cache ?? forward.origin, true);
+}
+
+/**
+ * The response from the destination, through the cache or not (`relayed`: it is the
+ * destination's; a PURGE's is the cache's own); a failure before it becomes a refusal with its reason.
+ */
+async function answer(ctx: RequestContext, through: CacheHandler | ForwardOrigin, relayed: boolean): Promise<void> {
+  (ctx.forward as ForwardInfo).relayed = relayed;
+  try {
+    await (through instanceof CacheHandler ? through.handle(ctx) : through.exchange(ctx, null));
+  } catch (error) {
+    if (!(error instanceof HttpError)) throw error;
+    const headers: string[] = [];
+    for (const [name, value] of Object.entries(error.headers ?? {})) headers.push(name, value);
+    refuse(ctx, new Refusal(error.status, error.message, headers));
+  }
+}
+
+/**
+ * Sends checked requests to their destination: the client's as received (`exchange` null), or
+ * as the cache changes it (HEAD as GET, its own validators, the response to its sink). The
+ * name's addresses are tried in order while a connection does not open; then it throws an
+ * HttpError (502, or 504 on a timeout) whose message is the refusal's reason.
+ */
+class ForwardOrigin implements CacheOrigin {
+  readonly #forward: CompiledForward;
+
+  constructor(forward: CompiledForward) {
+    this.#forward = forward;
+  }
+
+  handle(ctx: RequestContext): Promise<void> {
+    return this.exchange(ctx, null);
+  }
+
+  async exchange(ctx: RequestContext, exchange: Exchange | null): Promise<void> {
+    const target = targets.get(ctx);
+    if (!target) throw new Error('forward proxy: an exchange for a request that was not checked');
+    const req = ctx.req;
+    const method = exchange?.method ?? req.method ?? 'GET';
+    let options = target.options;
+    if (exchange) {
+      if (exchange.strip !== 'none') options = options === FORWARDING ? (exchange.strip === 'all' ? FORWARDING_UNCONDITIONAL : FORWARDING_WHOLE) : { ...options, remove: new Set([...options.remove, ...(exchange.strip === 'all' ? CONDITIONAL_FIELDS : RANGE_FIELDS)]) };
+      if (exchange.add.length > 0) options = { ...options, add: [...options.add, ...exchange.add] };
+    }
+    const headers = upstreamRequestHeaders(req, ctx.clientAddress, 'http', options);
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    const info = ctx.forward as ForwardInfo;
+    const { addresses, port, path } = target;
+    for (let i = 0; i < addresses.length; i++) {
+      const address = addresses[i] as string;
+      info.destination = formatAddress(address, port);
+      const outcome = await dispatch(ctx, this.#forward, address, port, method, path, headers, hasBody ? counted(req, info) : null, IDEMPOTENT.has(method), exchange?.sink ?? null);
+      if (outcome === null) return;
+      // Only a connection that never opened moves on to the name's next address.
+      if (!outcome.beforeSend || i === addresses.length - 1) {
+        log().warn({ url: req.url, destination: info.destination, code: outcome.code }, 'forward proxy: destination failed');
+        throw new HttpError(outcome.status, outcome.status === 504 ? ErrorCodes.ERR_UPSTREAM_TIMEOUT : ErrorCodes.ERR_UPSTREAM_FAILED, `${info.destination}: ${outcome.code}`);
+      }
     }
   }
 }
@@ -331,11 +440,11 @@ type Failure = { readonly status: 502 | 504; readonly code: string; readonly bef
 
 /**
  * One request to one address, through the agent's keep-alive pool for it; the response streams
- * to the client with back-pressure. Resolves null once answered (or the client left), or the
- * failure when nothing was sent to the client yet.
+ * to the client (or the cache's sink) with back-pressure. Resolves null once answered (or the
+ * consumer left), or the failure when nothing was sent to it yet.
  */
-function dispatch(ctx: RequestContext, forward: CompiledForward, address: string, port: number, method: string, path: string, headers: string[], body: AsyncIterable<Buffer> | null, idempotent: boolean): Promise<Failure | null> {
-  const res = ctx.res;
+function dispatch(ctx: RequestContext, forward: CompiledForward, address: string, port: number, method: string, path: string, headers: string[], body: AsyncIterable<Buffer> | null, idempotent: boolean, sink: ResponseSink | null): Promise<Failure | null> {
+  const res: BodySink = sink ?? ctx.res;
   return new Promise((resolve) => {
     let controller: Dispatcher.DispatchController | null = null;
     let settled = false;
@@ -362,12 +471,16 @@ function dispatch(ctx: RequestContext, forward: CompiledForward, address: string
         if (statusCode < 200) return;
         responded = true;
         const out = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, NOTHING_HIDDEN);
-        // RFC 9110 §7.6.3: this hop is appended to the response's Via too.
+        // RFC 9110 §7.6.3: this hop is appended to the response's Via too (a stored response
+        // keeps it, so a hit carries it once, as the miss did).
         const via = out.indexOf('via');
         if (via !== -1 && via % 2 === 0) out[via + 1] = `${out[via + 1] as string}, ${VIA}`;
         else out.push('via', VIA);
-        ctx.status = statusCode;
-        res.writeHead(statusCode, out);
+        if (sink) sink.head(statusCode, out);
+        else {
+          ctx.status = statusCode;
+          ctx.res.writeHead(statusCode, out);
+        }
       },
       onResponseData(c, chunk) {
         ctx.bodyBytes += chunk.length;
