@@ -146,6 +146,16 @@ describe('forward cache: hits, what is not stored, keys, CONNECT, purge, coalesc
     assert.equal(after.body, 'body 2\n');
     assert.match(after.cacheStatus, /fwd=miss/);
     assert.equal(origin.count('/purge-me'), 2);
+    // A path ending in "*": every key of that origin with the prefix.
+    origin.on('/dir/a', answer({ 'cache-control': 'max-age=60' }));
+    origin.on('/dir/b', answer({ 'cache-control': 'max-age=60' }));
+    for (const path of ['/dir/a', '/dir/b', '/dir/a']) await viaProxy(proxy, origin.url + path);
+    const prefix = await curl(['-x', proxy.url, '-X', 'PURGE', `${origin.url}/dir/*`]);
+    assert.equal(prefix.status, 200, prefix.body);
+    assert.deepEqual(JSON.parse(prefix.body), { purged: 2, key: `http://127.0.0.1:${origin.port}/dir/*` });
+    assert.match((await viaProxy(proxy, `${origin.url}/dir/b`)).cacheStatus, /fwd=miss/);
+    assert.equal(origin.count('/dir/a'), 1);
+    assert.equal(origin.count('/dir/b'), 2);
   });
 
   it('a successful POST to a URI invalidates its stored response (RFC 9111 §4.4)', async () => {

@@ -331,7 +331,11 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
   const info = ctx.forward as ForwardInfo;
   info.origin = `http://${formatAddress(normaliseName(host), port)}`;
   // For templates of the cache's `bypass`/`noStore` ($uri, $args, $arg_NAME).
-  ctx.uri = url.pathname;
+  try {
+    ctx.uri = decodeURIComponent(url.pathname);
+  } catch {
+    ctx.uri = url.pathname;
+  }
   ctx.query = url.search.slice(1);
   ctx.hasQuery = url.search !== '' || target.includes('?');
   const method = req.method ?? 'GET';
