@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
+import { DeadlineQueue, type DeadlineEntry } from './deadlines.js';
 import { fastParts, PorticoResponse, type FastParts } from './fast-response.js';
 import { LazyRequest } from './lazy-request.js';
 import { failRequest, type GatewayOptions } from './node.js';
@@ -47,21 +48,24 @@ class FetchContext implements AppContext {
 
 /** Per-response state, kept on the response so that the listeners below are shared functions. */
 const STATE = Symbol('portico.fetch');
-interface Exchange {
+class Exchange implements DeadlineEntry {
   readonly request: LazyRequest;
-  timer: NodeJS.Timeout | undefined;
+  readonly res: ServerResponse;
+  _deadline = 0;
+  _prev: DeadlineEntry | null = null;
+  _next: DeadlineEntry | null = null;
+  _queued = false;
+
+  constructor(request: LazyRequest, res: ServerResponse) {
+    this.request = request;
+    this.res = res;
+  }
 }
 type TrackedResponse = ServerResponse & { [STATE]?: Exchange };
 
-function onClose(this: TrackedResponse): void {
-  const exchange = this[STATE];
-  if (!exchange) return;
-  clearTimeout(exchange.timer);
-  if (!this.writableFinished) exchange.request._abort(new DOMException('the client closed the connection', 'AbortError'));
-}
-
-function onTimeout(res: TrackedResponse, timeoutMs: number): void {
-  res[STATE]?.request._abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+function onTimeout(exchange: Exchange, timeoutMs: number): void {
+  const res = exchange.res;
+  exchange.request._abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
   if (!res.headersSent) {
     // RFC 9110 §15.6.4: 503 says "try again later", which is the truth for an overloaded app.
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
@@ -192,8 +196,30 @@ function answer(response: unknown, req: IncomingMessage, res: ServerResponse, op
   });
 }
 
+/**
+ * The request listener of a Fetch handler. Its per-request work is kept small (the app server's
+ * hot path): one deadline queue for `timeoutMs` (deadlines.ts) instead of a timer per request,
+ * and one shared 'close' listener per response that also runs `onResponseClose`.
+ */
+export function fetchListener(handler: FetchHandler, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const timeoutMs = options.timeoutMs;
+  const deadlines = timeoutMs > 0 ? new DeadlineQueue<Exchange>(timeoutMs, (exchange) => onTimeout(exchange, timeoutMs)) : null;
+  const onResponseClose = options.onResponseClose;
+  function onClose(this: TrackedResponse): void {
+    const exchange = this[STATE];
+    if (exchange) {
+      deadlines?.remove(exchange);
+      if (!this.writableFinished) exchange.request._abort(new DOMException('the client closed the connection', 'AbortError'));
+    }
+    onResponseClose?.(this);
+  }
+  return (req, res) => void serveFetch(handler, req, res, options, deadlines, onClose);
+}
+
 /** Serves one request with a Fetch handler. Never throws: failures become a 500 (or a cut stream). */
-export function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void | Promise<void> {
+function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions, deadlines: DeadlineQueue<Exchange> | null, onClose: (this: TrackedResponse) => void): void | Promise<void> {
+  // `on`, not `once`: 'close' is emitted once, and `once` allocates a wrapper per call.
+  res.on('close', onClose);
   let request: LazyRequest;
   try {
     request = new LazyRequest(req);
@@ -202,9 +228,9 @@ export function serveFetch(handler: FetchHandler, req: IncomingMessage, res: Ser
     log().warn({ err: error, url: req.url }, 'request could not be turned into a Fetch Request');
     return;
   }
-  const exchange: Exchange = { request, timer: options.timeoutMs > 0 ? setTimeout(onTimeout, options.timeoutMs, res, options.timeoutMs) : undefined };
+  const exchange = new Exchange(request, res);
   (res as TrackedResponse)[STATE] = exchange;
-  res.once('close', onClose);
+  deadlines?.add(exchange);
   let response: unknown;
   try {
     response = handler(request as unknown as Request, new FetchContext(request, options));

@@ -4,9 +4,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { installFastResponse } from './fast-response.js';
-import { serveFetch } from './fetch.js';
+import { fetchListener } from './fetch.js';
 import { installLazyRequest } from './lazy-request.js';
-import { serveNode, type GatewayOptions } from './node.js';
+import { nodeListener, type GatewayOptions } from './node.js';
 import type { LoadedApp } from './types.js';
 
 /** One request listener for `app`, whatever its gateway. */
@@ -15,9 +15,7 @@ export function createAppListener(app: LoadedApp, options: GatewayOptions): (req
     // The lighter Request and Response of a Fetch app (fast-response.ts, lazy-request.ts).
     installFastResponse();
     installLazyRequest();
-    const handler = app.fetch;
-    return (req, res) => void serveFetch(handler, req, res, options);
+    return fetchListener(app.fetch, options);
   }
-  const listener = app.listener;
-  return (req, res) => serveNode(listener, req, res, options);
+  return nodeListener(app.listener, options);
 }

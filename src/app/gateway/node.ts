@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
+import { DeadlineQueue, type DeadlineEntry } from './deadlines.js';
 import type { NodeListener } from './types.js';
 
 export interface GatewayOptions {
@@ -13,6 +14,11 @@ export interface GatewayOptions {
   readonly onError?: (error: unknown, req: IncomingMessage, res: ServerResponse) => void;
   /** Receives `context.waitUntil` promises. */
   readonly waitUntil: (promise: Promise<unknown>) => void;
+  /**
+   * Called once per response when it closes (sent, or the client left), from the gateway's own
+   * 'close' listener: a server that tracks its requests in flight needs no listener of its own.
+   */
+  readonly onResponseClose?: (res: ServerResponse) => void;
 }
 
 /** Logs `error` and answers 500 (RFC 9110 §15.6.1) without telling the client why. */
@@ -29,8 +35,56 @@ export function failRequest(error: unknown, req: IncomingMessage, res: ServerRes
   res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'content-length': '22' }).end('Internal Server Error\n');
 }
 
+/** A response waiting for its deadline (`timeoutMs`). */
+class Exchange implements DeadlineEntry {
+  readonly res: ServerResponse;
+  _deadline = 0;
+  _prev: DeadlineEntry | null = null;
+  _next: DeadlineEntry | null = null;
+  _queued = false;
+
+  constructor(res: ServerResponse) {
+    this.res = res;
+  }
+}
+
+const STATE = Symbol('portico.node');
+type TrackedResponse = ServerResponse & { [STATE]?: Exchange };
+
+function onTimeout(exchange: Exchange): void {
+  const res = exchange.res;
+  if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
+}
+
+/**
+ * The request listener of a Node app: a sync throw or a rejected promise becomes a 500. Its own
+ * per-request work is one deadline (one queue, deadlines.ts, not a timer per request) and one
+ * shared 'close' listener, only when there is a timeout or an `onResponseClose`.
+ */
+export function nodeListener(listener: NodeListener, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const deadlines = options.timeoutMs > 0 ? new DeadlineQueue<Exchange>(options.timeoutMs, onTimeout) : null;
+  const onResponseClose = options.onResponseClose;
+  function onClose(this: TrackedResponse): void {
+    const exchange = this[STATE];
+    if (exchange) deadlines?.remove(exchange);
+    onResponseClose?.(this);
+  }
+  const tracked = deadlines !== null || onResponseClose !== undefined;
+  return (req, res) => {
+    if (tracked) {
+      if (deadlines) {
+        const exchange = new Exchange(res);
+        (res as TrackedResponse)[STATE] = exchange;
+        deadlines.add(exchange);
+      }
+      res.on('close', onClose);
+    }
+    serveNode(listener, req, res, options);
+  };
+}
+
 /** Serves one request with a Node listener; a sync throw or a rejected promise becomes a 500. */
-export function serveNode(listener: NodeListener, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void {
+function serveNode(listener: NodeListener, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void {
   const fail = (error: unknown) => {
     if (res.headersSent) {
       log().error({ err: error, method: req.method, url: req.url }, 'app handler failed after the response began');
@@ -39,12 +93,6 @@ export function serveNode(listener: NodeListener, req: IncomingMessage, res: Ser
     }
     failRequest(error, req, res, options);
   };
-  if (options.timeoutMs > 0) {
-    const timer = setTimeout(() => {
-      if (!res.headersSent) res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
-    }, options.timeoutMs);
-    res.on('close', () => clearTimeout(timer));
-  }
   try {
     const result = listener(req, res);
     if (result && typeof (result as PromiseLike<unknown>).then === 'function') (result as PromiseLike<unknown>).then(undefined, fail);
