@@ -109,7 +109,23 @@ async function main(): Promise<void> {
       });
     pending.add(tracked);
   };
-  const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil });
+  // A response's end, from the gateway's own 'close' listener (one listener, no closure per request).
+  const onResponseClose = (res: ServerResponse) => {
+    inFlight -= 1;
+    active.delete(res);
+    const socket = res.req.socket;
+    const connection = connections.get(socket);
+    if (connection) {
+      connection.busy = false;
+      connection.served += 1;
+      // A keep-alive answer that began before the drain did not say Connection: close: the
+      // client may already be writing its next request on this connection; closing now would
+      // reset it, so that request is answered (with Connection: close) if it comes.
+      if (draining && !socket.destroyed) closeWhenIdle(socket, connection);
+    }
+    finish();
+  };
+  const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil, onResponseClose });
   const server = createServer((req, res) => {
     requests += 1;
     inFlight += 1;
@@ -118,19 +134,6 @@ async function main(): Promise<void> {
     if (connection) connection.busy = true;
     // While draining, every answer closes its connection (Fastify's habit; RFC 9112 §9.6).
     if (draining) res.setHeader('connection', 'close');
-    res.on('close', () => {
-      inFlight -= 1;
-      active.delete(res);
-      if (connection) {
-        connection.busy = false;
-        connection.served += 1;
-        // A keep-alive answer that began before the drain did not say Connection: close: the
-        // client may already be writing its next request on this connection; closing now would
-        // reset it, so that request is answered (with Connection: close) if it comes.
-        if (draining && !req.socket.destroyed) closeWhenIdle(req.socket, connection);
-      }
-      finish();
-    });
     if (settings.maxRequests > 0 && requests >= settings.maxRequests && !draining) retire();
     listener(req, res);
   });
