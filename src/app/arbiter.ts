@@ -226,7 +226,12 @@ export class Arbiter {
   }
 
   async #listen(): Promise<void> {
-    const server = createServer({ pauseOnConnect: true }, (socket) => this.#dispatch(socket));
+    // noDelay: what node:http's own server sets on the sockets it accepts (its `noDelay` option
+    // defaults to true), and a node:cluster worker gets it too; these sockets are accepted here,
+    // by a net.Server (default false), and the option is a property of the socket, so the worker
+    // would otherwise answer with Nagle's algorithm on (RFC 896): a small write waits for the
+    // previous segment's ACK, which delays streamed answers (server-sent events).
+    const server = createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#dispatch(socket));
     const bind = this.#options.bind as Bind;
     if ('path' in bind && existsSync(bind.path) && lstatSync(bind.path).isSocket()) {
       // A socket file left by a previous run that died (gunicorn unlinks it too).
