@@ -34,6 +34,11 @@ const HOST_CHARS = /^[\w.:[\]-]+$/;
 export function requestUrl(req: IncomingMessage): string {
   const target = req.url ?? '/';
   const rawHost = req.headers.host;
+  // The common case first, with the fewest tests (this runs for every request): origin-form, a
+  // plain Host (PLAIN_HOST is a subset of HOST_CHARS), nothing URL parsing would change.
+  if (target.charCodeAt(0) === 47 /* / */ && rawHost !== undefined && PLAIN_HOST.test(rawHost) && PLAIN_TARGET.test(target) && !rawHost.endsWith(':80') && !target.includes('/.') && (!target.includes('%') || !/%2e/i.test(target))) {
+    return `http://${rawHost}${target}`;
+  }
   if (/^https?:\/\//i.test(target)) return new URL(target).href;
   const host = rawHost && HOST_CHARS.test(rawHost) ? rawHost : 'localhost';
   // The common case needs no URL parser: the serialisation is the concatenation itself.
