@@ -172,25 +172,13 @@ export function installFastResponse(): void {
   Object.defineProperty(globalThis, 'Response', { value: PorticoResponse, writable: true, configurable: true, enumerable: false });
 }
 
-/** What the gateway writes for a Response still on the fast path; null when it must be streamed. */
-export interface FastParts {
-  readonly status: number;
-  readonly statusText: string;
-  readonly body: string | Uint8Array | null;
-  /** Header pairs in the order given; names as given. */
-  readonly headers: Headers | ResponseInit['headers'] | undefined;
-  /** The content-type undici would add (string bodies) when `headers` has none, or null. */
-  readonly defaultType: string | null;
+/** Whether `response` is a Response still on the fast path (the gateway writes its parts itself); false when it must be streamed. */
+export function isFast(response: unknown): response is PorticoResponse {
+  return response instanceof Object && (response as PorticoResponse)._fast === FAST_BODY;
 }
 
-/** The parts of a Response still on the fast path, or null. */
-export function fastParts(response: unknown): FastParts | null {
-  if (!(response instanceof Object) || (response as PorticoResponse)._fast !== FAST_BODY) return null;
-  const r = response as PorticoResponse;
-  let body = r._body;
-  if (body instanceof ArrayBuffer) body = new Uint8Array(body);
-  const statusText = r._init?.statusText ?? '';
+/** The content-type undici would add for a fast Response's body when its headers have none, or null. */
+export function defaultType(response: PorticoResponse): string | null {
   // Live headers (the app read `response.headers`) already carry the default type, or had it removed.
-  if (r._headers) return { status: r._status, statusText, body, headers: r._headers, defaultType: null };
-  return { status: r._status, statusText, body, headers: r._init?.headers, defaultType: typeof body === 'string' ? 'text/plain;charset=UTF-8' : null };
+  return response._headers === null && typeof response._body === 'string' ? 'text/plain;charset=UTF-8' : null;
 }

@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadlines.js';
-import { fastParts, PorticoResponse, type FastParts } from './fast-response.js';
+import { defaultType, isFast, PorticoResponse } from './fast-response.js';
 import { LazyRequest } from './lazy-request.js';
 import { failRequest, type GatewayOptions } from './node.js';
 import type { AppContext, FetchHandler } from './types.js';
@@ -90,40 +90,55 @@ function hasNoContent(req: IncomingMessage, status: number): boolean {
   return req.method === 'HEAD' || status === 204 || status === 304;
 }
 
+const HAS_TYPE = 1;
+const HAS_LENGTH = 2;
+const HAS_FRAMING = 4;
+
+/** Appends one header to `flat`; returns which of the names the gateway cares about it is. */
+function pushHeader(flat: (string | number)[], name: string, value: string): number {
+  flat.push(name, value);
+  const n = name.length;
+  if (n === 12 && name.toLowerCase() === 'content-type') return HAS_TYPE;
+  if (n === 14 && name.toLowerCase() === 'content-length') return HAS_LENGTH;
+  if (n === 17 && name.toLowerCase() === 'transfer-encoding') return HAS_FRAMING;
+  return 0;
+}
+
 /**
  * Writes a Response still on the fast path: the app's headers as given (node:http validates
  * them), Content-Length from the body, one `end()`. Throws what writeHead throws on a bad header.
+ * It reads the PorticoResponse's fields directly: no intermediate object per request.
  */
-function writeFast(parts: FastParts, req: IncomingMessage, res: ServerResponse): void {
+function writeFast(response: PorticoResponse, req: IncomingMessage, res: ServerResponse): void {
   const flat: (string | number)[] = [];
-  let hasLength = false;
-  let hasFraming = false;
-  let hasType = false;
-  const add = (name: string, value: string | number) => {
-    flat.push(name, value);
-    const n = name.length;
-    if (n === 12 && name.toLowerCase() === 'content-type') hasType = true;
-    else if (n === 14 && name.toLowerCase() === 'content-length') hasLength = true;
-    else if (n === 17 && name.toLowerCase() === 'transfer-encoding') hasFraming = true;
-  };
-  const given = parts.headers;
+  let seen = 0;
+  // Live headers (the app read `response.headers`), else the init's headers as given.
+  const given = response._headers ?? response._init?.headers;
   if (given instanceof Headers) {
     // Iteration gives each Set-Cookie on its own (they must not be joined, RFC 6265 §3).
-    for (const [name, value] of given) add(name, value);
+    for (const [name, value] of given) seen |= pushHeader(flat, name, value);
   } else if (Array.isArray(given)) {
-    for (const pair of given as [string, string][]) add(pair[0], pair[1]);
+    for (const pair of given as [string, string][]) seen |= pushHeader(flat, pair[0], pair[1]);
   } else if (given) {
     const record = given as Record<string, string>;
-    for (const name in record) add(name, record[name] as string);
+    for (const name in record) seen |= pushHeader(flat, name, record[name] as string);
   }
-  if (!hasType && parts.defaultType) flat.push('content-type', parts.defaultType);
-  const status = parts.status;
-  const body = parts.body;
+  const hasType = (seen & HAS_TYPE) !== 0;
+  const hasLength = (seen & HAS_LENGTH) !== 0;
+  const hasFraming = (seen & HAS_FRAMING) !== 0;
+  if (!hasType) {
+    const type = defaultType(response);
+    if (type) flat.push('content-type', type);
+  }
+  const status = response._status;
+  let body = response._body;
+  if (body instanceof ArrayBuffer) body = new Uint8Array(body);
   // RFC 9110 §8.6: no Content-Length on 204; a 304's would describe the selected representation.
   if (!hasLength && !hasFraming && status !== 204 && status !== 304) {
     flat.push('content-length', body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
   }
-  if (parts.statusText) res.writeHead(status, parts.statusText, flat);
+  const statusText = response._init?.statusText;
+  if (statusText) res.writeHead(status, statusText, flat);
   else res.writeHead(status, flat);
   if (body === null || hasNoContent(req, status)) res.end();
   else res.end(body);
@@ -171,13 +186,12 @@ export async function writeResponse(response: Response, req: IncomingMessage, re
 function answer(response: unknown, req: IncomingMessage, res: ServerResponse, options: GatewayOptions): void | Promise<void> {
   if (res.headersSent || res.destroyed) {
     // Timed out or the client left while the app worked: drop the late answer.
-    if (response instanceof PorticoResponse && fastParts(response) === null) void (response as unknown as Response).body?.cancel().catch(() => undefined);
+    if (response instanceof PorticoResponse && !isFast(response)) void (response as unknown as Response).body?.cancel().catch(() => undefined);
     return;
   }
-  const parts = fastParts(response);
-  if (parts) {
+  if (isFast(response)) {
     try {
-      writeFast(parts, req, res);
+      writeFast(response, req, res);
     } catch (error) {
       // A header node:http refuses (a CR/LF in a value, a bad name): nothing was sent yet.
       if (res.headersSent) res.destroy();
