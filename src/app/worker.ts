@@ -21,6 +21,18 @@ import { CRASH_DRAIN_MS, TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type 
  */
 const IDLE_CONNECTION_GRACE_MS = 2000;
 
+/** What the worker knows of one connection; kept on the socket itself, so a request finds it without a lookup. */
+interface Connection {
+  /** Responses in progress (more than one when requests are pipelined). */
+  busy: number;
+  /** Requests answered. */
+  served: number;
+  /** The newest response begun on it, until it closes: the one a drain marks Connection: close. */
+  latest: ServerResponse | null;
+}
+const CONNECTION = Symbol('portico.connection');
+type TrackedSocket = Socket & { [CONNECTION]?: Connection };
+
 const send = (message: FromWorker, done?: () => void): void => {
   if (process.connected && process.send) process.send(message, undefined, {}, () => done?.());
   else done?.();
@@ -37,9 +49,8 @@ async function main(): Promise<void> {
   let inFlight = 0;
   let draining = false;
   let awaitingCrashAck = false;
-  const active = new Set<ServerResponse>();
-  /** Per connection: requests answered, and whether one is in progress. */
-  const connections = new Map<Socket, { served: number; busy: boolean }>();
+  /** Every open connection (each socket also carries its Connection, for the per-request path). */
+  const connections = new Map<Socket, Connection>();
   const pending = new Set<Promise<unknown>>();
 
   // The supervisor is gone (crashed, SIGKILLed): nobody will hand us connections or reap us.
@@ -109,29 +120,33 @@ async function main(): Promise<void> {
       });
     pending.add(tracked);
   };
-  // A response's end, from the gateway's own 'close' listener (one listener, no closure per request).
+  // The request path does as little as it can (the app server's hot path): counters and the
+  // connection's state, found on its socket; a response's end comes from the gateway's own
+  // 'close' listener (no second listener, no closure per request).
   const onResponseClose = (res: ServerResponse) => {
     inFlight -= 1;
-    active.delete(res);
-    const socket = res.req.socket;
-    const connection = connections.get(socket);
+    const socket = res.req.socket as TrackedSocket;
+    const connection = socket[CONNECTION];
     if (connection) {
-      connection.busy = false;
+      connection.busy -= 1;
       connection.served += 1;
+      if (connection.latest === res) connection.latest = null;
       // A keep-alive answer that began before the drain did not say Connection: close: the
       // client may already be writing its next request on this connection; closing now would
       // reset it, so that request is answered (with Connection: close) if it comes.
-      if (draining && !socket.destroyed) closeWhenIdle(socket, connection);
+      if (draining && connection.busy === 0 && !socket.destroyed) closeWhenIdle(socket, connection);
     }
-    finish();
+    if (draining) finish();
   };
   const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil, onResponseClose });
   const server = createServer((req, res) => {
     requests += 1;
     inFlight += 1;
-    active.add(res);
-    const connection = connections.get(req.socket);
-    if (connection) connection.busy = true;
+    const connection = (req.socket as TrackedSocket)[CONNECTION];
+    if (connection) {
+      connection.busy += 1;
+      connection.latest = res;
+    }
     // While draining, every answer closes its connection (Fastify's habit; RFC 9112 §9.6).
     if (draining) res.setHeader('connection', 'close');
     if (settings.maxRequests > 0 && requests >= settings.maxRequests && !draining) retire();
@@ -139,7 +154,9 @@ async function main(): Promise<void> {
   });
 
   server.on('connection', (socket: Socket) => {
-    connections.set(socket, { served: 0, busy: false });
+    const connection: Connection = { busy: 0, served: 0, latest: null };
+    (socket as TrackedSocket)[CONNECTION] = connection;
+    connections.set(socket, connection);
     socket.on('close', () => {
       connections.delete(socket);
       finish();
@@ -156,9 +173,9 @@ async function main(): Promise<void> {
   }
 
   /** Draining: closes the connection unless a request has begun on it meanwhile. */
-  function closeWhenIdle(socket: Socket, state: { busy: boolean }): void {
+  function closeWhenIdle(socket: Socket, state: Connection): void {
     setTimeout(() => {
-      if (!state.busy && !socket.destroyed) socket.destroy();
+      if (state.busy === 0 && !socket.destroyed) socket.destroy();
     }, IDLE_CONNECTION_GRACE_MS).unref();
   }
 
@@ -168,7 +185,9 @@ async function main(): Promise<void> {
     // Integrated mode: no new connections on our socket (the edge has already taken this worker
     // out of its group before asking it to drain); closing also removes the socket file.
     if (settings.socketPath) server.close();
-    for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+    // The newest response of each connection (pipelined ones before it are answered first, so the
+    // connection closes after the last one the client asked for).
+    for (const { latest } of connections.values()) if (latest && !latest.headersSent) latest.setHeader('connection', 'close');
     // Not server.closeIdleConnections(): a connection the arbiter handed over just before the
     // stop has not sent its request yet and counts as idle there, and a keep-alive client between
     // two requests may be writing the next one right now (16 keep-alive clients under a
@@ -178,7 +197,7 @@ async function main(): Promise<void> {
     // Integrated mode: the edge has taken this worker out of its group before the drain and
     // sends it no request any more, so its idle connections close now.
     for (const [socket, state] of connections) {
-      if (state.busy) continue;
+      if (state.busy > 0) continue;
       if (settings.socketPath && state.served > 0) socket.destroy();
       else closeWhenIdle(socket, state);
     }

@@ -2,7 +2,7 @@
  * The gateway interface, end to end: `portico app FILE` with real worker processes and sockets.
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { APPS, get, sleep, startApp, type RunningApp } from '../helpers/app.js';
@@ -166,6 +166,39 @@ describe('app gateway: streaming and context', () => {
       assert.equal(res.status, 503);
       assert.ok(Date.now() - started < 2500);
     } finally {
+      await t.stop();
+    }
+  });
+
+  it('a graceful stop answers the request in flight with Connection: close, and a keep-alive one first', async () => {
+    const t = await app('fetch-object.ts', '--graceful-timeout', '10s');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const keepAliveGet = (path: string) =>
+      new Promise<{ status: number; text: string; connection: string | undefined }>((resolve, reject) => {
+        const req = httpRequest(`${t.url}${path}`, { agent }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, connection: res.headers.connection }));
+        });
+        req.on('error', reject);
+        req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+        req.end();
+      });
+    try {
+      // Before the stop, an answer keeps the connection (so the Connection: close below is the drain's).
+      const first = await keepAliveGet('/hello');
+      assert.equal(first.connection, 'keep-alive');
+      const slow = keepAliveGet('/slow?ms=1500');
+      await sleep(500);
+      const stopped = t.stop();
+      const res = await slow;
+      assert.equal(res.status, 200);
+      assert.equal(res.text, 'slow done');
+      assert.equal(res.connection, 'close');
+      assert.equal(await stopped, 0);
+    } finally {
+      agent.destroy();
       await t.stop();
     }
   });
