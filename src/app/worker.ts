@@ -9,7 +9,7 @@ import { rmdirSync, rmSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { log } from '../core/log.js';
+import { flushLog, log } from '../core/log.js';
 import { AppError } from './errors.js';
 import { createAppListener } from './gateway/listener.js';
 import { loadWorkerApp } from './gateway/load-app.js';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (error) => {
     const draining = onCrash !== null && !crashed;
     log().fatal({ err: error }, draining ? `app worker: uncaught exception, finishing requests in flight (at most ${CRASH_DRAIN_MS} ms) then exiting (the arbiter starts a new worker)` : 'app worker: uncaught exception, exiting (the arbiter starts a new worker)');
-    log().flush();
+    flushLog();
     if (!draining || !onCrash) process.exit(1);
     crashed = true;
     onCrash(error);
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     const code = error instanceof AppError ? error.code : 'ERR_APP_IMPORT';
     const message = error instanceof Error ? error.message : String(error);
     log().error({ err: error instanceof AppError && error.cause ? error.cause : error, file: settings.file }, 'app worker: the app failed to load');
-    log().flush();
+    flushLog();
     send({ type: 'portico:boot-error', code, message }, () => process.exit(code === 'ERR_APP_EXPORT' ? 3 : 4));
     return;
   }
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     if (!draining || awaitingCrashAck || inFlight > 0 || pending.size > 0 || connections.size > 0) return;
     clearInterval(tick);
     server.closeAllConnections();
-    log().flush();
+    flushLog();
     process.exit(crashed ? 1 : 0);
   };
   const waitUntil = (promise: Promise<unknown>) => {
@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     }
     setTimeout(() => {
       if (inFlight > 0 || pending.size > 0) log().warn({ inFlight, waitUntil: pending.size }, 'app worker: graceful timeout reached, exiting with requests in flight');
-      log().flush();
+      flushLog();
       process.exit(crashed ? 1 : 0);
     }, graceMs).unref();
     finish();
