@@ -369,6 +369,46 @@ describe('forward cache: the disk tier (--cache-dir) and the JSON access log', (
   });
 });
 
+describe('forward cache on 2 edge workers with a disk zone', () => {
+  const dir = tempDir();
+  let origin: ScriptedUpstream;
+  let proxy: RunningForward;
+  before(async () => {
+    origin = await startScriptedUpstream();
+    proxy = await startForwardConfig(dir.path, { workers: 2, cache: { dir: './cache' }, forward: { listen: '127.0.0.1:0', allowDest: ['127.0.0.1'], cache: true } });
+  });
+  after(async () => {
+    await proxy?.stop();
+    await origin?.close();
+    dir.remove();
+  });
+
+  /** `count` concurrent GETs, each on its own connection (spread over the workers by the kernel); their bodies. */
+  async function bodies(url: string, count: number): Promise<string[]> {
+    const results = await Promise.all(Array.from({ length: count }, () => viaProxy(proxy, url)));
+    for (const result of results) assert.equal(result.status, 200);
+    return results.map((result) => result.body);
+  }
+
+  it('concurrent cold requests make 1 origin request (lock files on the shared disk tier); a PURGE reaches every worker', async () => {
+    // The banner's next line (it may arrive in a later chunk than the one startForwardConfig waited for).
+    await eventually(() => /edge workers 2/.test(proxy.out()), 10_000, 'the edge workers line');
+    origin.on('/shared-cold', (_req, res, n) => {
+      setTimeout(() => res.writeHead(200, { 'cache-control': 'max-age=600' }).end(`version ${n}\n`), 300);
+    });
+    const url = `${origin.url}/shared-cold`;
+    assert.deepEqual(new Set(await bodies(url, 20)), new Set(['version 1\n']));
+    assert.deepEqual(new Set(await bodies(url, 10)), new Set(['version 1\n']));
+    assert.equal(origin.count('/shared-cold'), 1);
+    const purged = await curl(['-x', proxy.url, '-X', 'PURGE', url]);
+    assert.equal(purged.status, 200, purged.body);
+    // The worker that purged announces it; the supervisor relays it to the other worker's memory tier (asynchronously).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(new Set(await bodies(url, 10)), new Set(['version 2\n']));
+    assert.equal(origin.count('/shared-cold'), 2);
+  });
+});
+
 describe('forward cache config', () => {
   const dir = tempDir();
   after(() => dir.remove());
