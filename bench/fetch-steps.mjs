@@ -20,7 +20,7 @@ console.log('read body', (performance.now() - t) / 20000 * 1000, 'us');
 // The gateway's fast path (src/app/gateway/lazy-request.ts, fast-response.ts; needs the build):
 // what replaces the four steps above for a handler that reads the URL and answers a string.
 const { LazyRequest } = await import('../dist/app/gateway/lazy-request.js');
-const { PorticoResponse, fastParts } = await import('../dist/app/gateway/fast-response.js');
+const { PorticoResponse, isFast } = await import('../dist/app/gateway/fast-response.js');
 const incoming = { method: 'GET', url: '/', headers: { host: '127.0.0.1:8080' }, rawHeaders: ['Host', '127.0.0.1:8080', 'User-Agent', 'wrk'] };
 t = performance.now();
 let sink = 0;
@@ -30,5 +30,5 @@ t = performance.now();
 for (let i = 0; i < N; i++) sink += new LazyRequest(incoming).headers.get('user-agent').length;
 console.log('lazy request + one header', (performance.now() - t) / N * 1000, 'us');
 t = performance.now();
-for (let i = 0; i < N; i++) fastParts(new PorticoResponse('Hello, World!', { headers: { 'content-type': 'text/plain' } }));
-console.log('fast response + its parts', (performance.now() - t) / N * 1000, 'us', sink > 0 ? '' : '?');
+for (let i = 0; i < N; i++) sink += isFast(new PorticoResponse('Hello, World!', { headers: { 'content-type': 'text/plain' } })) ? 1 : 0;
+console.log('fast response + its check', (performance.now() - t) / N * 1000, 'us', sink > 0 ? '' : '?');
