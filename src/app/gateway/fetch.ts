@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
-import { DeadlineQueue, type DeadlineEntry } from './deadlines.js';
+import { DeadlineQueue } from './deadlines.js';
 import { defaultType, isFast, PorticoResponse } from './fast-response.js';
 import { LazyRequest } from './lazy-request.js';
 import { failRequest, type GatewayOptions } from './node.js';
@@ -46,26 +46,13 @@ class FetchContext implements AppContext {
   }
 }
 
-/** Per-response state, kept on the response so that the listeners below are shared functions. */
+/** The request of a response, kept on it so that the listeners below are shared functions. */
 const STATE = Symbol('portico.fetch');
-class Exchange implements DeadlineEntry {
-  readonly request: LazyRequest;
-  readonly res: ServerResponse;
-  _deadline = 0;
-  _prev: DeadlineEntry | null = null;
-  _next: DeadlineEntry | null = null;
-  _queued = false;
+type TrackedResponse = ServerResponse & { [STATE]?: LazyRequest };
 
-  constructor(request: LazyRequest, res: ServerResponse) {
-    this.request = request;
-    this.res = res;
-  }
-}
-type TrackedResponse = ServerResponse & { [STATE]?: Exchange };
-
-function onTimeout(exchange: Exchange, timeoutMs: number): void {
-  const res = exchange.res;
-  exchange.request._abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
+function onTimeout(request: LazyRequest, timeoutMs: number): void {
+  const res = request._response as ServerResponse;
+  request._abort(new DOMException(`the request took longer than ${timeoutMs} ms`, 'TimeoutError'));
   if (!res.headersSent) {
     // RFC 9110 §15.6.4: 503 says "try again later", which is the truth for an overloaded app.
     res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Service Unavailable: the request timed out\n');
@@ -217,13 +204,13 @@ function answer(response: unknown, req: IncomingMessage, res: ServerResponse, op
  */
 export function fetchListener(handler: FetchHandler, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const timeoutMs = options.timeoutMs;
-  const deadlines = timeoutMs > 0 ? new DeadlineQueue<Exchange>(timeoutMs, (exchange) => onTimeout(exchange, timeoutMs)) : null;
+  const deadlines = timeoutMs > 0 ? new DeadlineQueue<LazyRequest>(timeoutMs, (request) => onTimeout(request, timeoutMs)) : null;
   const onResponseClose = options.onResponseClose;
   function onClose(this: TrackedResponse): void {
-    const exchange = this[STATE];
-    if (exchange) {
-      deadlines?.remove(exchange);
-      if (!this.writableFinished) exchange.request._abort(new DOMException('the client closed the connection', 'AbortError'));
+    const request = this[STATE];
+    if (request) {
+      deadlines?.remove(request);
+      if (!this.writableFinished) request._abort(new DOMException('the client closed the connection', 'AbortError'));
     }
     onResponseClose?.(this);
   }
@@ -231,7 +218,7 @@ export function fetchListener(handler: FetchHandler, options: GatewayOptions): (
 }
 
 /** Serves one request with a Fetch handler. Never throws: failures become a 500 (or a cut stream). */
-function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions, deadlines: DeadlineQueue<Exchange> | null, onClose: (this: TrackedResponse) => void): void | Promise<void> {
+function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResponse, options: GatewayOptions, deadlines: DeadlineQueue<LazyRequest> | null, onClose: (this: TrackedResponse) => void): void | Promise<void> {
   // `on`, not `once`: 'close' is emitted once, and `once` allocates a wrapper per call.
   res.on('close', onClose);
   let request: LazyRequest;
@@ -242,9 +229,9 @@ function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResp
     log().warn({ err: error, url: req.url }, 'request could not be turned into a Fetch Request');
     return;
   }
-  const exchange = new Exchange(request, res);
-  (res as TrackedResponse)[STATE] = exchange;
-  deadlines?.add(exchange);
+  request._response = res;
+  (res as TrackedResponse)[STATE] = request;
+  deadlines?.add(request);
   let response: unknown;
   try {
     response = handler(request as unknown as Request, new FetchContext(request, options));

@@ -14,9 +14,10 @@
  * constructor (`new Request(request, init)`) and `fetch(request)` are wrapped, once per process,
  * to unwrap a lazy one first.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
+import type { DeadlineEntry } from './deadlines.js';
 
 export const NativeRequest: typeof Request = globalThis.Request;
 
@@ -62,7 +63,7 @@ export function requestHeaders(req: IncomingMessage): Headers {
   return headers;
 }
 
-export class LazyRequest {
+export class LazyRequest implements DeadlineEntry {
   readonly method: string;
   readonly url: string;
   readonly _incoming: IncomingMessage;
@@ -72,6 +73,13 @@ export class LazyRequest {
   _abortReason: unknown = undefined;
   _aborted = false;
   _native: Request | null = null;
+  /** The response the gateway writes for it (the timeout answers on it). */
+  _response: ServerResponse | null = null;
+  // Its place in the gateway's deadline queue (deadlines.ts): kept here, not in an object of its own per request.
+  _deadline = 0;
+  _prev: DeadlineEntry | null = null;
+  _next: DeadlineEntry | null = null;
+  _queued = false;
 
   constructor(incoming: IncomingMessage) {
     this._incoming = incoming;
