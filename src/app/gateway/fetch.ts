@@ -231,7 +231,6 @@ function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResp
   }
   request._response = res;
   (res as TrackedResponse)[STATE] = request;
-  deadlines?.add(request);
   let response: unknown;
   try {
     response = handler(request as unknown as Request, new FetchContext(request, options));
@@ -241,7 +240,12 @@ function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResp
     failRequest(error, req, res, options);
     return;
   }
+  // The deadline starts when the handler returns: its synchronous part cannot be interrupted
+  // anyway (a timer's 503 waits for the event loop, as it did when the deadline was armed before
+  // the call), and a Response answered synchronously on the fast path is written in this same
+  // turn, so it needs none: no clock read for the commonest answer.
   if (response instanceof Promise || (response !== null && typeof (response as PromiseLike<unknown> | undefined)?.then === 'function')) {
+    deadlines?.add(request);
     return Promise.resolve(response).then(
       (settled) => answer(settled, req, res, options),
       (error: unknown) => {
@@ -250,5 +254,6 @@ function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResp
       },
     );
   }
+  if (deadlines && !isFast(response)) deadlines.add(request);
   return answer(response, req, res, options);
 }
