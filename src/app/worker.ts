@@ -153,6 +153,13 @@ async function main(): Promise<void> {
     listener(req, res);
   });
 
+  if (!settings.socketPath) {
+    // Standalone, this server never listens (the arbiter hands it connections), and node:http
+    // starts the checks behind headersTimeout and requestTimeout (408 to a client that is too
+    // slow to send its request, a slowloris) on 'listening': without it they never ran here, as a
+    // raw socket showed (no 408 after a stalled header, 408 once 'listening' was emitted).
+    server.emit('listening');
+  }
   server.on('connection', (socket: Socket) => {
     const connection: Connection = { busy: 0, served: 0, latest: null };
     (socket as TrackedSocket)[CONNECTION] = connection;
