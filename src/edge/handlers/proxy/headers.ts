@@ -119,3 +119,53 @@ export function clientResponseHeaders(headers: IncomingHttpHeaders | Record<stri
   }
   return out;
 }
+
+/** Response fields never passed on (hop-by-hop) plus `hide`: one set, built once per route. */
+export function responseDropSet(hide: Iterable<string>): ReadonlySet<string> {
+  return new Set([...HOP_BY_HOP, ...hide]);
+}
+
+/**
+ * Lower-case forms of field names as received. Names repeat (an upstream sends the same dozen),
+ * values do not: a bounded memo saves a `toLowerCase` string per field.
+ */
+const LOWER_NAMES = new Map<string, string>();
+const LOWER_NAMES_MAX = 1024;
+
+function lowerName(name: string): string {
+  let lower = LOWER_NAMES.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (LOWER_NAMES.size < LOWER_NAMES_MAX) LOWER_NAMES.set(name, lower);
+  }
+  return lower;
+}
+
+/**
+ * `clientResponseHeaders` on the head as undici's parser gives it (`rawHeaders`: [name, value, …]
+ * as bytes), without building a header object first: names lower case (as undici's own parsing
+ * gives them, which the cache relies on), fields in the order received, `drop`
+ * (`responseDropSet`) and the names `Connection` lists removed.
+ */
+export function clientResponseHeadersRaw(raw: readonly (Buffer | string)[], drop: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  let connection: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const rawName = raw[i] as Buffer | string;
+    const rawValue = raw[i + 1] as Buffer | string;
+    const name = lowerName(typeof rawName === 'string' ? rawName : rawName.toString('latin1'));
+    if (drop.has(name)) {
+      if (name === 'connection') {
+        const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
+        connection = connection === null ? value : `${connection}, ${value}`;
+      }
+      continue;
+    }
+    out.push(name, typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1'));
+  }
+  const listed = connectionListed(connection ?? undefined);
+  if (listed === null) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i] as string)) kept.push(out[i] as string, out[i + 1] as string);
+  return kept;
+}

@@ -17,9 +17,10 @@ import { sendHead } from '../../http/respond.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
 import { CONDITIONAL_FIELDS, DONE, RANGE_FIELDS, type BodySink, type Exchange, type Outcome } from './attempt.js';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
+import { DeadlineQueue, type Deadline } from './deadlines.js';
+import { clientResponseHeaders, clientResponseHeadersRaw, responseDropSet, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
-import { forwardUwsgi } from './uwsgi.js';
+import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 
@@ -39,8 +40,6 @@ class TotalTimeout extends Error {
 class HeaderTimeout extends Error {
   readonly code = 'ERR_PROXY_HEADER_TIMEOUT';
 }
-const TOTAL = 0;
-const HEAD = 1;
 class RetryOnStatus extends Error {
   readonly code = 'ERR_PROXY_RETRY_STATUS';
 }
@@ -74,6 +73,8 @@ export class ProxyHandler {
   readonly #withoutRange: ForwardingOptions;
   readonly #withoutConditionals: ForwardingOptions;
   readonly #hide: ReadonlySet<string>;
+  readonly #drop: ReadonlySet<string>;
+  readonly #headDeadlines: DeadlineQueue | null;
   readonly #path: Template | null;
   readonly #prefix: string | null;
   readonly #hostTemplate: Template | null;
@@ -82,6 +83,8 @@ export class ProxyHandler {
     this.#config = config;
     this.#group = group;
     this.#hide = new Set(config.hideHeaders);
+    this.#drop = responseDropSet(this.#hide);
+    this.#headDeadlines = group.config.headerTimeout > 0 ? new DeadlineQueue(group.config.headerTimeout) : null;
     this.#path = config.path === null ? null : compileTemplate(config.path);
     this.#prefix = routePrefix;
     this.#hostTemplate = config.host === 'client' || config.host === 'upstream' ? null : compileTemplate(config.host);
@@ -135,183 +138,52 @@ export class ProxyHandler {
 
   /**
    * One request upstream, with retries: the client's as it is (`exchange` null), or as the cache
-   * changes it, its response going to the exchange's sink. Throws an HttpError (502/503/504) when
-   * no server answered.
+   * changes it, its response going to the exchange's sink. Rejects with an HttpError
+   * (502/503/504) when no server answered.
    */
-  async exchange(ctx: RequestContext, exchange: Exchange | null): Promise<void> {
-    const group = this.#group;
-    const retry = group.config.retry;
-    const method = exchange?.method ?? ctx.req.method ?? 'GET';
-    const idempotent = IDEMPOTENT.has(method);
-    const hasBody = requestHasBody(ctx);
-    // RFC 6455 §4.1: the opening handshake is a GET; other methods are not tunnelled.
-    if (ctx.upgrade && method !== 'GET') throw new HttpError(400, ErrorCodes.ERR_REQUEST_PARSE, 'an Upgrade request must be a GET');
-    const started = Date.now();
-    const path = this.#upstreamPath(ctx);
-    let tried: Set<UpstreamServer> | null = null;
-    let lastStatus: 502 | 504 = 502;
-    for (let attempt = 1; ; attempt++) {
-      const now = Date.now();
-      const server = group.pick(ctx, tried, now);
-      if (!server && tried === null && group.dynamic) {
-        // An app's group with no worker at this moment (its only worker recycling, every worker
-        // crashed): wait for one, as the standalone arbiter queues connections while no worker is
-        // ready, rather than fail at once. Bounded; then 503 with Retry-After (the app is
-        // restarting, not broken).
-        if (group.servers.length === 0 && (await group.waitForServer(MEMBER_WAIT_MS))) {
-          attempt--;
-          continue;
-        }
-        throw new HttpError(503, ErrorCodes.ERR_UPSTREAM_UNAVAILABLE, `no worker of "${group.name}" is ready`, { headers: { 'retry-after': '1' } });
-      }
-      if (!server) {
-        throw new HttpError(lastStatus, attempt === 1 ? ErrorCodes.ERR_UPSTREAM_UNAVAILABLE : ErrorCodes.ERR_UPSTREAM_FAILED, `no upstream server of "${group.name}" could answer`);
-      }
-      (tried ??= new Set()).add(server);
-      const mayRetryAfter = (beforeSend: boolean): boolean =>
-        attempt < retry.tries &&
-        (retry.timeout === 0 || Date.now() - started < retry.timeout) &&
-        (!hasBody || !ctx.req.readableDidRead) &&
-        (idempotent || beforeSend) &&
-        group.pick(ctx, tried, Date.now()) !== null;
-      const host = this.#config.host === 'client' ? null : this.#config.host === 'upstream' ? server.authority : (this.#hostTemplate as Template)(ctx);
-      let forwarding = this.#forwarding;
-      if (exchange) {
-        forwarding = exchange.strip === 'all' ? this.#withoutConditionals : exchange.strip === 'range' ? this.#withoutRange : forwarding;
-        if (exchange.add.length > 0) forwarding = { ...forwarding, add: [...forwarding.add, ...exchange.add] };
-      }
-      const headers = upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? forwarding : { ...forwarding, host }, server.authority);
-      server.active++;
-      let outcome: Outcome;
-      try {
-        // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
-        // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
-        outcome = server.uwsgi
-          ? await forwardUwsgi({ ctx, address: server.uwsgi, requestUri: path, headers, hide: this.#hide, group: group.config, canRetry: () => mayRetryAfter(false), name: server.name, method, sink: exchange?.sink ?? null })
-          : ctx.upgrade && !exchange
-            ? await this.#tunnel(ctx, server, path, headers)
-            : await this.#forward(ctx, server, path, headers, hasBody, () => mayRetryAfter(false), method, exchange);
-      } finally {
-        server.active--;
-      }
-      // The client's body was refused (too large, too slow: edge/http/limits.ts) and the attempt
-      // aborted for it: the answer is that refusal, and the server did nothing wrong.
-      const refused = ctx.res.headersSent ? null : bodyRefusal(ctx.req);
-      if (refused) throw refused;
-      if (outcome.kind === 'done') return;
-      // nginx: a 403 or 404 from the upstream is never an unsuccessful attempt for health.
-      if (outcome.code !== 'HTTP_403' && outcome.code !== 'HTTP_404') server.recordFailure(Date.now());
-      lastStatus = outcome.status;
-      const wanted = outcome.reason === 'status' || (outcome.reason === 'timeout' ? retry.onTimeout : retry.onError);
-      log().warn({ upstream: group.name, server: server.name, code: outcome.code, attempt }, 'upstream attempt failed');
-      if (!wanted || !mayRetryAfter(outcome.beforeSend)) {
-        throw new HttpError(outcome.status, outcome.status === 504 ? ErrorCodes.ERR_UPSTREAM_TIMEOUT : ErrorCodes.ERR_UPSTREAM_FAILED, `upstream "${group.name}" failed: ${outcome.code}`);
-      }
-    }
+  exchange(ctx: RequestContext, exchange: Exchange | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => new ProxyRequest(this, ctx, exchange, resolve, reject).next());
   }
 
-  /** One attempt on one server. Resolves `done` once the response went to the client (or the client left). */
-  #forward(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], hasBody: boolean, canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
-    const group = this.#group.config;
-    const sink = exchange?.sink ?? null;
-    const res: BodySink = sink ?? ctx.res;
-    const hide = this.#hide;
-    return new Promise<Outcome>((resolve) => {
-      let controller: Dispatcher.DispatchController | null = null;
-      let responded = false;
-      let settled = false;
-      let totalTimer: NodeJS.Timeout | undefined;
-      let headerTimer: NodeJS.Timeout | undefined;
-      const settle = (outcome: Outcome) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(totalTimer);
-        clearTimeout(headerTimer);
-        res.off('close', onClientClose);
-        resolve(outcome);
-      };
-      const onClientClose = () => {
-        // The client went away: stop the upstream request too (its connection is not reused).
-        if (!res.writableFinished) controller?.abort(new ClientGone('client closed the connection'));
-        settle(DONE);
-      };
-      res.on('close', onClientClose);
-      // A timer that fires while the request still waits for a pooled connection settles at once
-      // (nothing was sent); later, aborting the dispatch reports through onResponseError. The
-      // error is made when the timer fires: an Error captures a stack, and made per request up
-      // front it was 10% of the proxy's CPU profile (bench/profile-summary.mjs).
-      const expire = (kind: typeof TOTAL | typeof HEAD) => {
-        const error = kind === TOTAL ? new TotalTimeout('total timeout') : new HeaderTimeout('response head timeout');
-        if (controller) controller.abort(error);
-        else settle({ kind: 'failed', status: 504, reason: 'timeout', beforeSend: true, code: error.code });
-      };
-      if (group.timeout > 0) totalTimer = setTimeout(expire, group.timeout, TOTAL);
-      const resume = () => controller?.resume();
-      // Where the body goes: the client, or the route's compressor (sendHead says which).
-      let out: BodySink = res;
+  /** The forwarding options of one attempt on `server` (Host by the `host` policy; the cache's changes). */
+  requestHeaders(ctx: RequestContext, server: UpstreamServer, exchange: Exchange | null): string[] {
+    const config = this.#config;
+    const host = config.host === 'client' ? null : config.host === 'upstream' ? server.authority : (this.#hostTemplate as Template)(ctx);
+    let forwarding = this.#forwarding;
+    if (exchange) {
+      forwarding = exchange.strip === 'all' ? this.#withoutConditionals : exchange.strip === 'range' ? this.#withoutRange : forwarding;
+      if (exchange.add.length > 0) forwarding = { ...forwarding, add: [...forwarding.add, ...exchange.add] };
+    }
+    return upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? forwarding : { ...forwarding, host }, server.authority);
+  }
 
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart(c) {
-          controller = c;
-          if (settled) c.abort(new ClientGone('client closed the connection'));
-          else if (group.headerTimeout > 0) headerTimer = setTimeout(expire, group.headerTimeout, HEAD);
-        },
-        onResponseStart(c, statusCode, upstreamHeaders) {
-          // 1xx (e.g. 100 Continue to undici's own Expect) are not forwarded: node:http already
-          // answered the client's Expect: 100-continue itself.
-          if (statusCode < 200) return;
-          clearTimeout(headerTimer);
-          if (group.retry.statuses.includes(statusCode) && canRetry()) {
-            c.abort(new RetryOnStatus(`status ${statusCode}`));
-            settle({ kind: 'failed', status: statusCode === 504 ? 504 : 502, reason: 'status', beforeSend: false, code: `HTTP_${statusCode}` });
-            return;
-          }
-          responded = true;
-          const headers = clientResponseHeaders(upstreamHeaders as Record<string, string | string[]>, hide);
-          if (sink) sink.head(statusCode, headers);
-          else out = sendHead(ctx, statusCode, headers);
-        },
-        onResponseData(c, chunk) {
-          ctx.bodyBytes += chunk.length;
-          if (!out.write(chunk)) {
-            c.pause();
-            out.once('drain', resume);
-          }
-        },
-        onResponseEnd() {
-          out.end();
-          settle(DONE);
-        },
-        onResponseError(_c, error) {
-          const code = errorCode(error);
-          if (code === 'ERR_PROXY_RETRY_STATUS' || code === 'ERR_PROXY_CLIENT_GONE') return;
-          if (responded) {
-            // Headers are gone: the only honest signal left is a cut connection.
-            log().warn({ upstream: group.name, server: server.name, code }, 'upstream failed mid-response');
-            res.destroy();
-            settle(DONE);
-            return;
-          }
-          const timeout = TIMEOUTS.has(code);
-          settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
-        },
-      };
-      server.pool.dispatch(
-        {
-          path,
-          method,
-          headers,
-          body: hasBody ? ctx.req : null,
-          idempotent: false,
-          blocking: true,
-        } as Dispatcher.DispatchOptions,
-        handler,
-      );
-    });
+  /** The path sent upstream (see `#upstreamPath`). */
+  upstreamPath(ctx: RequestContext): string {
+    return this.#upstreamPath(ctx);
+  }
+
+  /** Response fields hidden from the client (by default the upstream's identity). */
+  get hide(): ReadonlySet<string> {
+    return this.#hide;
+  }
+
+  /** Hop-by-hop fields and `hide`: what never goes from an upstream's response to the client. */
+  get drop(): ReadonlySet<string> {
+    return this.#drop;
+  }
+
+  /** The group's response-head deadlines (one timer for all attempts), or null without a head timeout. */
+  get headDeadlines(): DeadlineQueue | null {
+    return this.#headDeadlines;
+  }
+
+  /** One attempt on a uwsgi server (proxy/uwsgi.ts). */
+  uwsgi(ctx: RequestContext, server: UpstreamServer, address: UwsgiAddress, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
+    return forwardUwsgi({ ctx, address, requestUri: path, headers, hide: this.#hide, group: this.#group.config, canRetry, name: server.name, method, sink: exchange?.sink ?? null });
   }
 
   /** WebSocket and other `Upgrade`s: 101 from the upstream, then bytes both ways with an idle timeout. */
-  #tunnel(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[]): Promise<Outcome> {
+  tunnel(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[]): Promise<Outcome> {
     const upgrade = ctx.upgrade as { socket: Duplex; head: Buffer };
     const protocol = String(ctx.req.headers.upgrade ?? 'websocket');
     const hide = this.#hide;
@@ -417,6 +289,318 @@ export class ProxyHandler {
       server.pool.dispatch({ path, method: 'GET', headers, upgrade: protocol, body: null } as Dispatcher.DispatchOptions, handler);
     });
   }
+}
+
+/**
+ * One request's way through the group (nginx `proxy_next_upstream`): attempts on servers until
+ * one answers, bounded by `retry.tries` and `retry.timeout`; non-idempotent requests move on only
+ * when nothing was sent. A state machine rather than an async loop, so that the common case (one
+ * attempt that succeeds) costs one promise and no closures; what it holds is what the loop's
+ * locals were.
+ */
+class ProxyRequest {
+  readonly proxy: ProxyHandler;
+  readonly ctx: RequestContext;
+  readonly exchange: Exchange | null;
+  readonly method: string;
+  readonly hasBody: boolean;
+  readonly #idempotent: boolean;
+  readonly #started: number;
+  readonly #resolve: () => void;
+  readonly #reject: (error: unknown) => void;
+  #path = '';
+  #attempt = 0;
+  /** The first server tried; `#tried` (every server tried) is made only once a retry is asked about. */
+  #first: UpstreamServer | null = null;
+  #tried: Set<UpstreamServer> | null = null;
+  #lastStatus: 502 | 504 = 502;
+
+  constructor(proxy: ProxyHandler, ctx: RequestContext, exchange: Exchange | null, resolve: () => void, reject: (error: unknown) => void) {
+    this.proxy = proxy;
+    this.ctx = ctx;
+    this.exchange = exchange;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.method = exchange?.method ?? ctx.req.method ?? 'GET';
+    this.#idempotent = IDEMPOTENT.has(this.method);
+    this.hasBody = requestHasBody(ctx);
+    this.#started = proxy.group.config.retry.timeout > 0 ? Date.now() : 0;
+  }
+
+  /** The servers tried so far, as the balancer's `pick` takes them (the same set every time: it remembers its answer for it). */
+  #triedSet(): Set<UpstreamServer> {
+    let tried = this.#tried;
+    if (tried === null) {
+      tried = new Set();
+      if (this.#first) tried.add(this.#first);
+      this.#tried = tried;
+    }
+    return tried;
+  }
+
+  /** Whether a failed attempt may move to another server (`beforeSend`: nothing reached the server). */
+  mayRetryAfter(beforeSend: boolean): boolean {
+    const group = this.proxy.group;
+    const retry = group.config.retry;
+    return (
+      this.#attempt < retry.tries &&
+      (retry.timeout === 0 || Date.now() - this.#started < retry.timeout) &&
+      (!this.hasBody || !this.ctx.req.readableDidRead) &&
+      (this.#idempotent || beforeSend) &&
+      group.pick(this.ctx, this.#triedSet(), Date.now()) !== null
+    );
+  }
+
+  /** The next attempt (the first one from `exchange`). Never throws: a failure rejects. */
+  next(): void {
+    try {
+      this.#next();
+    } catch (error) {
+      this.#reject(error);
+    }
+  }
+
+  #next(): void {
+    const { ctx, proxy } = this;
+    const group = proxy.group;
+    if (this.#attempt === 0) {
+      // RFC 6455 §4.1: the opening handshake is a GET; other methods are not tunnelled.
+      if (ctx.upgrade && this.method !== 'GET') throw new HttpError(400, ErrorCodes.ERR_REQUEST_PARSE, 'an Upgrade request must be a GET');
+      this.#path = proxy.upstreamPath(ctx);
+    }
+    this.#attempt++;
+    const first = this.#first === null;
+    const server = group.pick(ctx, this.#tried, Date.now());
+    if (!server && first && group.dynamic) {
+      // An app's group with no worker at this moment (its only worker recycling, every worker
+      // crashed): wait for one, as the standalone arbiter queues connections while no worker is
+      // ready, rather than fail at once. Bounded; then 503 with Retry-After (the app is
+      // restarting, not broken).
+      if (group.servers.length === 0) {
+        this.#attempt--;
+        group.waitForServer(MEMBER_WAIT_MS).then(
+          (ready) => (ready ? this.next() : this.#reject(notReady(group))),
+          (error: unknown) => this.#reject(error),
+        );
+        return;
+      }
+      throw notReady(group);
+    }
+    if (!server) {
+      throw new HttpError(this.#lastStatus, this.#attempt === 1 ? ErrorCodes.ERR_UPSTREAM_UNAVAILABLE : ErrorCodes.ERR_UPSTREAM_FAILED, `no upstream server of "${group.name}" could answer`);
+    }
+    if (first) this.#first = server;
+    else this.#triedSet().add(server);
+    const headers = proxy.requestHeaders(ctx, server, this.exchange);
+    server.active++;
+    if (server.uwsgi) {
+      // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
+      // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
+      this.#await(server, () => proxy.uwsgi(ctx, server, server.uwsgi as UwsgiAddress, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
+    } else if (ctx.upgrade && !this.exchange) {
+      this.#await(server, () => proxy.tunnel(ctx, server, this.#path, headers));
+    } else {
+      new HttpAttempt(this, server).dispatch(this.#path, headers);
+    }
+  }
+
+  /** An attempt made by a transport that answers with a promise (uwsgi, tunnels). */
+  #await(server: UpstreamServer, start: () => Promise<Outcome>): void {
+    let pending: Promise<Outcome>;
+    try {
+      pending = start();
+    } catch (error) {
+      server.active--;
+      throw error;
+    }
+    pending.then(
+      (outcome) => this.finish(server, outcome),
+      (error: unknown) => {
+        server.active--;
+        this.#reject(error);
+      },
+    );
+  }
+
+  /** An attempt on `server` came to `outcome`: answer, retry, or fail. */
+  finish(server: UpstreamServer, outcome: Outcome): void {
+    server.active--;
+    const ctx = this.ctx;
+    // The client's body was refused (too large, too slow: edge/http/limits.ts) and the attempt
+    // aborted for it: the answer is that refusal, and the server did nothing wrong.
+    const refused = ctx.res.headersSent ? null : bodyRefusal(ctx.req);
+    if (refused) {
+      this.#reject(refused);
+      return;
+    }
+    if (outcome.kind === 'done') {
+      this.#resolve();
+      return;
+    }
+    const group = this.proxy.group;
+    // nginx: a 403 or 404 from the upstream is never an unsuccessful attempt for health.
+    if (outcome.code !== 'HTTP_403' && outcome.code !== 'HTTP_404') server.recordFailure(Date.now());
+    this.#lastStatus = outcome.status;
+    const retry = group.config.retry;
+    const wanted = outcome.reason === 'status' || (outcome.reason === 'timeout' ? retry.onTimeout : retry.onError);
+    log().warn({ upstream: group.name, server: server.name, code: outcome.code, attempt: this.#attempt }, 'upstream attempt failed');
+    if (!wanted || !this.mayRetryAfter(outcome.beforeSend)) {
+      this.#reject(new HttpError(outcome.status, outcome.status === 504 ? ErrorCodes.ERR_UPSTREAM_TIMEOUT : ErrorCodes.ERR_UPSTREAM_FAILED, `upstream "${group.name}" failed: ${outcome.code}`));
+      return;
+    }
+    // The next attempt starts from a fresh microtask, not from inside the failed one's undici
+    // callback (as the async loop this replaced did).
+    queueMicrotask(() => this.next());
+  }
+}
+
+function notReady(group: UpstreamGroup): HttpError {
+  return new HttpError(503, ErrorCodes.ERR_UPSTREAM_UNAVAILABLE, `no worker of "${group.name}" is ready`, { headers: { 'retry-after': '1' } });
+}
+
+/**
+ * One HTTP attempt on one server, as undici's dispatch handler. It uses undici's handler methods
+ * that take the response head as received (`onConnect`/`onHeaders`/`onData`/`onComplete`/
+ * `onError`, the ones undici's own `request` and `stream` use): given the newer
+ * `onRequestStart`/`onResponseStart` form, undici wraps each request in an adapter that makes a
+ * controller and parses the head and the trailers into objects, which this proxy would only turn
+ * back into a flat list. The attempt is its own deadline entry (deadlines.ts) and its methods are
+ * on the prototype: a request allocates this object, one listener and the dispatch options.
+ */
+class HttpAttempt implements Deadline {
+  readonly #request: ProxyRequest;
+  readonly #server: UpstreamServer;
+  /** Where the response goes: the client's ServerResponse, or the cache's sink. */
+  readonly #res: BodySink;
+  /** Where the body goes: `#res`, or the route's compressor (sendHead says which). */
+  #out: BodySink;
+  #abort: ((error: Error) => void) | null = null;
+  #resume: (() => void) | null = null;
+  #responded = false;
+  #settled = false;
+  #totalTimer: NodeJS.Timeout | undefined = undefined;
+  deadlineAt = 0;
+  prevDeadline: Deadline | null = null;
+  nextDeadline: Deadline | null = null;
+  queued = false;
+
+  constructor(request: ProxyRequest, server: UpstreamServer) {
+    this.#request = request;
+    this.#server = server;
+    const res = request.exchange?.sink ?? request.ctx.res;
+    this.#res = res;
+    this.#out = res;
+  }
+
+  /** The client went away: stop the upstream request too (its connection is not reused). */
+  readonly #onClientClose = (): void => {
+    if (!this.#res.writableFinished) this.#abort?.(new ClientGone('client closed the connection'));
+    this.#settle(DONE);
+  };
+
+  dispatch(path: string, headers: string[]): void {
+    const request = this.#request;
+    const group = request.proxy.group.config;
+    this.#res.on('close', this.#onClientClose);
+    // The total timer is off by default (`timeout` 0), so it stays a plain timer.
+    if (group.timeout > 0) this.#totalTimer = setTimeout(expireTotal, group.timeout, this);
+    this.#server.pool.dispatch(
+      {
+        path,
+        method: request.method,
+        headers,
+        body: request.hasBody ? request.ctx.req : null,
+        idempotent: false,
+        blocking: true,
+      } as Dispatcher.DispatchOptions,
+      this as unknown as Dispatcher.DispatchHandler,
+    );
+  }
+
+  #settle(outcome: Outcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#request.proxy.headDeadlines?.remove(this);
+    clearTimeout(this.#totalTimer);
+    this.#res.off('close', this.#onClientClose);
+    this.#request.finish(this.#server, outcome);
+  }
+
+  /**
+   * A timeout: before the request has a connection (it waits in the pool) the attempt settles at
+   * once (nothing was sent); later, aborting the dispatch reports through onError. The error is
+   * made only now: an Error captures a stack, and made per request up front it was 10% of the
+   * proxy's CPU profile (bench/profile-summary.mjs).
+   */
+  timeout(error: TotalTimeout | HeaderTimeout): void {
+    if (this.#abort) this.#abort(error);
+    else this.#settle({ kind: 'failed', status: 504, reason: 'timeout', beforeSend: true, code: error.code });
+  }
+
+  /** The response-head deadline passed (deadlines.ts). */
+  expire(): void {
+    this.timeout(new HeaderTimeout('response head timeout'));
+  }
+
+  onConnect(abort: (error: Error) => void): void {
+    this.#abort = abort;
+    if (this.#settled) abort(new ClientGone('client closed the connection'));
+    else this.#request.proxy.headDeadlines?.add(this);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // 1xx (e.g. 100 Continue to undici's own Expect) are not forwarded: node:http already
+    // answered the client's Expect: 100-continue itself.
+    if (statusCode < 200) return true;
+    const request = this.#request;
+    const proxy = request.proxy;
+    proxy.headDeadlines?.remove(this);
+    const statuses = proxy.group.config.retry.statuses;
+    if (statuses.length > 0 && statuses.includes(statusCode) && request.mayRetryAfter(false)) {
+      this.#abort?.(new RetryOnStatus(`status ${statusCode}`));
+      this.#settle({ kind: 'failed', status: statusCode === 504 ? 504 : 502, reason: 'status', beforeSend: false, code: `HTTP_${statusCode}` });
+      return true;
+    }
+    this.#responded = true;
+    this.#resume = resume;
+    const headers = clientResponseHeadersRaw(rawHeaders, proxy.drop);
+    const sink = request.exchange?.sink;
+    if (sink) sink.head(statusCode, headers);
+    else this.#out = sendHead(request.ctx, statusCode, headers);
+    return true;
+  }
+
+  /** Back-pressure: false pauses undici's parser until the consumer drains. */
+  onData(chunk: Buffer): boolean {
+    this.#request.ctx.bodyBytes += chunk.length;
+    if (this.#out.write(chunk)) return true;
+    this.#out.once('drain', this.#resume as () => void);
+    return false;
+  }
+
+  onComplete(): void {
+    this.#out.end();
+    this.#settle(DONE);
+  }
+
+  onError(error: Error): void {
+    const code = errorCode(error);
+    if (code === 'ERR_PROXY_RETRY_STATUS' || code === 'ERR_PROXY_CLIENT_GONE') return;
+    if (this.#responded) {
+      // Headers are gone: the only honest signal left is a cut connection.
+      const group = this.#request.proxy.group;
+      log().warn({ upstream: group.name, server: this.#server.name, code }, 'upstream failed mid-response');
+      this.#res.destroy();
+      this.#settle(DONE);
+      return;
+    }
+    const timeout = TIMEOUTS.has(code);
+    this.#settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
+  }
+}
+
+function expireTotal(attempt: HttpAttempt): void {
+  attempt.timeout(new TotalTimeout('total timeout'));
 }
 
 export function createProxyHandler(config: ProxyConfig, groups: ReadonlyMap<string, UpstreamGroup>, routePrefix: string | null): Handler {
