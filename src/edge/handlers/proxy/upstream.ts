@@ -309,6 +309,10 @@ export class UpstreamGroup {
   }
 
   #select(ctx: RequestContext, tried: ReadonlySet<UpstreamServer> | null, now: number): UpstreamServer | null {
+    // A group of one available primary (the usual `proxy.to`): every algorithm picks it, and
+    // none keeps state for a pick among one; skip the candidate list and the key.
+    const only = this.#primaries.length === 1 ? (this.#primaries[0] as UpstreamServer) : null;
+    if (only !== null && only.available(now) && !tried?.has(only)) return only;
     const key = this.config.balance === 'ip-hash' ? ctx.clientAddress : this.#hashKey ? this.#hashKey(ctx) : '';
     const primaries = this.#candidates(this.#primaries, tried, now);
     if (primaries.length > 0) return this.#primarySelector.select(primaries, key, now);
