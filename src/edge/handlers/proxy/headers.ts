@@ -13,9 +13,13 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 /** Request fields this proxy sets itself (the client's values are replaced or extended). */
 const SET_BY_PROXY = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via', 'expect']);
 
+const NOT_LISTING = new Set(['close', 'keep-alive', 'upgrade']);
+
 /** Names listed in `Connection` (lower-case), or null when there are none besides keep-alive/close/upgrade. */
 function connectionListed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
+  // The usual value, one of the three tokens, without splitting (nginx sends "keep-alive").
+  if (typeof value === 'string' && value.length <= 10 && NOT_LISTING.has(value.toLowerCase())) return null;
   let listed: Set<string> | null = null;
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = part.trim().toLowerCase();
@@ -126,17 +130,42 @@ export function responseDropSet(hide: Iterable<string>): ReadonlySet<string> {
 }
 
 /**
- * Lower-case forms of field names as received. Names repeat (an upstream sends the same dozen),
- * values do not: a bounded memo saves a `toLowerCase` string per field.
+ * Field names nearly every upstream response carries, lower case. `nameOf` recognises them on the
+ * received bytes (case-insensitively), so they cost no string at all; others are decoded and
+ * lower-cased, which `LOWER_NAMES` remembers (names repeat, values do not).
  */
+const COMMON_NAMES = [
+  'server', 'date', 'content-type', 'content-length', 'connection', 'keep-alive', 'transfer-encoding', 'cache-control',
+  'etag', 'last-modified', 'expires', 'vary', 'set-cookie', 'location', 'accept-ranges', 'content-encoding', 'content-language',
+  'content-disposition', 'content-range', 'age', 'x-powered-by', 'strict-transport-security', 'x-content-type-options',
+  'x-frame-options', 'access-control-allow-origin', 'link', 'pragma', 'via', 'www-authenticate', 'retry-after', 'upgrade', 'trailer',
+];
+const NAMES_BY_LENGTH: string[][] = [];
+for (const name of COMMON_NAMES) (NAMES_BY_LENGTH[name.length] ??= []).push(name);
 const LOWER_NAMES = new Map<string, string>();
 const LOWER_NAMES_MAX = 1024;
 
-function lowerName(name: string): string {
-  let lower = LOWER_NAMES.get(name);
+/** A buffer's bytes as latin1, without `toString`'s encoding dispatch (Buffer's own latin1 slicer, there since Node 0.x). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+const latin1 = (bytes: Buffer): string => (bytes as Latin1Buffer).latin1Slice(0, bytes.length);
+
+function nameOf(raw: Buffer | string): string {
+  if (typeof raw !== 'string') {
+    const candidates = NAMES_BY_LENGTH[raw.length];
+    if (candidates !== undefined) {
+      // `| 0x20` lower-cases ASCII letters and maps no other token character onto one (RFC 9110
+      // §5.1: names are tokens, which undici's parser checked), so this compares case-insensitively.
+      next: for (const name of candidates) {
+        for (let i = 0; i < name.length; i++) if (((raw[i] as number) | 0x20) !== name.charCodeAt(i)) continue next;
+        return name;
+      }
+    }
+  }
+  const text = typeof raw === 'string' ? raw : latin1(raw);
+  let lower = LOWER_NAMES.get(text);
   if (lower === undefined) {
-    lower = name.toLowerCase();
-    if (LOWER_NAMES.size < LOWER_NAMES_MAX) LOWER_NAMES.set(name, lower);
+    lower = text.toLowerCase();
+    if (LOWER_NAMES.size < LOWER_NAMES_MAX) LOWER_NAMES.set(text, lower);
   }
   return lower;
 }
@@ -151,17 +180,16 @@ export function clientResponseHeadersRaw(raw: readonly (Buffer | string)[], drop
   const out: string[] = [];
   let connection: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const rawName = raw[i] as Buffer | string;
+    const name = nameOf(raw[i] as Buffer | string);
     const rawValue = raw[i + 1] as Buffer | string;
-    const name = lowerName(typeof rawName === 'string' ? rawName : rawName.toString('latin1'));
     if (drop.has(name)) {
       if (name === 'connection') {
-        const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1');
+        const value = typeof rawValue === 'string' ? rawValue : latin1(rawValue);
         connection = connection === null ? value : `${connection}, ${value}`;
       }
       continue;
     }
-    out.push(name, typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1'));
+    out.push(name, typeof rawValue === 'string' ? rawValue : latin1(rawValue));
   }
   const listed = connectionListed(connection ?? undefined);
   if (listed === null) return out;
