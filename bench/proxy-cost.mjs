@@ -108,18 +108,20 @@ for (const checkout of checkouts) {
   const load = (file) => import(`${pathToFileURL(join(dir, 'dist', file)).href}?${encodeURIComponent(dir)}`);
   const [{ validateConfig }, { buildGeneration }, { handleRequest }, limits, framing] = await Promise.all([load('config/load.js'), load('edge/generation.js'), load('edge/pipeline.js'), load('edge/http/limits.js'), load('edge/http/framing.js')]);
   const config = validateConfig({ workers: 1, log: { level: 'warn', access: false }, servers: [{ listen: '127.0.0.1:8080', routes: [{ prefix: '/', proxy: { to: 'http://127.0.0.1:9' } }] }] }, dir, null);
-  const generation = buildGeneration(config);
+  // Checkouts from before the EdgeEnvironment (issue #13) build a generation from the config alone.
+  const environment = await load('edge/environment.js').catch(() => null);
+  const generation = environment ? buildGeneration(config, environment.createEdgeEnvironment()) : buildGeneration(config);
   for (const group of generation.upstreams.values()) {
     for (const server of group.servers) {
       void server.pool.destroy();
       Object.defineProperty(server, 'pool', { value: new FakePool() });
     }
   }
-  const info = { scheme: 'http', port: 8080, key: [...generation.listenAddresses.keys()][0] };
+  const info = { scheme: 'http', port: 8080, key: [...(generation.listeners ?? generation.listenAddresses).keys()][0] };
   const http = config.http;
   subjects.push({
     name: `portico ${checkout}`,
-    // edge/server.ts #onRequest, then the pipeline.
+    // Phase 0 (edge/listen/kinds.ts admitted), then the pipeline.
     listener: (req, res) => {
       if (!limits.admitOnConnection(req, res, http)) return;
       if (limits.headRefusal(req, http) ?? framing.framingRefusal(req)) throw new Error('refused');

@@ -4,6 +4,6 @@
  */
 export { defineConfig } from './config/define.js';
 export type { UserConfig } from './config/schema.js';
-export type { ResolvedConfig, ResolvedServer, ResolvedRoute } from './config/resolve.js';
+export type { ResolvedConfig, ResolvedServer, ResolvedRoute } from './config/resolved.js';
 // The app server's gateway interface (the contract of an app module; see README "App server").
 export type { AppContext, AppModule, FastifyLike, FetchApp, FetchHandler, GatewayKind, NodeListener } from './app/gateway/types.js';

@@ -30,7 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CrashStreak } from '../core/crash-streak.js';
 import { log } from '../core/log.js';
-import { CRASH_DRAIN_MS, isFromWorker, WORKER_ENV, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
+import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
 export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
 
@@ -404,8 +404,7 @@ export class Arbiter {
       gracefulTimeoutMs: this.#options.gracefulTimeoutMs,
       ...(this.#options.socketDir ? { socketPath: join(this.#options.socketDir, `w${this.#nextId}.sock`) } : {}),
     };
-    const child = fork(workerEntry(), [], {
-      env: { ...process.env, [WORKER_ENV]: JSON.stringify(settings) },
+    const child = fork(workerEntry(), [JSON.stringify(settings)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv,
     });

@@ -22,7 +22,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import type { ListenAddress, ResolvedExternalApp } from '../config/resolve.js';
+import type { ListenAddress, ResolvedExternalApp } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 

@@ -6,7 +6,7 @@
  * retiring or stopping).
  */
 
-/** Worker settings, passed in the PORTICO_APP_WORKER environment variable as JSON. */
+/** Worker settings, passed as the worker's one argument, JSON (handed in by the arbiter, not found in the environment). */
 export interface WorkerSettings {
   readonly file: string;
   /** Per-request timeout (ms): the Fetch signal aborts, a 503 is sent if nothing was. 0 = none. */
@@ -22,7 +22,6 @@ export interface WorkerSettings {
   readonly socketPath?: string;
 }
 
-export const WORKER_ENV = 'PORTICO_APP_WORKER';
 
 /** Heartbeat interval: a worker whose last tick is older than the timeout is killed. */
 export const TICK_MS = 1000;

@@ -13,7 +13,7 @@ import { flushLog, log } from '../core/log.js';
 import { AppError } from './errors.js';
 import { createAppListener } from './gateway/listener.js';
 import { loadWorkerApp } from './gateway/load-app.js';
-import { CRASH_DRAIN_MS, TICK_MS, WORKER_ENV, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
+import { CRASH_DRAIN_MS, TICK_MS, isToWorker, type FromWorker, type WorkerSettings } from './ipc.js';
 
 /**
  * While draining (standalone), how long an idle connection (a fresh one, or a keep-alive one
@@ -39,7 +39,7 @@ const send = (message: FromWorker, done?: () => void): void => {
 };
 
 async function main(): Promise<void> {
-  const raw = process.env[WORKER_ENV];
+  const raw = process.argv[2];
   if (!raw || !process.send) {
     process.stderr.write('portico: app/worker.js is started by the arbiter (portico app), not directly\n');
     process.exit(2);

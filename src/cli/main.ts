@@ -11,7 +11,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Bind } from '../app/arbiter.js';
 import { ConfigError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/resolved.js';
 import type { UserConfig } from '../config/schema.js';
 import { PorticoError } from '../core/errors.js';
 import { complain, log, say } from '../core/log.js';
@@ -213,13 +213,13 @@ function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined,
 function banner(title: string, view: NodeView): void {
   const config = view.config;
   say(`portico ${VERSION}: ${title}`);
-  for (const address of view.addresses) if (!address.forward) say(`  listening on ${address.url}`);
+  for (const address of view.addresses) if (address.kind === 'site') say(`  listening on ${address.url}`);
   const forward = config.forward;
   if (forward) {
     const ports = forward.connectPorts.map(([low, high]) => (low === high ? String(low) : `${low}-${high}`)).join(', ');
     const zone = forward.cache ? config.cache.zones[forward.cache.zone] : undefined;
     const cache = zone ? `; caching in zone "${zone.name}" (${zone.dir === null ? 'memory' : `memory and ${zone.dir}`})` : '';
-    for (const address of view.addresses.filter((a) => a.forward)) {
+    for (const address of view.addresses.filter((a) => a.kind === 'forward')) {
       say(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''}${cache})`);
     }
   }

@@ -10,7 +10,8 @@ import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { ConfigError, formatIssues } from './errors.js';
-import { resolveConfig, type ResolvedConfig } from './resolve.js';
+import { resolveConfig } from './resolve.js';
+import type { ResolvedConfig } from './resolved.js';
 import { configSchema } from './schema.js';
 
 export const CONFIG_FILE_NAMES = ['portico.config.ts', 'portico.config.mts', 'portico.config.mjs', 'portico.config.js', 'portico.config.json'];

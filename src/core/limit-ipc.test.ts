@@ -4,17 +4,18 @@
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import { IpcLimitStore, serveLimits, type WorkerChannel } from './limit-ipc.js';
+import { NodeBus, type IpcChannel } from './bus.js';
+import { IpcLimitStore, serveLimits, type LimitReply, type LimitRequest } from './limit-ipc.js';
 import { MemoryLimitStore } from './limit-store.js';
 
-const CHILD = process.env.PORTICO_LIMIT_IPC_CHILD === '1';
+const CHILD = process.argv[2] === 'limit-ipc-child';
 
 if (CHILD) {
   // The child: take 8 rate decisions, acquire 3 slots of max 2, release nothing, report, wait.
-  const store = new IpcLimitStore(process as unknown as WorkerChannel);
+  const store = new IpcLimitStore(new NodeBus<LimitRequest, LimitReply>(process as IpcChannel));
   const check = { zone: 'r', key: 'ip', rate: 10_000, burst: 5_000, delay: 0 };
   const actions: string[] = [];
   for (let i = 0; i < 8; i++) actions.push((await store.take([check])).action);
@@ -25,8 +26,8 @@ if (CHILD) {
     it('answers from the supervisor store, and a worker exit frees its slots', async () => {
       // A stopped clock: the outcomes must not depend on how fast IPC round trips are here.
       const store = new MemoryLimitStore({ now: () => 5_000 });
-      const child = fork(fileURLToPath(import.meta.url), [], { env: { ...process.env, PORTICO_LIMIT_IPC_CHILD: '1' }, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const detach = serveLimits(store, child);
+      const child = fork(fileURLToPath(import.meta.url), ['limit-ipc-child'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const detach = serveLimits(store, new NodeBus<LimitReply, LimitRequest>(child));
       try {
         type Result = { type: string; actions: string[]; slots: boolean[]; pending: number };
         const result = await new Promise<Result>((resolve, reject) => {
@@ -55,9 +56,9 @@ if (CHILD) {
     it('a release for a slot the worker does not hold frees nothing', () => {
       const store = new MemoryLimitStore();
       store.acquire('c', 'k', 5);
-      const listeners: ((message: unknown) => void)[] = [];
-      const detach = serveLimits(store, { send: () => true, on: (_e, l) => listeners.push(l), off: () => undefined });
-      for (const listener of listeners) listener({ type: 'portico:limit:release', zone: 'c', key: 'k' });
+      const channel = Object.assign(new EventEmitter(), { send: () => true, connected: true });
+      const detach = serveLimits(store, new NodeBus<LimitReply, LimitRequest>(channel));
+      channel.emit('message', { type: 'portico:limit:release', zone: 'c', key: 'k' });
       assert.equal(store.held('c', 'k'), 1);
       detach();
     });

@@ -1,7 +1,7 @@
 /**
- * Limits across edge worker processes: the supervisor holds the one MemoryLimitStore of the node
- * and each edge worker asks it over its IPC channel (the `process.send` channel node gives a
- * forked child). Messages are small JSON objects whose `type` starts with `portico:limit`:
+ * Limits across edge worker processes: the supervisor holds the one LimitStore of the node and
+ * each edge worker asks it over the node bus (core/bus.ts, the IPC channel node gives a forked
+ * child). The messages are part of the bus's one union (edge/bus.ts):
  *
  *   worker → supervisor   { type: 'portico:limit:take', id, checks }          (one per rate-limited request)
  *                         { type: 'portico:limit:acquire', id, zone, key, max } (one per conn-limited request or connection)
@@ -17,44 +17,46 @@
  * let through rather than hung: limits protect the service, they are not worth a stuck request.
  */
 import { log } from './log.js';
-import { MemoryLimitStore, PASS, type LimitStore, type RateCheck, type RateOutcome } from './limit-store.js';
+import { PASS, type LimitStore, type RateCheck, type RateOutcome } from './limit-store.js';
 
-export const LIMIT_MESSAGE_PREFIX = 'portico:limit';
+export type LimitTake = { readonly type: 'portico:limit:take'; readonly id: number; readonly checks: readonly RateCheck[] };
+export type LimitAcquire = { readonly type: 'portico:limit:acquire'; readonly id: number; readonly zone: string; readonly key: string; readonly max: number };
+export type LimitRelease = { readonly type: 'portico:limit:release'; readonly zone: string; readonly key: string };
+export type LimitReply = { readonly type: 'portico:limit:reply'; readonly id: number; readonly outcome?: RateOutcome; readonly ok?: boolean };
+/** Worker → supervisor. */
+export type LimitRequest = LimitTake | LimitAcquire | LimitRelease;
 
-type TakeMessage = { readonly type: 'portico:limit:take'; readonly id: number; readonly checks: readonly RateCheck[] };
-type AcquireMessage = { readonly type: 'portico:limit:acquire'; readonly id: number; readonly zone: string; readonly key: string; readonly max: number };
-type ReleaseMessage = { readonly type: 'portico:limit:release'; readonly zone: string; readonly key: string };
-type ReplyMessage = { readonly type: 'portico:limit:reply'; readonly id: number; readonly outcome?: RateOutcome; readonly ok?: boolean };
-export type LimitMessage = TakeMessage | AcquireMessage | ReleaseMessage | ReplyMessage;
-
-export const isLimitMessage = (message: unknown): message is LimitMessage =>
-  typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith(LIMIT_MESSAGE_PREFIX);
-
-/** What the worker side needs of its channel to the supervisor (`process` in a forked child). */
-export interface WorkerChannel {
-  send?(message: unknown): boolean;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-  on(event: 'disconnect', listener: () => void): unknown;
-  readonly connected?: boolean;
+/** What limits need of the worker's end of the bus (core/bus.ts; the whole union is wider). */
+export interface LimitClientBus {
+  send(message: LimitRequest): boolean;
+  on(type: 'portico:limit:reply', listener: (message: LimitReply) => void): () => void;
+  onDisconnect(listener: () => void): void;
 }
+
+/** What limits need of the supervisor's end of one worker's bus. */
+export interface LimitServerBus {
+  send(message: LimitReply): boolean;
+  on(type: LimitRequest['type'], listener: (message: LimitRequest) => void): () => void;
+}
+
+const LIMIT_REQUESTS: readonly LimitRequest['type'][] = ['portico:limit:take', 'portico:limit:acquire', 'portico:limit:release'];
 
 /** The store inside an edge worker: every call is a question to the supervisor. */
 export class IpcLimitStore implements LimitStore {
-  readonly #channel: WorkerChannel;
-  readonly #pending = new Map<number, (reply: ReplyMessage | null) => void>();
+  readonly #bus: LimitClientBus;
+  readonly #pending = new Map<number, (reply: LimitReply | null) => void>();
   #nextId = 1;
   #warned = false;
 
-  constructor(channel: WorkerChannel) {
-    this.#channel = channel;
-    channel.on('message', (message) => {
-      if (!isLimitMessage(message) || message.type !== 'portico:limit:reply') return;
+  constructor(bus: LimitClientBus) {
+    this.#bus = bus;
+    bus.on('portico:limit:reply', (message) => {
       const resolve = this.#pending.get(message.id);
       if (resolve === undefined) return;
       this.#pending.delete(message.id);
       resolve(message);
     });
-    channel.on('disconnect', () => {
+    bus.onDisconnect(() => {
       for (const resolve of this.#pending.values()) resolve(null);
       this.#pending.clear();
     });
@@ -77,7 +79,7 @@ export class IpcLimitStore implements LimitStore {
     return this.#pending.size;
   }
 
-  #ask(message: TakeMessage | AcquireMessage): Promise<ReplyMessage | null> {
+  #ask(message: LimitTake | LimitAcquire): Promise<LimitReply | null> {
     const id = this.#nextId++;
     return new Promise((resolve) => {
       if (!this.#send({ ...message, id })) {
@@ -88,15 +90,8 @@ export class IpcLimitStore implements LimitStore {
     });
   }
 
-  #send(message: LimitMessage): boolean {
-    try {
-      if (this.#channel.send !== undefined && this.#channel.connected !== false) {
-        this.#channel.send(message);
-        return true;
-      }
-    } catch {
-      // falls through: the channel closed under us
-    }
+  #send(message: LimitRequest): boolean {
+    if (this.#bus.send(message)) return true;
     if (!this.#warned) {
       this.#warned = true;
       log().error({ code: 'ERR_LIMIT_STORE' }, 'limit state unreachable (no channel to the supervisor): limits are not enforced');
@@ -105,30 +100,20 @@ export class IpcLimitStore implements LimitStore {
   }
 }
 
-/** What the supervisor side needs of a worker (a ChildProcess or a cluster.Worker). */
-export interface SupervisorChannel {
-  send(message: unknown): boolean;
-  on(event: 'message', listener: (message: unknown) => void): unknown;
-  off(event: 'message', listener: (message: unknown) => void): unknown;
-}
-
 /**
  * Answers one worker's limit messages from `store`; returns the function to call when the worker
  * is gone, which stops listening and releases every slot it still held.
  */
-export function serveLimits(store: LimitStore, worker: SupervisorChannel): () => void {
+export function serveLimits(store: LimitStore, bus: LimitServerBus): () => void {
   /** "zone\0key" → slots this worker holds. */
   const held = new Map<string, number>();
   let detached = false;
-  const reply = (message: ReplyMessage): void => {
-    try {
-      worker.send(message);
-    } catch {
-      // The worker is gone; its exit detaches it.
-    }
+  const reply = (message: LimitReply): void => {
+    // The worker may be gone; its exit detaches it.
+    bus.send(message);
   };
-  const onMessage = (message: unknown): void => {
-    if (!isLimitMessage(message) || detached) return;
+  const onMessage = (message: LimitRequest): void => {
+    if (detached) return;
     switch (message.type) {
       case 'portico:limit:take': {
         const outcome = store.take(message.checks);
@@ -159,15 +144,13 @@ export function serveLimits(store: LimitStore, worker: SupervisorChannel): () =>
         store.release(message.zone, message.key);
         return;
       }
-      default:
-        return;
     }
   };
-  worker.on('message', onMessage);
+  const unsubscribe = LIMIT_REQUESTS.map((type) => bus.on(type, onMessage));
   return () => {
     if (detached) return;
     detached = true;
-    worker.off('message', onMessage);
+    for (const off of unsubscribe) off();
     for (const [slot, count] of held) {
       const split = slot.indexOf('\0');
       const zone = slot.slice(0, split);
@@ -176,24 +159,4 @@ export function serveLimits(store: LimitStore, worker: SupervisorChannel): () =>
     }
     held.clear();
   };
-}
-
-let nodeStore: MemoryLimitStore | null = null;
-
-/** The one in-memory store of this process: the node's state in a supervisor or a single-process edge. */
-export function nodeLimitStore(): MemoryLimitStore {
-  return (nodeStore ??= new MemoryLimitStore());
-}
-
-let workerStore: IpcLimitStore | null = null;
-
-/**
- * The store the edge of this process uses: inside an edge worker (env PORTICO_EDGE_WORKER=1, with
- * an IPC channel) the supervisor's, asked over IPC; otherwise this process's own memory.
- */
-export function edgeLimitStore(): LimitStore {
-  if (process.env.PORTICO_EDGE_WORKER === '1' && typeof process.send === 'function') {
-    return (workerStore ??= new IpcLimitStore(process as unknown as WorkerChannel));
-  }
-  return nodeLimitStore();
 }

@@ -1,13 +1,16 @@
 /**
  * A generation: everything built from one resolved config (compiled routes, host tables per
- * listen address, the access log). Requests keep the generation they started on, so a reload
- * builds a whole new generation and swaps it in while the old one drains (core/lifecycle).
+ * listen address, the listeners it wants and their kinds, the access log). Requests keep the
+ * generation they started on, so a reload builds a whole new generation and swaps it in while
+ * the old one drains (edge/server.ts reload). Node-level state (limits, cache zones, app groups)
+ * is not built here: it comes in the EdgeEnvironment and outlives generations.
  */
-import type { ListenAddress, ResolvedConfig } from '../config/resolve.js';
+import type { ListenAddress, ResolvedConfig } from '../config/resolved.js';
+import type { ListenerKind } from './bus.js';
+import type { EdgeEnvironment } from './environment.js';
 import { compileForward, type CompiledForward } from './handlers/forward-proxy/index.js';
 import { createHandler, type HandlerEnvironment } from './handlers/index.js';
 import { UpstreamGroup } from './handlers/proxy/upstream.js';
-import { edgeLimitStore } from '../core/limit-ipc.js';
 import { compileAccess } from './middleware/access.js';
 import { compileCanonical } from './middleware/canonical.js';
 import { compileEncoder } from './middleware/encode.js';
@@ -20,20 +23,26 @@ import { createAccessLog, type AccessLog } from './log/access.js';
 
 export const listenKey = (address: ListenAddress): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host}:${address.port}`);
 
-/** Listen keys of the forward proxy's listeners ("forward:127.0.0.1:3128"): its sockets are not virtual servers'. */
-export const FORWARD_KEY_PREFIX = 'forward:';
+/** A socket the generation wants open: where, and what it serves. */
+export interface ListenerSpec {
+  /** "127.0.0.1:8080" or "unix:/path" (listenKey). */
+  readonly key: string;
+  readonly kind: ListenerKind;
+  readonly address: ListenAddress;
+}
 
 export interface Generation {
   readonly config: ResolvedConfig;
   /** Host tables by listen key ("0.0.0.0:8080" style, see listenKey). */
   readonly hosts: ReadonlyMap<string, HostTable>;
-  readonly listenAddresses: ReadonlyMap<string, ListenAddress>;
+  /** The listeners this config wants, by listen key. */
+  readonly listeners: ReadonlyMap<string, ListenerSpec>;
   readonly serverHeader: string | null;
   readonly unknownHost: ResolvedConfig['http']['unknownHost'];
   readonly accessLog: AccessLog | null;
   readonly realIp: RealIp | null;
   readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
-  /** The forward proxy of this config (its listeners are the listen keys starting with FORWARD_KEY_PREFIX), or null. */
+  /** The forward proxy of this config (its listeners are those of kind "forward"), or null. */
   readonly forward: CompiledForward | null;
   /** Starts what runs in the background (active health checks) once the generation serves. */
   start(): void;
@@ -41,7 +50,7 @@ export interface Generation {
   close(): Promise<void>;
 }
 
-function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment, limits: ResolvedConfig['limits']): CompiledServer {
+function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment, limits: ResolvedConfig['limits'], environment: EdgeEnvironment): CompiledServer {
   const routes: CompiledRoute[] = config.routes.map((route) => ({
     id: route.id,
     config: route,
@@ -49,7 +58,7 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
     headers: compileHeaderFilter(route.headers),
     encode: compileEncoder(route.encode),
     accessLog: route.accessLog,
-    access: compileAccess(route.access, limits, edgeLimitStore()),
+    access: compileAccess(route.access, limits, environment.limits),
     handler: createHandler(route, env),
   }));
   return {
@@ -63,20 +72,20 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
 }
 
 export interface GenerationOptions {
+  /** The access log to use instead of one made from the config (null: none). */
   readonly accessLog?: AccessLog | null;
-  /**
-   * Groups that outlive generations, by name: an app's group, whose members are its running
-   * workers (supervisor/apps.ts keeps them). A reload must not start such a group empty, and
-   * closing an old generation must not close the pools of workers that keep serving.
-   */
-  readonly sharedUpstreams?: ReadonlyMap<string, UpstreamGroup>;
 }
 
-export function buildGeneration(config: ResolvedConfig, options: GenerationOptions = {}): Generation {
+/**
+ * Builds a generation from `config` on the node state of `environment`. The environment's shared
+ * upstream groups (an app's workers) are used as they are: a reload must not start such a group
+ * empty, and closing an old generation must not close the pools of workers that keep serving.
+ */
+export function buildGeneration(config: ResolvedConfig, environment: EdgeEnvironment, options: GenerationOptions = {}): Generation {
   const upstreams = new Map<string, UpstreamGroup>();
   const owned: UpstreamGroup[] = [];
   for (const [name, group] of Object.entries(config.upstreams)) {
-    const shared = options.sharedUpstreams?.get(name);
+    const shared = environment.sharedUpstreams.get(name);
     if (shared) upstreams.set(name, shared);
     else {
       const built = new UpstreamGroup(group);
@@ -84,14 +93,14 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
       owned.push(built);
     }
   }
-  const env: HandlerEnvironment = { upstreams, cacheZones: config.cache.zones };
-  const servers = config.servers.map((server) => compileServer(server, env, config.limits));
+  const env: HandlerEnvironment = { upstreams, cacheZones: config.cache.zones, cacheStores: environment.cacheZones };
+  const servers = config.servers.map((server) => compileServer(server, env, config.limits, environment));
   const byListener = new Map<string, CompiledServer[]>();
-  const listenAddresses = new Map<string, ListenAddress>();
+  const listeners = new Map<string, ListenerSpec>();
   for (const server of servers) {
     for (const address of server.config.listen) {
       const key = listenKey(address);
-      listenAddresses.set(key, address);
+      listeners.set(key, { key, kind: 'site', address });
       let list = byListener.get(key);
       if (!list) byListener.set(key, (list = []));
       list.push(server);
@@ -99,12 +108,13 @@ export function buildGeneration(config: ResolvedConfig, options: GenerationOptio
   }
   const hosts = new Map<string, HostTable>();
   for (const [key, list] of byListener) hosts.set(key, new HostTable(list));
-  const forward = config.forward ? compileForward(config.forward, config.cache.zones) : null;
-  for (const address of config.forward?.listen ?? []) listenAddresses.set(FORWARD_KEY_PREFIX + listenKey(address), address);
+  const forward = config.forward ? compileForward(config.forward, config.cache.zones, environment.cacheZones) : null;
+  // The config check refuses a forward address that a server listens on too.
+  for (const address of config.forward?.listen ?? []) listeners.set(listenKey(address), { key: listenKey(address), kind: 'forward', address });
   return {
     config,
     hosts,
-    listenAddresses,
+    listeners,
     serverHeader: config.http.serverHeader,
     unknownHost: config.http.unknownHost,
     accessLog: options.accessLog !== undefined ? options.accessLog : config.log.access ? createAccessLog(config.log.access) : null,

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Arbiter, type ArbiterOptions, type ArbiterResult } from '../app/arbiter.js';
-import type { ResolvedApp, ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedApp, ResolvedConfig } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';

@@ -11,12 +11,17 @@
  * as the supervisor would have asked. The worker exits when the supervisor's channel closes
  * (node:cluster does that), so it never outlives it.
  */
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/resolved.js';
+import { NodeBus, type IpcChannel } from '../core/bus.js';
+import { IpcLimitStore } from '../core/limit-ipc.js';
 import { createLogger, log, setLogger } from '../core/log.js';
+import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
+import { createEdgeEnvironment } from '../edge/environment.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
 import { EdgeServer } from '../edge/server.js';
-import { isToEdge, type FromEdge, type Members, type ToEdge } from './edge-ipc.js';
 
+/** This process's end of the node bus: control, limits and cache purges, one channel (edge/bus.ts). */
+const bus: EdgeBus = new NodeBus<FromEdge, ToEdge>(process as IpcChannel);
 let server: EdgeServer | null = null;
 /** Settles once the first start is done (served or failed): a reload waits for it. */
 let started: Promise<void> = Promise.resolve();
@@ -24,8 +29,8 @@ let config: ResolvedConfig | null = null;
 const groups = new Map<string, UpstreamGroup>();
 let stopping = false;
 
-function send(message: FromEdge): void {
-  if (process.connected) process.send?.(message);
+function send(message: ControlFromEdge): void {
+  bus.send(message);
 }
 
 function applyLog(next: ResolvedConfig, previous: ResolvedConfig | null): void {
@@ -43,7 +48,10 @@ async function start(initial: ResolvedConfig, members: Members): Promise<void> {
     for (const url of members[upstream.name] ?? []) group.addServer(url);
     groups.set(upstream.name, group);
   }
-  const edge = new EdgeServer(initial, { sharedUpstreams: groups });
+  // The node's state, handed in: limits are the supervisor's (asked over the bus), cache purges
+  // go out on the bus and come back from the other workers through it.
+  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups });
+  const edge = new EdgeServer(initial, environment);
   try {
     await edge.start();
   } catch (error) {
@@ -82,31 +90,16 @@ async function stop(graceMs: number): Promise<void> {
   process.exit(0);
 }
 
-function onMessage(message: ToEdge): void {
-  switch (message.type) {
-    case 'portico:edge:start':
-      started = start(message.config, message.members);
-      break;
-    case 'portico:edge:reload':
-      void reload(message.seq, message.config);
-      break;
-    case 'portico:edge:member-add':
-      groups.get(message.group)?.addServer(message.url);
-      break;
-    case 'portico:edge:member-remove': {
-      const group = groups.get(message.group);
-      void (group ? group.removeServer(message.url, message.graceMs) : Promise.resolve()).finally(() => send({ type: 'portico:edge:removed', seq: message.seq }));
-      break;
-    }
-    case 'portico:edge:stop':
-      void stop(message.graceMs);
-      break;
-  }
-}
-
-process.on('message', (message: unknown) => {
-  if (isToEdge(message)) onMessage(message);
+bus.on('portico:edge:start', (message) => {
+  started = start(message.config, message.members);
 });
+bus.on('portico:edge:reload', (message) => void reload(message.seq, message.config));
+bus.on('portico:edge:member-add', (message) => groups.get(message.group)?.addServer(message.url));
+bus.on('portico:edge:member-remove', (message) => {
+  const group = groups.get(message.group);
+  void (group ? group.removeServer(message.url, message.graceMs) : Promise.resolve()).finally(() => send({ type: 'portico:edge:removed', seq: message.seq }));
+});
+bus.on('portico:edge:stop', (message) => void stop(message.graceMs));
 send({ type: 'portico:edge:hello' });
 for (const signal of ['SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
 process.on('SIGTERM', () => void stop(config?.gracefulTimeout ?? 30_000));

@@ -25,14 +25,16 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/resolved.js';
+import { NodeBus } from '../core/bus.js';
 import { CrashStreak } from '../core/crash-streak.js';
 import { PorticoError } from '../core/errors.js';
+import { serveLimits } from '../core/limit-ipc.js';
+import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
-import type { BoundAddress } from '../edge/server.js';
-import { relayCacheMessages } from './cache-relay.js';
-import { attachLimitState } from './limit-state.js';
-import { EDGE_WORKER_ENV, isFromEdge, type FromEdge, type Members, type ToEdge } from './edge-ipc.js';
+import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, ToEdge } from '../edge/bus.js';
+
+const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed'];
 
 /** Consecutive edge worker crashes before the supervisor gives up. */
 const MAX_CRASHES = 6;
@@ -41,6 +43,8 @@ type State = 'starting' | 'serving' | 'stopping';
 
 interface EdgeRecord {
   readonly worker: Worker;
+  /** The supervisor's end of this worker's node bus. */
+  readonly bus: NodeBus<ToEdge, FromEdge>;
   readonly pid: number;
   readonly startedAt: number;
   /** It said hello: messages may be sent to it (its start carried the config and members of that moment). */
@@ -52,7 +56,7 @@ interface EdgeRecord {
   readonly listening: Promise<BoundAddress[] | PorticoError>;
   settle(result: BoundAddress[] | PorticoError): void;
   readonly exited: Promise<void>;
-  /** Releases what node-wide state (limits) this worker held. */
+  /** Releases what node-wide state (limits) this worker held, and closes its bus. */
   detachState(): void;
 }
 
@@ -68,26 +72,19 @@ function entry(): string {
   return fileURLToPath(new URL(`./edge-worker.${ext}`, import.meta.url));
 }
 
-/**
- * The one place where node-wide state is attached to an edge worker: the limits' store in the
- * supervisor (supervisor/limit-state.ts) answers its `portico:limit…` messages; the returned
- * function releases the worker's concurrency slots and connection counts when it exits. Cache
- * purges are relayed to the other workers.
- */
-function attachNodeWideState(worker: Worker): () => void {
-  const detachLimits = attachLimitState(worker);
-  // Cache purges one worker announces reach the others' memory tiers (supervisor/cache-relay.ts).
-  const detachCache = relayCacheMessages(worker);
-  return () => {
-    detachLimits();
-    detachCache();
-  };
+/** A worker's state, as plain data (the admin API and metrics read it). */
+export interface EdgeWorkerSnapshot {
+  readonly pid: number;
+  readonly state: State;
+  readonly startedAt: number;
 }
 
 export class EdgeWorkers {
   #config: ResolvedConfig;
   #target: number;
   readonly #members: () => Members;
+  /** The node's limit state, which every worker asks over its bus. */
+  readonly #limits: LimitStore;
   readonly #workers = new Map<number, EdgeRecord>();
   readonly #crashes = new CrashStreak();
   readonly #pending = new Map<number, Pending>();
@@ -100,11 +97,16 @@ export class EdgeWorkers {
   /** Called when workers crash in a loop and the supervisor gives up. */
   onHalt: ((message: string) => void) | null = null;
 
-  /** `members`: the current members of the app groups, for a worker that starts. */
-  constructor(config: ResolvedConfig, count: number, members: () => Members) {
+  /** `members`: the current members of the app groups, for a worker that starts; `limits`: the node's limit store. */
+  constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore) {
     this.#config = config;
     this.#target = Math.max(1, count);
     this.#members = members;
+    this.#limits = limits;
+  }
+
+  snapshot(): EdgeWorkerSnapshot[] {
+    return [...this.#workers.values()].map((r) => ({ pid: r.pid, state: r.state, startedAt: r.startedAt }));
   }
 
   pids(): number[] {
@@ -135,18 +137,37 @@ export class EdgeWorkers {
     this.#started = true;
   }
 
-  #send(record: EdgeRecord, message: ToEdge): boolean {
-    if (!record.greeted || !record.worker.isConnected()) return false;
-    record.worker.send(message);
-    return true;
+  #send(record: EdgeRecord, message: ControlToEdge): boolean {
+    if (!record.greeted) return false;
+    return record.bus.send(message);
+  }
+
+  /**
+   * The one place where node-wide state is attached to an edge worker, on its bus: the node's
+   * limit store answers its `portico:limit…` questions, and the cache purges it announces are
+   * relayed to every other worker's memory tier. The returned function releases the worker's
+   * concurrency slots when it exits.
+   */
+  #attachNodeState(bus: SupervisorBus, worker: Worker): () => void {
+    const detachLimits = serveLimits(this.#limits, bus);
+    const detachCache = bus.on('portico:cache:purge', (message) => {
+      for (const other of this.#workers.values()) if (other.worker !== worker) other.bus.send(message);
+    });
+    return () => {
+      detachLimits();
+      detachCache();
+    };
   }
 
   #fork(): EdgeRecord {
-    const worker = cluster.fork({ [EDGE_WORKER_ENV]: '1' });
+    const worker = cluster.fork();
+    const bus = new NodeBus<ToEdge, FromEdge>(worker);
+    const detachNodeState = this.#attachNodeState(bus, worker);
     let settle: (result: BoundAddress[] | PorticoError) => void = () => undefined;
     const listening = new Promise<BoundAddress[] | PorticoError>((resolve) => (settle = resolve));
     const record: EdgeRecord = {
       worker,
+      bus,
       pid: worker.process.pid ?? 0,
       startedAt: Date.now(),
       greeted: false,
@@ -156,19 +177,21 @@ export class EdgeWorkers {
       listening,
       settle,
       exited: new Promise((resolve) => worker.once('exit', () => resolve())),
-      detachState: attachNodeWideState(worker),
+      detachState: () => {
+        detachNodeState();
+        bus.close();
+      },
     };
     this.#workers.set(worker.id, record);
-    worker.on('message', (message: unknown) => {
-      if (isFromEdge(message)) this.#onMessage(record, message);
-    });
+    const onControl = (message: ControlFromEdge) => this.#onMessage(record, message);
+    for (const type of CONTROL_FROM_EDGE) bus.on(type, onControl);
     worker.on('exit', (code: number | null, signal: string | null) => this.#onExit(record, code, signal));
     worker.on('error', (error) => log().error({ err: error, worker: record.pid }, 'edge worker process error'));
     log().info({ worker: record.pid }, 'edge worker started');
     return record;
   }
 
-  #onMessage(record: EdgeRecord, message: FromEdge): void {
+  #onMessage(record: EdgeRecord, message: ControlFromEdge): void {
     switch (message.type) {
       case 'portico:edge:hello':
         if (record.greeted) break;
@@ -207,7 +230,7 @@ export class EdgeWorkers {
   }
 
   /** Sends a message with a `seq` to every live worker; resolves with their errors once each answered (or exited, or `timeoutMs` passed). */
-  #ask(make: (seq: number) => ToEdge, timeoutMs: number): Promise<string[]> {
+  #ask(make: (seq: number) => ControlToEdge, timeoutMs: number): Promise<string[]> {
     const seq = ++this.#seq;
     const message = make(seq);
     const waiting = new Set<number>();

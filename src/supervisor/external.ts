@@ -6,7 +6,7 @@
  * proxy/index.ts), and a request cut by a crash is retried as for app workers.
  */
 import { ExternalApp } from '../app/external.js';
-import type { ResolvedConfig, ResolvedExternalApp } from '../config/resolve.js';
+import type { ResolvedConfig, ResolvedExternalApp } from '../config/resolved.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
 import type { MemberMirror } from './apps.js';
 

@@ -19,12 +19,14 @@ import { watch, readFileSync, rmSync, writeFileSync, type FSWatcher } from 'node
 import { availableParallelism } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ResolvedConfig } from '../config/resolved.js';
+import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, createLogger, log, setLogger } from '../core/log.js';
+import type { BoundAddress, Members } from '../edge/bus.js';
+import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
 import type { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
-import { EdgeServer, type BoundAddress } from '../edge/server.js';
+import { EdgeServer } from '../edge/server.js';
 import type { AppPools } from './apps.js';
-import type { Members } from './edge-ipc.js';
 import type { EdgeWorkers } from './edge-workers.js';
 import type { ExternalApps } from './external.js';
 
@@ -83,8 +85,8 @@ interface Edge {
 
 class InProcessEdge implements Edge {
   readonly server: EdgeServer;
-  constructor(config: ResolvedConfig, shared: ReadonlyMap<string, UpstreamGroup>) {
-    this.server = new EdgeServer(config, shared.size > 0 ? { sharedUpstreams: shared } : {});
+  constructor(config: ResolvedConfig, environment: EdgeEnvironment) {
+    this.server = new EdgeServer(config, environment);
   }
   start(): Promise<void> {
     return this.server.start();
@@ -119,87 +121,223 @@ function writePidFile(path: string): () => void {
   };
 }
 
-/** Runs until a signal stops it (the process exits from here). */
-export async function runNode(options: NodeOptions): Promise<void> {
-  let current = options.config;
-  applyLogConfig(current);
-  const multi = current.workers > 1;
-  // The edge workers are created before the apps so the apps can mirror membership to them;
-  // the members of a starting worker are read from the groups here, which are always current.
-  let shared = new Map<string, UpstreamGroup>();
-  const members = (): Members => Object.fromEntries([...shared].map(([name, group]) => [name, group.servers.map((s) => s.url)]));
-  let workers: EdgeWorkers | null = null;
-  if (multi) {
-    const { EdgeWorkers } = await import('./edge-workers.js');
-    workers = new EdgeWorkers(current, current.workers, members);
-    const created = workers;
-    process.on('exit', () => created.killAll());
-  }
-  // Loaded only when the config has apps. Last resort (an exit on an error path): the socket
-  // folders go; the workers exit by themselves when our IPC channels close.
-  let pools: AppPools | null = null;
-  if (Object.keys(current.apps).length > 0) {
-    const { AppPools } = await import('./apps.js');
-    pools = new AppPools(current, workers);
-    const created = pools;
-    process.on('exit', () => created.removeFolders());
-  }
-  // External app servers (`command`): never left running when portico exits, whatever the path
-  // (the exit hook kills their groups).
-  let external: ExternalApps | null = null;
-  if (Object.keys(current.externalApps).length > 0) {
-    const { ExternalApps } = await import('./external.js');
-    external = new ExternalApps(current, workers);
-    const created = external;
-    process.on('exit', () => created.killAll());
-  }
-  // Until the stop handlers below are installed (commands and workers may take a while), a
-  // SIGTERM/SIGINT would end the process without its 'exit' hooks and leave children running.
-  const early = () => process.exit(1);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
-  shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
-  const edge: Edge = workers ?? new InProcessEdge(current, shared);
-  // The edge binds its ports first (a port in use fails at once, before any app worker boots);
-  // then the apps start; a request that arrives while an app's workers boot waits for one (up to
-  // 5 s, see proxy/index.ts). The banner, with the workers' pids, comes once every app is ready.
-  try {
-    await edge.start(); // closes what it opened when it fails
-  } catch (error) {
-    await pools?.stop();
-    await external?.stop();
-    throw error;
-  }
-  try {
-    await Promise.all([pools?.start(), external?.start()]);
-  } catch (error) {
-    await edge.stop(0);
-    await pools?.stop();
-    await external?.stop();
-    throw error;
-  }
-  const removePidFile = current.pidFile ? writePidFile(current.pidFile) : () => undefined;
-  process.on('exit', removePidFile);
-  options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? [])] });
+/** What the supervisor is asked to do. Signals, the file watcher and (later) the admin API enqueue these; one loop runs them in order. */
+export type SupervisorCommand =
+  /** Load the config again and swap it in (SIGHUP, `portico reload`, `--watch`). */
+  | { readonly type: 'reload'; readonly trigger: string }
+  /** Stop: graceful (requests in flight finish within `gracefulTimeout`) or fast; `code` is the exit code. */
+  | { readonly type: 'stop'; readonly signal: string; readonly fast: boolean; readonly code: number };
 
-  let stopping: 'graceful' | 'fast' | null = null;
-  // Created here (used by stop); it follows the files once the reload below is defined.
-  let onFileChange: () => void = () => undefined;
-  const watcher = new ConfigWatcher(options.watch ? () => onFileChange() : null);
+export type SupervisorState = 'starting' | 'serving' | 'reloading' | 'stopping';
+
+/** The running node as plain data: what the admin API and metrics show. */
+export interface SupervisorSnapshot {
+  readonly pid: number;
+  readonly state: SupervisorState;
+  readonly startedAt: number;
+  /** Reloads that swapped in a new config since the start (the config generation). */
+  readonly generation: number;
+  readonly lastReload: { readonly at: number; readonly ok: boolean; readonly trigger: string; readonly problem: string | null } | null;
+  readonly source: string | null;
+  readonly workers: number;
+  readonly addresses: readonly BoundAddress[];
+}
+
+/**
+ * The primary process of a node, in gunicorn's arbiter shape: its running state is fields that
+ * other components read (`snapshot()`), and everything that changes that state arrives as a
+ * command on one queue (`command()`), which one loop runs in order. Signal handlers only enqueue;
+ * a reload asked for while another runs happens after it; a stop ends the loop.
+ */
+export class Supervisor {
+  readonly #options: NodeOptions;
+  #config: ResolvedConfig & { readonly workers: number };
+  #state: SupervisorState = 'starting';
+  #stopping: 'graceful' | 'fast' | null = null;
+  readonly #startedAt = Date.now();
+  #generation = 0;
+  #lastReload: SupervisorSnapshot['lastReload'] = null;
+  readonly #multi: boolean;
+  /** The node's limit state: the edge in this process uses it directly, edge workers over their buses. */
+  readonly limits: LimitStore = new MemoryLimitStore();
+  #workers: EdgeWorkers | null = null;
+  #pools: AppPools | null = null;
+  #external: ExternalApps | null = null;
+  #edge: Edge | null = null;
+  readonly #queue: SupervisorCommand[] = [];
+  #wake: (() => void) | null = null;
+  readonly #watcher: ConfigWatcher;
+
+  constructor(options: NodeOptions) {
+    this.#options = options;
+    this.#config = options.config;
+    this.#multi = options.config.workers > 1;
+    this.#watcher = new ConfigWatcher(options.watch ? () => this.command({ type: 'reload', trigger: 'file change' }) : null);
+  }
+
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  get state(): SupervisorState {
+    return this.#state;
+  }
+
+  get pools(): AppPools | null {
+    return this.#pools;
+  }
+
+  get edgeWorkers(): EdgeWorkers | null {
+    return this.#workers;
+  }
+
+  snapshot(): SupervisorSnapshot {
+    return {
+      pid: process.pid,
+      state: this.#state,
+      startedAt: this.#startedAt,
+      generation: this.#generation,
+      lastReload: this.#lastReload,
+      source: this.#config.source,
+      workers: this.#config.workers,
+      addresses: this.#edge?.addresses() ?? [],
+    };
+  }
+
+  /**
+   * Enqueues a command; the loop runs it after those before it. A second reload while one waits
+   * is one reload; a fast stop jumps the queue (a second signal must not wait behind a reload).
+   */
+  command(command: SupervisorCommand): void {
+    if (command.type === 'reload' && this.#queue.some((queued) => queued.type === 'reload')) return;
+    if (command.type === 'stop') {
+      // A stop applies at once (stop() is idempotent and escalates); what is queued after it is dropped.
+      this.#stop(command.signal, command.fast, command.code);
+      return;
+    }
+    this.#queue.push(command);
+    this.#wake?.();
+  }
+
+  /** Starts everything (throws, having stopped what it started, when that fails), then runs commands until a stop ends the process. */
+  async start(): Promise<void> {
+    await this.#start();
+    this.#state = 'serving';
+    void this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    for (;;) {
+      const next = this.#queue.shift();
+      if (!next) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        this.#wake = null;
+        continue;
+      }
+      if (this.#stopping) return;
+      if (next.type === 'reload') {
+        this.#state = 'reloading';
+        await this.#reload(next.trigger);
+        if (!this.#stopping) this.#state = 'serving';
+      }
+    }
+  }
+
+  async #start(): Promise<void> {
+    const options = this.#options;
+    const current = this.#config;
+    applyLogConfig(current);
+    // The edge workers are created before the apps so the apps can mirror membership to them;
+    // the members of a starting worker are read from the groups here, which are always current.
+    let shared = new Map<string, UpstreamGroup>();
+    const members = (): Members => Object.fromEntries([...shared].map(([name, group]) => [name, group.servers.map((s) => s.url)]));
+    if (this.#multi) {
+      const { EdgeWorkers } = await import('./edge-workers.js');
+      const created = new EdgeWorkers(current, current.workers, members, this.limits);
+      this.#workers = created;
+      process.on('exit', () => created.killAll());
+    }
+    // Loaded only when the config has apps. Last resort (an exit on an error path): the socket
+    // folders go; the workers exit by themselves when our IPC channels close.
+    if (Object.keys(current.apps).length > 0) {
+      const { AppPools } = await import('./apps.js');
+      const created = new AppPools(current, this.#workers);
+      this.#pools = created;
+      process.on('exit', () => created.removeFolders());
+    }
+    // External app servers (`command`): never left running when portico exits, whatever the path
+    // (the exit hook kills their groups).
+    if (Object.keys(current.externalApps).length > 0) {
+      const { ExternalApps } = await import('./external.js');
+      const created = new ExternalApps(current, this.#workers);
+      this.#external = created;
+      process.on('exit', () => created.killAll());
+    }
+    const pools = this.#pools;
+    const external = this.#external;
+    // Until the stop handlers below are installed (commands and workers may take a while), a
+    // SIGTERM/SIGINT would end the process without its 'exit' hooks and leave children running.
+    const early = () => process.exit(1);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
+    shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
+    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared }));
+    this.#edge = edge;
+    // The edge binds its ports first (a port in use fails at once, before any app worker boots);
+    // then the apps start; a request that arrives while an app's workers boot waits for one (up to
+    // 5 s, see proxy/index.ts). The banner, with the workers' pids, comes once every app is ready.
+    try {
+      await edge.start(); // closes what it opened when it fails
+    } catch (error) {
+      await pools?.stop();
+      await external?.stop();
+      throw error;
+    }
+    try {
+      await Promise.all([pools?.start(), external?.start()]);
+    } catch (error) {
+      await edge.stop(0);
+      await pools?.stop();
+      await external?.stop();
+      throw error;
+    }
+    const removePidFile = current.pidFile ? writePidFile(current.pidFile) : () => undefined;
+    process.on('exit', removePidFile);
+    options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? [])] });
+
+    const halt = (why: string, code: number) => {
+      complain(`portico: ${why}`);
+      this.command({ type: 'stop', signal: why, fast: false, code: code || 1 });
+    };
+    if (pools) pools.onHalt = (name, result) => halt(`app "${name}": ${result.message ?? `stopped (${result.code})`}`, result.code);
+    if (this.#workers) this.#workers.onHalt = (message) => halt(message, 1);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.off(signal, early);
+    // Signal handlers only enqueue. A second SIGINT/SIGTERM during a graceful stop stops fast.
+    process.on('SIGINT', () => this.command({ type: 'stop', signal: 'SIGINT', fast: this.#stopping === 'graceful', code: 0 }));
+    process.on('SIGTERM', () => this.command({ type: 'stop', signal: 'SIGTERM', fast: this.#stopping === 'graceful', code: 0 }));
+    process.on('SIGQUIT', () => this.command({ type: 'stop', signal: 'SIGQUIT', fast: true, code: 0 }));
+    process.on('SIGHUP', () => this.command({ type: 'reload', trigger: 'SIGHUP' }));
+    this.#watcher.follow(options.dependencies);
+  }
+
   // The edge stops first (its requests in flight finish, on the app workers too), then the apps
   // (their workers have nothing left to do, and exit).
-  const stop = (signal: string, fast: boolean, code = 0) => {
-    if (stopping === 'fast' || (stopping === 'graceful' && !fast)) return;
-    const escalate = stopping === 'graceful';
-    stopping = fast ? 'fast' : 'graceful';
-    watcher.close();
+  #stop(signal: string, fast: boolean, code: number): void {
+    if (this.#stopping === 'fast' || (this.#stopping === 'graceful' && !fast)) return;
+    const escalate = this.#stopping === 'graceful';
+    this.#stopping = fast ? 'fast' : 'graceful';
+    this.#state = 'stopping';
+    this.#queue.length = 0;
+    this.#watcher.close();
+    const edge = this.#edge;
+    const pools = this.#pools;
+    const external = this.#external;
     if (fast) {
       log().warn({ signal }, escalate ? 'stopping now (second signal): closing every connection' : 'fast stop: closing every connection, killing workers');
       // Children go at once; no request is waited for.
-      workers?.killAll();
+      this.#workers?.killAll();
       pools?.kill();
       external?.killAll();
-      void edge
-        .stop(0)
+      void (edge?.stop(0) ?? Promise.resolve())
         .catch(() => undefined)
         .then(() => {
           log().flush();
@@ -207,37 +345,22 @@ export async function runNode(options: NodeOptions): Promise<void> {
         });
       return;
     }
-    log().info({ signal, gracefulTimeoutMs: current.gracefulTimeout }, 'stopping: finishing requests in flight');
-    void edge
-      .stop(code === 0 ? current.gracefulTimeout : 0)
+    log().info({ signal, gracefulTimeoutMs: this.#config.gracefulTimeout }, 'stopping: finishing requests in flight');
+    void (edge?.stop(code === 0 ? this.#config.gracefulTimeout : 0) ?? Promise.resolve())
       .then(() => pools?.stop())
       .then(() => external?.stop())
       .then(() => {
         log().flush();
         process.exit(code);
       });
-  };
-  const halt = (why: string, code: number) => {
-    complain(`portico: ${why}`);
-    stop(why, false, code || 1);
-  };
-  if (pools) pools.onHalt = (name, result) => halt(`app "${name}": ${result.message ?? `stopped (${result.code})`}`, result.code);
-  if (workers) workers.onHalt = (message) => halt(message, 1);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.off(signal, early);
-  process.on('SIGINT', () => stop('SIGINT', stopping === 'graceful'));
-  process.on('SIGTERM', () => stop('SIGTERM', stopping === 'graceful'));
-  process.on('SIGQUIT', () => stop('SIGQUIT', true));
+  }
 
-  // Reloads run one at a time; one asked for while another runs happens after it, once.
-  let reloading = false;
-  let again = false;
-  const reload = async (why: string): Promise<void> => {
-    if (stopping) return;
-    if (reloading) {
-      again = true;
-      return;
-    }
-    reloading = true;
+  async #reload(why: string): Promise<void> {
+    const options = this.#options;
+    const current = this.#config;
+    const pools = this.#pools;
+    const edge = this.#edge;
+    if (!edge) return;
     try {
       if (!options.load) {
         if (pools) {
@@ -254,7 +377,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       // An external command is not rolled by a reload: changing one needs a restart.
       const changed = JSON.stringify(next.externalApps) !== JSON.stringify(current.externalApps) ? 'apps with a "command" added, removed or changed: restart portico to apply' : null;
       // One process or several is decided at start.
-      const mode = (next.workers > 1) !== multi ? `workers ${current.workers} → ${next.workers}: changing between one process and several needs a restart` : null;
+      const mode = (next.workers > 1) !== this.#multi ? `workers ${current.workers} → ${next.workers}: changing between one process and several needs a restart` : null;
       const problem = refusal ?? changed ?? mode;
       if (problem) throw new Error(problem);
       await edge.reload(next);
@@ -266,23 +389,24 @@ export async function runNode(options: NodeOptions): Promise<void> {
         log().flush();
         applyLogConfig(next);
       }
-      current = next;
-      watcher.follow(loaded.dependencies);
+      this.#config = next;
+      this.#generation++;
+      this.#lastReload = { at: Date.now(), ok: true, trigger: why, problem: null };
+      this.#watcher.follow(loaded.dependencies);
       log().info({ source: next.source, trigger: why }, 'reloaded: new config serving');
     } catch (error) {
       const problems = error instanceof ConfigError ? error.problems : undefined;
+      this.#lastReload = { at: Date.now(), ok: false, trigger: why, problem: (error as Error).message };
       log().error({ problem: (error as Error).message, ...(problems ? { problems } : {}), trigger: why }, 'reload refused: the running config keeps serving');
-    } finally {
-      reloading = false;
-      if (again) {
-        again = false;
-        void reload(why);
-      }
     }
-  };
-  process.on('SIGHUP', () => void reload('SIGHUP'));
-  onFileChange = () => void reload('file change');
-  watcher.follow(options.dependencies);
+  }
+}
+
+/** Starts a node; it runs until a signal (or a command) stops it, and the process exits from there. */
+export async function runNode(options: NodeOptions): Promise<Supervisor> {
+  const supervisor = new Supervisor(options);
+  await supervisor.start();
+  return supervisor;
 }
 
 /**

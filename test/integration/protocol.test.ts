@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { validateConfig } from '../../src/config/load.js';
 import { log, setLogger, type Logger } from '../../src/core/log.js';
 import { HttpError, ErrorCodes } from '../../src/core/errors.js';
+import { createEdgeEnvironment } from '../../src/edge/environment.js';
 import { buildGeneration, type Generation } from '../../src/edge/generation.js';
 import { createHandler, type Handler } from '../../src/edge/handlers/index.js';
 import { handleRequest } from '../../src/edge/pipeline.js';
@@ -346,7 +347,8 @@ describe('an exception inside a handler (in-process pipeline)', () => {
       process.cwd(),
       null,
     );
-    const generation0 = buildGeneration(config);
+    const environment = createEdgeEnvironment();
+    const generation0 = buildGeneration(config, environment);
     const resolved = config.servers[0];
     assert.ok(resolved);
     const failing: Record<string, Handler> = {
@@ -372,7 +374,7 @@ describe('an exception inside a handler (in-process pipeline)', () => {
       encode: null,
       accessLog: false,
       access: null,
-      handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route, { upstreams: new Map() }),
+      handler: (route.match.kind === 'exact' ? failing[route.match.path] : undefined) ?? createHandler(route, { upstreams: new Map(), cacheZones: config.cache.zones, cacheStores: environment.cacheZones }),
     }));
     const compiled: CompiledServer = { id: resolved.id, config: resolved, primaryName: '', canonical: null, rewrite: [], router: new Router(routes) };
     const [key] = [...generation0.hosts.keys()];

@@ -1,5 +1,5 @@
 /** Route action `redirect`: the client is told to go elsewhere (RFC 9110 §15.4). */
-import type { ResolvedHandler } from '../../config/resolve.js';
+import type { ResolvedHandler } from '../../config/resolved.js';
 import { sendRedirect } from '../http/respond.js';
 import { compileTemplate } from '../variables.js';
 import type { Handler } from './types.js';

@@ -1,5 +1,5 @@
 /** Route action `respond`: a fixed answer (nginx `return code text`). */
-import type { ResolvedHandler } from '../../config/resolve.js';
+import type { ResolvedHandler } from '../../config/resolved.js';
 import { sendBody } from '../http/respond.js';
 import { compileTemplate, isConstantTemplate } from '../variables.js';
 import type { Handler } from './types.js';

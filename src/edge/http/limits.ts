@@ -26,9 +26,10 @@
  */
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ResolvedConfig } from '../../config/resolve.js';
+import type { ResolvedConfig } from '../../config/resolved.js';
 import { ErrorCodes, HttpError, type ErrorCode } from '../../core/errors.js';
 import type { RequestContext } from '../context.js';
+import { closeAfterResponse } from './respond.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
@@ -173,7 +174,7 @@ export function admitOnConnection(req: IncomingMessage, res: ServerResponse, htt
   if (socket[CLOSING]) return false;
   const count = (socket[REQUESTS] ?? 0) + 1;
   socket[REQUESTS] = count;
-  if (count >= http.maxRequestsPerConnection) res.shouldKeepAlive = false;
+  if (count >= http.maxRequestsPerConnection) closeAfterResponse(res);
   return count <= http.maxRequestsPerConnection;
 }
 
@@ -304,7 +305,7 @@ function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, co
   } else if (res.headersSent) {
     res.once('finish', () => socket.destroySoon());
   } else {
-    res.shouldKeepAlive = false;
+    closeAfterResponse(res);
   }
   if (!req.destroyed) {
     // Whoever reads the body gets the error (undici aborts the upstream request); without a

@@ -109,6 +109,19 @@ export function sendRedirect(ctx: RequestContext, status: number, location: stri
 }
 
 /**
+ * This response is the connection's last: HTTP/1.1 says so with `Connection: close` and closes
+ * once it is written (RFC 9112 §9.6), so a keep-alive client opens its next request elsewhere
+ * instead of racing our close. Through the public header API (node:http reads the field and
+ * closes after the response), not its internal `shouldKeepAlive`. HTTP/2 has no Connection field
+ * (RFC 9113 §8.2.2): its sessions end with GOAWAY, sent by the listener, so this does nothing there.
+ * Too late once the head is sent.
+ */
+export function closeAfterResponse(res: ServerResponse): void {
+  if (res.headersSent || (res as { stream?: unknown }).stream !== undefined) return;
+  res.setHeader('Connection', 'close');
+}
+
+/**
  * A ServerResponse on a socket node:http has let go of (an `Upgrade` request): every response
  * helper then works unchanged, and the socket closes after the answer.
  */
@@ -116,7 +129,7 @@ export function responseOnSocket(req: IncomingMessage, socket: Socket): ServerRe
   // A reset from the client must not become an uncaught 'error' event.
   socket.on('error', () => socket.destroy());
   const res = new ServerResponse(req);
-  res.shouldKeepAlive = false;
+  closeAfterResponse(res);
   res.assignSocket(socket);
   res.once('finish', () => {
     res.detachSocket(socket);

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedAccess, ResolvedConfig } from '../../config/resolve.js';
+import type { ResolvedAccess, ResolvedConfig } from '../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
 import { Htpasswd } from '../../core/htpasswd.js';
 import { IpAccessList } from '../../core/ip-list.js';

@@ -4,7 +4,7 @@
  * and friends. A 301/302 becomes 308/307 for methods other than GET and HEAD, so the method and
  * body survive the redirect (RFC 9110 §15.4.2/3 allow clients to change them to GET).
  */
-import type { ResolvedServer } from '../../config/resolve.js';
+import type { ResolvedServer } from '../../config/resolved.js';
 import type { RequestContext } from '../context.js';
 import { sendRedirect } from '../http/respond.js';
 

@@ -8,7 +8,7 @@
  * Applied once per request, like nginx (`r->main->limit_conn_status`).
  */
 import type { Server as NetServer, Socket } from 'node:net';
-import type { ResolvedConfig, ResolvedConnLimit } from '../../config/resolve.js';
+import type { ResolvedConfig, ResolvedConnLimit } from '../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import type { LimitStore } from '../../core/limit-store.js';

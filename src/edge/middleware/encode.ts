@@ -60,7 +60,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, type Transform, type Writable } from 'node:stream';
 import zlib from 'node:zlib';
-import type { ResolvedEncode } from '../../config/resolve.js';
+import type { ResolvedEncode } from '../../config/resolved.js';
 import type { RequestContext } from '../context.js';
 
 export type ContentCoding = 'zstd' | 'br' | 'gzip';

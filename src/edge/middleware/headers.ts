@@ -2,7 +2,7 @@
  * The response header filter of a route (remove, set, add), compiled once per generation into a
  * function over the flat header list. Routes without header operations get no filter at all.
  */
-import type { ResolvedHeaderOps } from '../../config/resolve.js';
+import type { ResolvedHeaderOps } from '../../config/resolved.js';
 
 export type HeaderFilter = (headers: string[]) => void;
 

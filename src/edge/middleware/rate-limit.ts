@@ -6,7 +6,7 @@
  * to "" is not limited (nginx skips empty keys). Applied once per request: an internal redirect
  * to another route does not count the request again (nginx: `r->main->limit_req_status`).
  */
-import type { ResolvedConfig, ResolvedRateLimit } from '../../config/resolve.js';
+import type { ResolvedConfig, ResolvedRateLimit } from '../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../core/errors.js';
 import { log } from '../../core/log.js';
 import type { LimitStore, RateCheck, RateOutcome } from '../../core/limit-store.js';

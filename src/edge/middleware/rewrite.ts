@@ -7,7 +7,7 @@
  * changed. Arguments of the request are appended to a replacement with its own "?…" unless the
  * replacement ends with "?" (nginx).
  */
-import type { ResolvedRewrite } from '../../config/resolve.js';
+import type { ResolvedRewrite } from '../../config/resolved.js';
 import type { RequestContext } from '../context.js';
 import { removeDotSegments } from '../http/target.js';
 import { sendRedirect } from '../http/respond.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ResolvedRoute } from '../../config/resolve.js';
+import type { ResolvedRoute } from '../../config/resolved.js';
 import type { RequestContext } from '../context.js';
 import { Router, type CompiledRoute } from './router.js';
 

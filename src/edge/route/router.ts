@@ -7,7 +7,7 @@
  *   4. otherwise the remembered longest prefix wins; with none, there is no route (404).
  */
 import type { AccessStep } from '../middleware/access.js';
-import type { ResolvedRoute, ResolvedServer } from '../../config/resolve.js';
+import type { ResolvedRoute, ResolvedServer } from '../../config/resolved.js';
 import type { RequestContext } from '../context.js';
 import type { Handler } from '../handlers/index.js';
 import type { CompiledRewrite } from '../middleware/rewrite.js';

@@ -130,6 +130,11 @@ export class DiskStore implements CacheStore {
   readonly #ready: Promise<void>;
   readonly #rescanTimer: NodeJS.Timeout;
 
+  /** Files known and their bytes, and the bound (for snapshots; other workers' files appear at the next scan). */
+  usage(): { entries: number; bytes: number; maxBytes: number; dir: string } {
+    return { entries: this.#index.size, bytes: this.#total, maxBytes: this.#maxSize, dir: this.#dir };
+  }
+
   constructor(options: DiskOptions) {
     this.#dir = options.dir;
     this.#tmp = join(options.dir, 'tmp');

@@ -32,7 +32,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedCacheRules } from '../../../config/resolve.js';
+import type { ResolvedCacheRules } from '../../../config/resolved.js';
 import { HttpError } from '../../../core/errors.js';
 import { IpSet } from '../../../core/ip-list.js';
 import { log } from '../../../core/log.js';
@@ -62,7 +62,6 @@ import {
   type Directives,
   type ResponseFacts,
 } from './policy.js';
-import { announcePurge, listen as listenForPurges } from './broadcast.js';
 import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
 import type { Readable, Writable } from 'node:stream';
 
@@ -159,8 +158,6 @@ export class CacheHandler {
     this.#staleOnError = stale.has('error') ? Infinity : 0;
     this.#staleOnTimeout = stale.has('timeout') ? Infinity : 0;
     this.#staleOnStatus = new Set([500, 502, 503, 504].filter((status) => stale.has(`http_${status}` as 'http_500')));
-    // In an edge worker: apply the purges other workers announce.
-    listenForPurges();
   }
 
   handler(): Handler {
@@ -416,7 +413,7 @@ export class CacheHandler {
     for (const target of targets) {
       const key = this.#keyFor(ctx, target);
       await this.#store.purge(key, false).catch(() => 0);
-      announcePurge(this.#config.zone, key, false);
+      this.#store.announcePurge?.(key, false);
     }
   }
 
@@ -448,7 +445,7 @@ export class CacheHandler {
     const prefix = uri.endsWith('*');
     const key = prefix ? this.#keyFor(ctx, uri.slice(0, -1)) : this.#key(ctx);
     const count = await this.#store.purge(key, prefix);
-    announcePurge(this.#config.zone, key, prefix);
+    this.#store.announcePurge?.(key, prefix);
     for (const [lockKey] of this.#locks) if (prefix ? lockKey.startsWith(key) : lockKey.startsWith(`${key}\0`)) this.#locks.delete(lockKey);
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }

@@ -31,6 +31,11 @@ export class MemoryStore implements CacheStore {
     return this.#maxEntrySize;
   }
 
+  /** Entries held and their bytes, and the bound (for snapshots). */
+  usage(): { entries: number; bytes: number; maxBytes: number } {
+    return { entries: this.#entries.size, bytes: this.#entries.calculatedSize, maxBytes: this.#entries.maxSize };
+  }
+
   #forget(key: string): void {
     const primary = key.slice(0, key.indexOf('\0'));
     const set = this.#variants.get(primary);

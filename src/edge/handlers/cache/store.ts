@@ -147,5 +147,19 @@ export interface CacheStore {
    * it releases (`released`) or `timeoutMs` passes, then look the key up again.
    */
   lockFill?(key: string, timeoutMs: number): Promise<FillLock>;
+  /**
+   * After a purge here: tells the other copies of this store in the node (each edge worker's
+   * memory tier) to drop the same key or prefix. Absent when there are none to tell.
+   */
+  announcePurge?(key: string, prefix: boolean): void;
+  /** Plain data for the admin API and metrics: entries and bytes per tier. */
+  snapshot?(): CacheZoneSnapshot;
   close(): Promise<void>;
+}
+
+/** What a zone holds, as plain data. */
+export interface CacheZoneSnapshot {
+  readonly name: string;
+  readonly memory: { readonly entries: number; readonly bytes: number; readonly maxBytes: number };
+  readonly disk: { readonly entries: number; readonly bytes: number; readonly maxBytes: number; readonly dir: string } | null;
 }

@@ -3,26 +3,24 @@
  * CacheStore. Lookups try memory, then disk (a small entry found on disk is promoted to
  * memory); writes go to both as the body streams; deletes and purges reach both.
  *
- * Zones outlive config generations (a reload keeps what is cached): `zoneFor` hands out the
- * same zone while its settings are unchanged.
+ * Zones outlive config generations (a reload keeps what is cached): the node's CacheZones
+ * (cache/zones.ts) hands out the same zone while its settings are unchanged.
  */
+import type { ResolvedCacheZone } from '../../../config/resolved.js';
 import { DiskStore } from './disk.js';
 import { MemoryStore } from './memory.js';
-import type { CacheEntry, CacheStore, EntryWriter, FillLock, StoredMeta } from './store.js';
-
-export interface ZoneSettings {
-  readonly name: string;
-  readonly memorySize: number;
-  readonly memoryEntryMax: number;
-  readonly dir: string | null;
-  readonly diskSize: number;
-}
+import type { CacheEntry, CacheStore, CacheZoneSnapshot, EntryWriter, FillLock, StoredMeta } from './store.js';
 
 export class TieredStore implements CacheStore {
+  readonly name: string;
   readonly memory: MemoryStore;
   readonly disk: DiskStore | null;
+  readonly #announce: ((key: string, prefix: boolean) => void) | null;
 
-  constructor(settings: ZoneSettings) {
+  /** `announce`: tells the node's other edge workers of a purge (null: there are none). */
+  constructor(settings: ResolvedCacheZone, announce: ((key: string, prefix: boolean) => void) | null = null) {
+    this.name = settings.name;
+    this.#announce = announce;
     this.memory = new MemoryStore({ maxSize: settings.memorySize, maxEntrySize: settings.memoryEntryMax });
     this.disk = settings.dir === null ? null : new DiskStore({ dir: settings.dir, maxSize: settings.diskSize, readWholeBelow: this.memory.maxEntrySize });
   }
@@ -99,25 +97,15 @@ export class TieredStore implements CacheStore {
     return this.disk ? this.disk.lockFill(key, timeoutMs) : Promise.resolve({ leader: true, release: () => {} });
   }
 
+  announcePurge(key: string, prefix: boolean): void {
+    this.#announce?.(key, prefix);
+  }
+
+  snapshot(): CacheZoneSnapshot {
+    return { name: this.name, memory: this.memory.usage(), disk: this.disk?.usage() ?? null };
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.memory.close(), this.disk?.close()]);
   }
-}
-
-const zones = new Map<string, { signature: string; store: TieredStore }>();
-
-/** The zone of this process by name (for purges relayed from other edge workers). */
-export function zoneByName(name: string): TieredStore | undefined {
-  return zones.get(name)?.store;
-}
-
-/** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
-export function zoneFor(settings: ZoneSettings): TieredStore {
-  const signature = JSON.stringify(settings);
-  const existing = zones.get(settings.name);
-  if (existing && existing.signature === signature) return existing.store;
-  if (existing) void existing.store.close();
-  const store = new TieredStore(settings);
-  zones.set(settings.name, { signature, store });
-  return store;
 }

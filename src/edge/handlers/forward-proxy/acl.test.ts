@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ResolvedForward } from '../../../config/resolve.js';
+import type { ResolvedForward } from '../../../config/resolved.js';
 import { embeddedIpv4, ForwardAcl, type NameResolver } from './acl.js';
 
 const BASE: ResolvedForward = {

@@ -20,7 +20,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
-import type { ResolvedForward } from '../../../config/resolve.js';
+import type { ResolvedForward } from '../../../config/resolved.js';
 import { IpSet, parseIpBlock, unmapIpv4 } from '../../../core/ip-list.js';
 
 /**

@@ -25,14 +25,14 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Agent, type Dispatcher } from 'undici';
-import type { ResolvedCacheZone, ResolvedForward } from '../../../config/resolve.js';
+import type { ResolvedCacheZone, ResolvedForward } from '../../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import { RequestContext, type ForwardInfo, type ListenerInfo } from '../../context.js';
 import type { Generation } from '../../generation.js';
 import { responseOnSocket, sendBody } from '../../http/respond.js';
 import { CacheHandler, type CacheOrigin } from '../cache/index.js';
-import { zoneFor } from '../cache/tiered.js';
+import type { CacheZones } from '../cache/zones.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type BodySink, type Exchange, type ResponseSink } from '../proxy/attempt.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from '../proxy/headers.js';
 import { ForwardAcl, normaliseName } from './acl.js';
@@ -81,7 +81,8 @@ export class CompiledForward {
   /** This machine's own addresses, for the loop check. */
   readonly #local: Set<string>;
 
-  constructor(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>> = {}) {
+  /** `zones`: the config's cache zones; `cacheZones`: the node's stores for them (edge/environment.ts). */
+  constructor(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>>, cacheZones: CacheZones) {
     this.config = config;
     this.acl = new ForwardAcl(config);
     this.auth = config.auth ? ProxyAuth.load(config.auth.htpasswd, config.auth.realm) : null;
@@ -98,8 +99,8 @@ export class CompiledForward {
     this.origin = new ForwardOrigin(this);
     const zone = config.cache ? zones[config.cache.zone] : undefined;
     if (config.cache && !zone) throw new Error(`cache zone "${config.cache.zone}" unknown (the config check should have refused this)`);
-    // The zone's store is the reverse proxy's (tiered.ts zoneFor): one memory + disk budget, kept across reloads.
-    this.cache = config.cache && zone ? new CacheHandler(this.origin, zoneFor(zone), config.cache, forwardKey) : null;
+    // The zone's store is the reverse proxy's (cache/zones.ts): one memory + disk budget, kept across reloads.
+    this.cache = config.cache && zone ? new CacheHandler(this.origin, cacheZones.zoneFor(zone), config.cache, forwardKey) : null;
     this.#local = new Set(['0.0.0.0', '::']);
     for (const list of Object.values(networkInterfaces())) for (const item of list ?? []) this.#local.add(item.address);
   }
@@ -116,8 +117,8 @@ export class CompiledForward {
   }
 }
 
-export function compileForward(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>> = {}): CompiledForward {
-  return new CompiledForward(config, zones);
+export function compileForward(config: ResolvedForward, zones: Readonly<Record<string, ResolvedCacheZone>>, cacheZones: CacheZones): CompiledForward {
+  return new CompiledForward(config, zones, cacheZones);
 }
 
 /**

@@ -8,7 +8,7 @@
  */
 import type { Duplex, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { ResolvedHandler } from '../../../config/resolve.js';
+import type { ResolvedHandler } from '../../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ResolvedUpstream } from '../../../config/resolve.js';
+import type { ResolvedUpstream } from '../../../config/resolved.js';
 import type { RequestContext } from '../../context.js';
 import { UpstreamGroup } from './upstream.js';
 

@@ -9,7 +9,7 @@
  * restart of every upstream costs one failed request at most, not `failTimeout` of 502s).
  */
 import { Pool } from 'undici';
-import type { ResolvedUpstream, ResolvedUpstreamServer } from '../../../config/resolve.js';
+import type { ResolvedUpstream, ResolvedUpstreamServer } from '../../../config/resolved.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';

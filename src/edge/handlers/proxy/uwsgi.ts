@@ -14,7 +14,7 @@
  * as an Outcome, so the proxy handler's retries, balancing and passive health apply unchanged.
  */
 import { connect, type Socket } from 'node:net';
-import type { ResolvedUpstream } from '../../../config/resolve.js';
+import type { ResolvedUpstream } from '../../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';

@@ -14,7 +14,7 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { extname, sep } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import mime from 'mime-types';
-import type { ResolvedStatic } from '../../../config/resolve.js';
+import type { ResolvedStatic } from '../../../config/resolved.js';
 
 export type Encoding = 'br' | 'gzip' | 'zstd';
 export const ENCODING_SUFFIX: Readonly<Record<Encoding, string>> = { br: '.br', gzip: '.gz', zstd: '.zst' };

@@ -9,7 +9,7 @@
 import { open } from 'node:fs/promises';
 import { pipeline, type Writable } from 'node:stream';
 import rangeParser from 'range-parser';
-import type { ResolvedRoute, ResolvedStatic } from '../../../config/resolve.js';
+import type { ResolvedRoute, ResolvedStatic } from '../../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import type { RequestContext } from '../../context.js';
 import { removeDotSegments } from '../../http/target.js';

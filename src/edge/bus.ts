@@ -1,0 +1,74 @@
+/**
+ * The node bus's one message union: everything the supervisor and an edge worker say to each
+ * other (core/bus.ts carries it). Three conversations share it:
+ *
+ *   control   supervisor → worker  start, reload, member-add, member-remove, stop
+ *             worker → supervisor  hello, listening, start-failed, reloaded, removed
+ *   limits    worker → supervisor  limit:take, limit:acquire, limit:release (core/limit-ipc.ts)
+ *             supervisor → worker  limit:reply
+ *   cache     both ways            cache:purge (a worker announces it; the supervisor relays it
+ *                                  to every other worker, each drops the key from its memory tier)
+ *
+ * The resolved config travels as JSON (it is JSON-serialisable by design): a worker never loads
+ * the config file itself, so every worker serves exactly the config the supervisor validated.
+ * docs/architecture.md lists these messages with where each kind of state lives.
+ */
+import type { ResolvedConfig } from '../config/resolved.js';
+import type { Bus } from '../core/bus.js';
+import type { LimitReply, LimitRequest } from '../core/limit-ipc.js';
+
+/** An address a listener is bound to. */
+export interface BoundAddress {
+  readonly key: string;
+  /** A URL a person can open: "http://127.0.0.1:8080" or "unix:/path". */
+  readonly url: string;
+  /** What the listener serves (edge/listen/kinds.ts). */
+  readonly kind: ListenerKind;
+}
+
+/** What a listening socket serves: the virtual servers' pipeline, or the forward proxy (later: the admin API). */
+export type ListenerKind = 'site' | 'forward';
+
+/** The members of the dynamic upstream groups (apps' workers, commands' sockets), by group name. */
+export type Members = Record<string, string[]>;
+
+/** A purge of one key (or every key under a prefix) in a cache zone, for every edge worker's memory tier. */
+export interface CachePurge {
+  readonly type: 'portico:cache:purge';
+  readonly zone: string;
+  readonly key: string;
+  readonly prefix: boolean;
+}
+
+export type ControlToEdge =
+  /** The first message (the answer to `hello`): serve `config`; the app groups start with `members`. */
+  | { readonly type: 'portico:edge:start'; readonly config: ResolvedConfig; readonly members: Members }
+  /** Swap in a new generation; answered with `reloaded` and the same `seq`. */
+  | { readonly type: 'portico:edge:reload'; readonly seq: number; readonly config: ResolvedConfig }
+  /** A member joins a group. */
+  | { readonly type: 'portico:edge:member-add'; readonly group: string; readonly url: string }
+  /** A member leaves a group; answered with `removed` once requests in flight to it are done (at most `graceMs`). */
+  | { readonly type: 'portico:edge:member-remove'; readonly seq: number; readonly group: string; readonly url: string; readonly graceMs: number }
+  /** Stop: finish requests in flight for at most `graceMs` (0: close everything now), then exit 0. */
+  | { readonly type: 'portico:edge:stop'; readonly graceMs: number };
+
+export type ControlFromEdge =
+  /**
+   * The worker listens for messages: only now may the supervisor send any (an ES module worker
+   * attaches its listener after an asynchronous load, and a message that arrives before is lost).
+   */
+  | { readonly type: 'portico:edge:hello' }
+  | { readonly type: 'portico:edge:listening'; readonly addresses: BoundAddress[] }
+  | { readonly type: 'portico:edge:start-failed'; readonly code: string; readonly message: string }
+  | { readonly type: 'portico:edge:reloaded'; readonly seq: number; readonly error: string | null }
+  | { readonly type: 'portico:edge:removed'; readonly seq: number };
+
+/** Supervisor → edge worker: the whole union. */
+export type ToEdge = ControlToEdge | LimitReply | CachePurge;
+/** Edge worker → supervisor: the whole union. */
+export type FromEdge = ControlFromEdge | LimitRequest | CachePurge;
+
+/** An edge worker's end of the bus. */
+export type EdgeBus = Bus<FromEdge, ToEdge>;
+/** The supervisor's end of one edge worker's bus. */
+export type SupervisorBus = Bus<ToEdge, FromEdge>;

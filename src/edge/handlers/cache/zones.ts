@@ -1,0 +1,59 @@
+/**
+ * The node's cache zones as one process sees them: handed to the edge in its EdgeEnvironment
+ * (edge/environment.ts) rather than kept in a module global, so two edge servers in one process
+ * (tests, the in-process test server) never share zones by accident.
+ *
+ * Zones outlive config generations: `zoneFor` hands out the same store while a zone's settings
+ * are unchanged, so a reload keeps what is cached.
+ *
+ * Purges reach every edge worker of the node. Each worker has its own memory tier; the disk tier
+ * is shared and purged once, by the worker that got the request. That worker announces the purge
+ * on the node bus (`portico:cache:purge`); the supervisor relays it to the other workers, and
+ * each drops the key (or prefix) from its memory tier of that zone. With no bus (one process)
+ * there is nobody to tell.
+ */
+import type { ResolvedCacheZone } from '../../../config/resolved.js';
+import type { EdgeBus } from '../../bus.js';
+import type { CacheZoneSnapshot } from './store.js';
+import { TieredStore } from './tiered.js';
+
+export class CacheZones {
+  readonly #zones = new Map<string, { signature: string; store: TieredStore }>();
+  readonly #bus: EdgeBus | null;
+
+  constructor(bus: EdgeBus | null) {
+    this.#bus = bus;
+    bus?.on('portico:cache:purge', (message) => {
+      void this.#zones.get(message.zone)?.store.memory.purge(message.key, message.prefix);
+    });
+  }
+
+  /** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
+  zoneFor(settings: ResolvedCacheZone): TieredStore {
+    const signature = JSON.stringify(settings);
+    const existing = this.#zones.get(settings.name);
+    if (existing && existing.signature === signature) return existing.store;
+    if (existing) void existing.store.close();
+    const bus = this.#bus;
+    const name = settings.name;
+    const announce = bus ? (key: string, prefix: boolean) => void bus.send({ type: 'portico:cache:purge', zone: name, key, prefix }) : null;
+    const store = new TieredStore(settings, announce);
+    this.#zones.set(name, { signature, store });
+    return store;
+  }
+
+  /** The zone of this process by name, if one was made. */
+  byName(name: string): TieredStore | undefined {
+    return this.#zones.get(name)?.store;
+  }
+
+  /** Every zone's entries and bytes, as plain data. */
+  snapshot(): CacheZoneSnapshot[] {
+    return [...this.#zones.values()].map(({ store }) => store.snapshot());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#zones.values()].map(({ store }) => store.close()));
+    this.#zones.clear();
+  }
+}
