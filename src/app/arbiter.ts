@@ -80,6 +80,15 @@ export interface ArbiterResult {
 
 type WorkerState = 'booting' | 'ready' | 'retiring' | 'stopping';
 
+export interface ArbiterSnapshot {
+  readonly address: string;
+  /** Workers the arbiter keeps running. */
+  readonly target: number;
+  readonly started: number;
+  readonly crashes: number;
+  readonly workers: readonly { readonly pid: number; readonly state: WorkerState; readonly ageMs: number; readonly requests: number; readonly lastHeartbeatMs: number }[];
+}
+
 interface WorkerRecord {
   readonly id: number;
   readonly child: ChildProcess;
@@ -90,6 +99,8 @@ interface WorkerRecord {
   member: boolean;
   state: WorkerState;
   lastTick: number;
+  /** Requests served, as of its last heartbeat. */
+  requests: number;
   /** Exit expected (stop, retire): not a crash. */
   planned: boolean;
   killed: boolean;
@@ -128,6 +139,9 @@ export class Arbiter {
   #announced = false;
   readonly #crashes = new CrashStreak();
   #nextSpawnAt = 0;
+  /** Workers started and unplanned exits since the arbiter started (for snapshots and metrics). */
+  #spawnCount = 0;
+  #crashCount = 0;
   #result: ArbiterResult | null = null;
   readonly #onSignal = (signal: NodeJS.Signals) => {
     this.#signals.push(signal);
@@ -153,6 +167,18 @@ export class Arbiter {
 
   pids(): number[] {
     return [...this.#workers.values()].map((w) => w.pid);
+  }
+
+  /** Plain data for the admin API and metrics: each worker's pid, state, age and requests (as of its last heartbeat). */
+  snapshot(): ArbiterSnapshot {
+    const now = Date.now();
+    return {
+      address: this.address(),
+      target: this.#target,
+      started: this.#spawnCount,
+      crashes: this.#crashCount,
+      workers: [...this.#workers.values()].map((w) => ({ pid: w.pid, state: w.state, ageMs: now - w.startedAt, requests: w.requests, lastHeartbeatMs: now - w.lastTick })),
+    };
   }
 
   /** Enqueues a signal as if the process had received it (an embedding program drives the arbiter this way). */
@@ -396,6 +422,7 @@ export class Arbiter {
   }
 
   #spawn(): WorkerRecord {
+    this.#spawnCount++;
     const jitter = this.#options.maxRequestsJitter > 0 ? Math.floor(Math.random() * (this.#options.maxRequestsJitter + 1)) : 0;
     const settings: WorkerSettings = {
       file: this.#options.file,
@@ -419,6 +446,7 @@ export class Arbiter {
       member: false,
       state: 'booting',
       lastTick: Date.now(),
+      requests: 0,
       planned: false,
       killed: false,
       inTransit: new Set(),
@@ -439,6 +467,7 @@ export class Arbiter {
     w.lastTick = Date.now();
     switch (message.type) {
       case 'portico:tick':
+        w.requests = message.requests;
         break;
       case 'portico:ready':
         if (w.state !== 'booting') break;
@@ -484,6 +513,7 @@ export class Arbiter {
       case 'portico:retiring':
         if (w.state === 'ready' || w.state === 'booting') {
           log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
+          w.requests = message.requests;
           w.state = 'retiring';
           w.planned = true;
           this.#poke();
@@ -519,6 +549,7 @@ export class Arbiter {
     } else {
       const now = Date.now();
       const lived = now - w.startedAt;
+      this.#crashCount++;
       const { streak, delayMs: delay } = this.#crashes.crashed(lived, Boolean(w.bootError), now);
       const limit = this.#options.maxCrashes ?? 6;
       const why = w.bootError ? w.bootError.message : w.killed ? 'killed after its heartbeat timed out' : `exit ${signal ?? code}`;

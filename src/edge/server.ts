@@ -9,7 +9,9 @@ import type { Socket } from 'node:net';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { BoundAddress } from './bus.js';
+import type { BoundAddress, ListenerKind } from './bus.js';
+import type { CacheZoneSnapshot } from './handlers/cache/store.js';
+import type { UpstreamGroupSnapshot } from './handlers/proxy/upstream.js';
 import type { EdgeEnvironment } from './environment.js';
 import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
 import { ForwardRuntime } from './handlers/forward-proxy/index.js';
@@ -19,6 +21,12 @@ import { createHttp1Server } from './listen/http1.js';
 import { serveKind, type Listener, type ListenerHost } from './listen/kinds.js';
 
 export type { BoundAddress } from './bus.js';
+
+export interface EdgeSnapshot {
+  readonly listeners: readonly { readonly key: string; readonly kind: ListenerKind; readonly tunnels: number }[];
+  readonly upstreams: readonly UpstreamGroupSnapshot[];
+  readonly cacheZones: readonly CacheZoneSnapshot[];
+}
 
 const LISTEN_ERRORS: Record<string, string> = {
   EADDRINUSE: 'address already in use',
@@ -52,6 +60,15 @@ export class EdgeServer implements ListenerHost {
 
   get environment(): EdgeEnvironment {
     return this.#environment;
+  }
+
+  /** Plain data about this process's edge, for the admin API and metrics: listeners, upstream servers, cache zones. */
+  snapshot(): EdgeSnapshot {
+    return {
+      listeners: [...this.#listeners.entries()].map(([key, listener]) => ({ key, kind: listener.kind, tunnels: this.#tunnels.get(key)?.size ?? 0 })),
+      upstreams: [...this.#generation.upstreams.values()].map((group) => group.snapshot()),
+      cacheZones: this.#environment.cacheZones.snapshot(),
+    };
   }
 
   #createListener(key: string): Listener {

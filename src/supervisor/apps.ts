@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Arbiter, type ArbiterOptions, type ArbiterResult } from '../app/arbiter.js';
+import { Arbiter, type ArbiterOptions, type ArbiterResult, type ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedApp, ResolvedConfig } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -105,6 +105,11 @@ export class AppPools {
           }),
       ),
     );
+  }
+
+  /** Each app's arbiter as plain data, by app name. */
+  snapshot(): Record<string, ArbiterSnapshot> {
+    return Object.fromEntries([...this.#pools.values()].map((pool) => [pool.app.name, pool.arbiter.snapshot()]));
   }
 
   /** Banner lines: one per app. */

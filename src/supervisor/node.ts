@@ -19,15 +19,16 @@ import { watch, readFileSync, rmSync, writeFileSync, type FSWatcher } from 'node
 import { availableParallelism } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
+import type { ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, createLogger, log, setLogger } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
 import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
 import type { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
-import { EdgeServer } from '../edge/server.js';
+import { EdgeServer, type EdgeSnapshot } from '../edge/server.js';
 import type { AppPools } from './apps.js';
-import type { EdgeWorkers } from './edge-workers.js';
+import type { EdgeWorkers, EdgeWorkerSnapshot } from './edge-workers.js';
 import type { ExternalApps } from './external.js';
 
 /** What the CLI's flags override in every config the supervisor runs (the first and each reload). */
@@ -141,6 +142,12 @@ export interface SupervisorSnapshot {
   readonly source: string | null;
   readonly workers: number;
   readonly addresses: readonly BoundAddress[];
+  /** Edge worker processes (empty when the edge runs in this process). */
+  readonly edgeWorkers: readonly EdgeWorkerSnapshot[];
+  /** The edge's listeners, upstreams and cache zones when it runs in this process (edge workers answer for themselves). */
+  readonly edge: EdgeSnapshot | null;
+  /** Each integrated app's arbiter, by app name. */
+  readonly apps: Record<string, ArbiterSnapshot>;
 }
 
 /**
@@ -201,6 +208,9 @@ export class Supervisor {
       source: this.#config.source,
       workers: this.#config.workers,
       addresses: this.#edge?.addresses() ?? [],
+      edgeWorkers: this.#workers?.snapshot() ?? [],
+      edge: this.#edge instanceof InProcessEdge ? this.#edge.server.snapshot() : null,
+      apps: this.#pools?.snapshot() ?? {},
     };
   }
 

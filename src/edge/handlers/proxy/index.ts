@@ -393,6 +393,7 @@ class ProxyRequest {
     else this.#triedSet().add(server);
     const headers = proxy.requestHeaders(ctx, server, this.exchange);
     server.active++;
+    server.attempts++;
     if (server.uwsgi) {
       // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
       // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.

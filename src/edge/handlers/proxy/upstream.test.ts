@@ -94,3 +94,37 @@ describe('upstream group membership', () => {
     await group.close();
   });
 });
+
+describe('upstream group snapshot', () => {
+  it('shows each server: in flight, attempts, failures, passive health, as plain data', async () => {
+    const group = new UpstreamGroup({
+      ...config('round-robin'),
+      name: 'backend',
+      app: null,
+      maxFails: 2,
+      servers: [
+        { url: 'http://127.0.0.1:1', weight: 3, backup: false, maxConns: 0 },
+        { url: 'http://127.0.0.1:2', weight: 1, backup: true, maxConns: 5 },
+      ],
+    });
+    const [first] = group.servers;
+    assert.ok(first);
+    first.active = 2;
+    first.attempts = 7;
+    const now = Date.now();
+    first.recordFailure(now);
+    let snapshot = group.snapshot();
+    assert.equal(snapshot.name, 'backend');
+    assert.equal(snapshot.balance, 'round-robin');
+    assert.equal(snapshot.dynamic, false);
+    assert.deepEqual(snapshot.servers[0], { url: 'http://127.0.0.1:1', name: '127.0.0.1:1', weight: 3, backup: false, healthy: true, down: false, inFlight: 2, maxConns: 0, attempts: 7, failures: 1, recentFailures: 1 });
+    assert.equal(snapshot.servers[1]?.backup, true);
+    assert.equal(snapshot.servers[1]?.maxConns, 5);
+    first.recordFailure(now);
+    snapshot = group.snapshot();
+    assert.equal(snapshot.servers[0]?.down, true, 'maxFails reached: out for failTimeout');
+    assert.equal(snapshot.servers[0]?.failures, 2);
+    assert.equal(JSON.parse(JSON.stringify(snapshot)).servers.length, 2, 'serialisable as is');
+    await group.close();
+  });
+});

@@ -33,7 +33,12 @@ export class UpstreamServer implements Balanced {
   readonly uwsgi: UwsgiAddress | null;
   /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
   readonly authority: string;
+  /** Attempts in flight on this server now. */
   active = 0;
+  /** Attempts made on this server since it joined the group (for snapshots and metrics). */
+  attempts = 0;
+  /** Failed attempts since it joined the group (`#failures` is only the current `failTimeout` window). */
+  failuresTotal = 0;
   #failures = 0;
   #failWindowStart = 0;
   #downUntil = 0;
@@ -104,6 +109,7 @@ export class UpstreamServer implements Balanced {
 
   /** A failed attempt (connect error, timeout, a failing status): nginx `max_fails` within `fail_timeout`. */
   recordFailure(now: number): void {
+    this.failuresTotal++;
     const { maxFails, failTimeout } = this.#group;
     // nginx: "If there is only a single server in a group, max_fails, fail_timeout and slow_start
     // parameters are ignored, and such a server will never be considered unavailable."
@@ -145,6 +151,48 @@ export class UpstreamServer implements Balanced {
   get healthy(): boolean {
     return this.#healthy;
   }
+
+  /** Plain data for the admin API and metrics (Caddy's `/reverse_proxy/upstreams` shows the same). */
+  snapshot(now: number): UpstreamServerSnapshot {
+    return {
+      url: this.url,
+      name: this.name,
+      weight: this.weight,
+      backup: this.backup,
+      healthy: this.#healthy,
+      down: this.#downUntil !== 0 && now < this.#downUntil,
+      inFlight: this.active,
+      maxConns: this.maxConns,
+      attempts: this.attempts,
+      failures: this.failuresTotal,
+      recentFailures: this.#failures,
+    };
+  }
+}
+
+export interface UpstreamServerSnapshot {
+  readonly url: string;
+  readonly name: string;
+  readonly weight: number;
+  readonly backup: boolean;
+  /** Up by active health checks (always true without them). */
+  readonly healthy: boolean;
+  /** Out by passive health (`maxFails` within `failTimeout`) until its `failTimeout` ends. */
+  readonly down: boolean;
+  readonly inFlight: number;
+  readonly maxConns: number;
+  readonly attempts: number;
+  readonly failures: number;
+  /** Failures counted in the current `failTimeout` window. */
+  readonly recentFailures: number;
+}
+
+export interface UpstreamGroupSnapshot {
+  readonly name: string;
+  readonly balance: string;
+  /** An app's workers (members come and go), not configured servers. */
+  readonly dynamic: boolean;
+  readonly servers: readonly UpstreamServerSnapshot[];
 }
 
 /** How long a request waits for a member when a dynamic group (an app's workers) has none. */
@@ -239,6 +287,11 @@ export class UpstreamGroup {
     ] as const) {
       if ('setMembers' in selector && typeof selector.setMembers === 'function') (selector.setMembers as (all: readonly UpstreamServer[]) => void)(members);
     }
+  }
+
+  snapshot(): UpstreamGroupSnapshot {
+    const now = Date.now();
+    return { name: this.name, balance: this.config.balance, dynamic: this.dynamic, servers: this.#servers.map((server) => server.snapshot(now)) };
   }
 
   /** Waits (bounded) until a dynamic group has a server; false on timeout or when the group closes. */
