@@ -71,17 +71,12 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
   };
 }
 
-export interface GenerationOptions {
-  /** The access log to use instead of one made from the config (null: none). */
-  readonly accessLog?: AccessLog | null;
-}
-
 /**
  * Builds a generation from `config` on the node state of `environment`. The environment's shared
  * upstream groups (an app's workers) are used as they are: a reload must not start such a group
  * empty, and closing an old generation must not close the pools of workers that keep serving.
  */
-export function buildGeneration(config: ResolvedConfig, environment: EdgeEnvironment, options: GenerationOptions = {}): Generation {
+export function buildGeneration(config: ResolvedConfig, environment: EdgeEnvironment): Generation {
   const upstreams = new Map<string, UpstreamGroup>();
   const owned: UpstreamGroup[] = [];
   for (const [name, group] of Object.entries(config.upstreams)) {
@@ -117,7 +112,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
     listeners,
     serverHeader: config.http.serverHeader,
     unknownHost: config.http.unknownHost,
-    accessLog: options.accessLog !== undefined ? options.accessLog : config.log.access ? createAccessLog(config.log.access) : null,
+    accessLog: config.log.access ? createAccessLog(config.log.access) : null,
     realIp: compileRealIp(config.http.trustedProxies),
     upstreams,
     forward,

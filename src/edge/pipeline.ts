@@ -19,7 +19,8 @@
  *                                   handler may reroute (try-files fallback) back to phase 5
  *   8. response filters             in sendHead (edge/http/respond.ts): route headers, Server,
  *                                   compression (middleware/encode.ts; the body then goes through it)
- *   9. access log                   when the response closes
+ *   9. log                          when the response closes: `portico:request:end` (edge/observe.ts),
+ *                                   whose subscribers are the access log (edge/log/access.ts) and metrics
  *
  * Errors are wrapped once, here: an HttpError answers with its status, anything else is logged
  * and answered 500. No exception or rejection from a request ever reaches the process.
@@ -36,6 +37,7 @@ import { limitBody } from './http/limits.js';
 import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
 import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
+import { publishRequestEnd, requestEnd } from './observe.js';
 import type { CompiledRoute } from './route/router.js';
 
 /** nginx stops a rewrite cycle after 10 internal redirects with a 500. */
@@ -44,20 +46,18 @@ const MAX_INTERNAL_REDIRECTS = 10;
 const CONTEXT = Symbol('portico.context');
 type ResponseWithContext = ServerResponse & { [CONTEXT]?: RequestContext };
 
+/** Phase 9: the response closed; observers (the access log, metrics) hear of it on `portico:request:end`. */
 function onResponseClose(this: ResponseWithContext): void {
   const ctx = this[CONTEXT];
-  if (!ctx) return;
-  // nginx logs 499 when the client closed the connection before a response was sent.
-  if (ctx.status === 0 && !this.headersSent) ctx.status = 499;
-  const enabled = ctx.route ? ctx.route.accessLog : (ctx.server?.config.accessLog ?? true);
-  if (enabled) ctx.generation.accessLog?.write(ctx);
+  if (ctx) publishRequestEnd(ctx);
 }
 
 /** The request listener of one listener socket, bound to the generation current at accept time. */
 export function handleRequest(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: RequestContext['upgrade'] = null): void {
   const ctx = new RequestContext(req, res, generation, listener);
   ctx.upgrade = upgrade;
-  if (generation.accessLog) {
+  // Nobody listening (no access log, no metrics): no listener on the response at all.
+  if (requestEnd.hasSubscribers) {
     (res as ResponseWithContext)[CONTEXT] = ctx;
     res.once('close', onResponseClose);
   }

@@ -13,7 +13,7 @@ import type { BoundAddress, ListenerKind } from './bus.js';
 import type { CacheZoneSnapshot } from './handlers/cache/store.js';
 import type { UpstreamGroupSnapshot } from './handlers/proxy/upstream.js';
 import type { EdgeEnvironment } from './environment.js';
-import { buildGeneration, type Generation, type GenerationOptions } from './generation.js';
+import { buildGeneration, type Generation } from './generation.js';
 import { ForwardRuntime } from './handlers/forward-proxy/index.js';
 import { applyParserLimits } from './http/limits.js';
 import { gateConnections } from './middleware/conn-limit.js';
@@ -38,7 +38,6 @@ export class EdgeServer implements ListenerHost {
   #generation: Generation;
   readonly #listeners = new Map<string, Listener>();
   readonly #environment: EdgeEnvironment;
-  readonly #options: GenerationOptions;
   /**
    * Upgraded connections (WebSocket tunnels) by listen key: node:http no longer tracks them, so
    * `closeAllConnections` would not end them and a stop would wait on them forever. Generations
@@ -48,10 +47,9 @@ export class EdgeServer implements ListenerHost {
   /** The forward proxy's state across generations (open tunnels, its own ports). */
   readonly forward = new ForwardRuntime();
 
-  constructor(config: ResolvedConfig, environment: EdgeEnvironment, options: GenerationOptions = {}) {
+  constructor(config: ResolvedConfig, environment: EdgeEnvironment) {
     this.#environment = environment;
-    this.#options = options;
-    this.#generation = buildGeneration(config, environment, options);
+    this.#generation = buildGeneration(config, environment);
   }
 
   get generation(): Generation {
@@ -135,7 +133,7 @@ export class EdgeServer implements ListenerHost {
    */
   async reload(config: ResolvedConfig): Promise<void> {
     const previous = this.#generation;
-    const next = buildGeneration(config, this.#environment, this.#options);
+    const next = buildGeneration(config, this.#environment);
     for (const [key, listener] of this.#listeners) {
       const wanted = next.listeners.get(key)?.kind;
       if (wanted !== undefined && wanted !== listener.kind) {

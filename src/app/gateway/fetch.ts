@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
-import { DeadlineQueue } from './deadlines.js';
+import { DeadlineQueue } from '../../core/deadline-queue.js';
 import { defaultType, isFast, PorticoResponse } from './fast-response.js';
 import { LazyRequest } from './lazy-request.js';
 import { failRequest, type GatewayOptions } from './node.js';
@@ -199,7 +199,7 @@ function answer(response: unknown, req: IncomingMessage, res: ServerResponse, op
 
 /**
  * The request listener of a Fetch handler. Its per-request work is kept small (the app server's
- * hot path): one deadline queue for `timeoutMs` (deadlines.ts) instead of a timer per request,
+ * hot path): one deadline queue for `timeoutMs` (core/deadline-queue.ts) instead of a timer per request,
  * and one shared 'close' listener per response that also runs `onResponseClose`.
  */
 export function fetchListener(handler: FetchHandler, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {

@@ -17,7 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { inspect } from 'node:util';
-import type { DeadlineEntry } from './deadlines.js';
+import type { Deadline } from '../../core/deadline-queue.js';
 
 export const NativeRequest: typeof Request = globalThis.Request;
 
@@ -63,7 +63,7 @@ export function requestHeaders(req: IncomingMessage): Headers {
   return headers;
 }
 
-export class LazyRequest implements DeadlineEntry {
+export class LazyRequest implements Deadline {
   readonly method: string;
   readonly url: string;
   readonly _incoming: IncomingMessage;
@@ -75,10 +75,10 @@ export class LazyRequest implements DeadlineEntry {
   _native: Request | null = null;
   /** The response the gateway writes for it (the timeout answers on it). */
   _response: ServerResponse | null = null;
-  // Its place in the gateway's deadline queue (deadlines.ts): kept here, not in an object of its own per request.
+  // Its place in the gateway's deadline queue (core/deadline-queue.ts): kept here, not in an object of its own per request.
   _deadline = 0;
-  _prev: DeadlineEntry | null = null;
-  _next: DeadlineEntry | null = null;
+  _prev: Deadline | null = null;
+  _next: Deadline | null = null;
   _queued = false;
 
   constructor(incoming: IncomingMessage) {

@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { log } from '../../core/log.js';
-import { DeadlineQueue, type DeadlineEntry } from './deadlines.js';
+import { DeadlineQueue, type Deadline } from '../../core/deadline-queue.js';
 import type { NodeListener } from './types.js';
 
 export interface GatewayOptions {
@@ -36,11 +36,11 @@ export function failRequest(error: unknown, req: IncomingMessage, res: ServerRes
 }
 
 /** A response waiting for its deadline (`timeoutMs`). */
-class Exchange implements DeadlineEntry {
+class Exchange implements Deadline {
   readonly res: ServerResponse;
   _deadline = 0;
-  _prev: DeadlineEntry | null = null;
-  _next: DeadlineEntry | null = null;
+  _prev: Deadline | null = null;
+  _next: Deadline | null = null;
   _queued = false;
 
   constructor(res: ServerResponse) {
@@ -58,7 +58,7 @@ function onTimeout(exchange: Exchange): void {
 
 /**
  * The request listener of a Node app: a sync throw or a rejected promise becomes a 500. Its own
- * per-request work is one deadline (one queue, deadlines.ts, not a timer per request) and one
+ * per-request work is one deadline (one queue, core/deadline-queue.ts, not a timer per request) and one
  * shared 'close' listener, only when there is a timeout or an `onResponseClose`.
  */
 export function nodeListener(listener: NodeListener, options: GatewayOptions): (req: IncomingMessage, res: ServerResponse) => void {

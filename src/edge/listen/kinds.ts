@@ -20,6 +20,7 @@ import { handleConnect, handleForwardRequest, type ForwardRuntime } from '../han
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from '../http/framing.js';
 import { admitOnConnection, expectationRefusal, expectsContinue, headRefusal, watchBody, type HeadRefusal } from '../http/limits.js';
 import { closeAfterResponse, responseOnSocket, sendStatus } from '../http/respond.js';
+import { publishRequestEnd, requestEnd } from '../observe.js';
 import { handleRequest, handleUpgrade } from '../pipeline.js';
 import { answerRaw } from './http1.js';
 
@@ -126,8 +127,7 @@ function admitted(generation: Generation, info: ListenerInfo, req: IncomingMessa
 function refuseFraming(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal | HeadRefusal): void {
   (req.socket as CheckedSocket)[FRAMING_LOST] = true;
   const ctx = new RequestContext(req, res, generation, listener);
-  const accessLog = generation.accessLog;
-  if (accessLog) res.once('close', () => accessLog.write(ctx));
+  if (requestEnd.hasSubscribers) res.once('close', () => publishRequestEnd(ctx));
   closeAfterResponse(res);
   log().debug({ status: refusal.status, reason: refusal.reason }, 'request framing refused');
   try {

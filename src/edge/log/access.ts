@@ -3,8 +3,10 @@
  * `combined` lines or JSON lines, through sonic-boom (pino's asynchronous destination: buffered
  * writes, no blocking on the hot path, flushed at exit).
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import sonicBoom from 'sonic-boom';
 import type { RequestContext } from '../context.js';
+import { requestEnd } from '../observe.js';
 
 // sonic-boom is CommonJS: its class is a property of the default export.
 const { SonicBoom } = sonicBoom;
@@ -100,7 +102,26 @@ function jsonLine(ctx: RequestContext): string {
   })}\n`;
 }
 
+/**
+ * The access log is the first observer of `portico:request:end` (edge/observe.ts). One
+ * subscriber serves every access log of the process: it writes each request to the log of the
+ * generation that served it, where that request's route (or server, or forward proxy) has
+ * logging on. It is subscribed while at least one access log is open, so a config without one
+ * leaves the channel without subscribers and the request path without a close listener.
+ */
+function logRequest(message: unknown): void {
+  const ctx = message as RequestContext;
+  const accessLog = ctx.generation.accessLog;
+  if (accessLog === null) return;
+  const enabled = ctx.forward ? (ctx.generation.forward?.config.accessLog ?? true) : ctx.route ? ctx.route.accessLog : (ctx.server?.config.accessLog ?? true);
+  if (enabled) accessLog.write(ctx);
+}
+
+let openLogs = 0;
+
 export function createAccessLog(config: { format: 'combined' | 'json'; path: string }): AccessLog {
+  if (openLogs++ === 0) subscribe(requestEnd.name, logRequest);
+  let open = true;
   const fd = config.path === 'stdout' ? 1 : config.path === 'stderr' ? 2 : undefined;
   const dest = new SonicBoom(fd !== undefined ? { fd, sync: false, minLength: 0 } : { dest: config.path, mkdir: true, append: true, sync: false, minLength: 0 });
   const format = config.format === 'json' ? jsonLine : combinedLine;
@@ -116,6 +137,9 @@ export function createAccessLog(config: { format: 'combined' | 'json'; path: str
       }
     },
     close() {
+      if (!open) return;
+      open = false;
+      if (--openLogs === 0) unsubscribe(requestEnd.name, logRequest);
       this.flush();
       if (fd === undefined) dest.end();
     },

@@ -38,6 +38,7 @@ import { IpSet } from '../../../core/ip-list.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { sendBody, sendHead, sendStatus } from '../../http/respond.js';
+import { setCacheStatus } from '../../observe.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { addVary, compressBuffer, encodeHead, type ContentCoding, type RouteEncoder } from '../../middleware/encode.js';
 import { evaluatePreconditions } from '../static/conditional.js';
@@ -218,7 +219,7 @@ export class CacheHandler {
     if (entry && this.#tryServe(ctx, entry, request, now)) return;
     // §5.2.1.7 only-if-cached: nothing usable without the origin → 504.
     if (request.directives.has('only-if-cached')) {
-      ctx.cacheStatus = 'portico; fwd=miss; detail=only-if-cached';
+      setCacheStatus(ctx, this.#config.zone, 'portico; fwd=miss; detail=only-if-cached');
       sendStatus(ctx, 504, { 'Cache-Status': ctx.cacheStatus });
       return;
     }
@@ -282,7 +283,7 @@ export class CacheHandler {
       entry.stampTtl = remainingTtl(entry, now);
     }
     const status = `${prefix}; ttl=${entry.stampTtl}${extra === null ? '' : `; ${extra}`}`;
-    ctx.cacheStatus = status;
+    setCacheStatus(ctx, this.#config.zone, status);
     const req = ctx.req;
     if ((req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) && entry.meta.status === 200) {
       if (evaluatePreconditions(req.method ?? 'GET', req.headers, entry.etag, entry.modifiedMs) === 304) {
@@ -387,7 +388,7 @@ export class CacheHandler {
         return;
       }
       if (!ctx) throw error;
-      ctx.cacheStatus = `portico; fwd=${plan.fwd}; detail=upstream-error`;
+      setCacheStatus(ctx, this.#config.zone, `portico; fwd=${plan.fwd}; detail=upstream-error`);
       if (error instanceof HttpError) throw new HttpError(error.status, error.code, error.message, { cause: error.cause, headers: { ...error.headers, 'Cache-Status': ctx.cacheStatus } });
       throw error;
     }
@@ -406,7 +407,7 @@ export class CacheHandler {
 
   /** Passes a request on (not read from the cache, not stored), with its Cache-Status; `invalidate` for unsafe methods (§4.4). */
   async #pass(ctx: RequestContext, cacheStatus: string, invalidate: boolean): Promise<void> {
-    const sink = new PassSink(ctx, cacheStatus);
+    const sink = new PassSink(ctx, this.#config.zone, cacheStatus);
     await this.#proxy.exchange(ctx, { method: ctx.req.method ?? 'GET', strip: 'none', add: NO_ADD, sink });
     if (!invalidate || sink.status === 0) return;
     const targets = invalidationTargets(sink.status, ctx.requestUri, sink.headers ?? [], ctx.listener.scheme, ctx.req.headers.host ?? ctx.host);
@@ -519,14 +520,16 @@ function streamBody(ctx: RequestContext, entry: CacheEntry, out: Writable): void
 class PassSink extends EventEmitter implements ResponseSink {
   readonly #ctx: RequestContext;
   readonly #cacheStatus: string;
+  readonly #zone: string;
   /** Where the body goes once the head is sent (the client, or the route's compressor). */
   #out: Writable;
   status = 0;
   headers: readonly string[] | null = null;
 
-  constructor(ctx: RequestContext, cacheStatus: string) {
+  constructor(ctx: RequestContext, zone: string, cacheStatus: string) {
     super();
     this.#ctx = ctx;
+    this.#zone = zone;
     this.#cacheStatus = cacheStatus;
     this.#out = ctx.res;
     ctx.res.once('close', () => this.emit('close'));
@@ -542,7 +545,7 @@ class PassSink extends EventEmitter implements ResponseSink {
   head(status: number, headers: string[]): void {
     this.status = status;
     this.headers = headers.slice();
-    this.#ctx.cacheStatus = `${this.#cacheStatus}; fwd-status=${status}`;
+    setCacheStatus(this.#ctx, this.#zone, `${this.#cacheStatus}; fwd-status=${status}`);
     headers.push('cache-status', this.#ctx.cacheStatus);
     this.#out = sendHead(this.#ctx, status, headers);
   }
@@ -701,7 +704,7 @@ class StoringSink extends EventEmitter implements ResponseSink {
       cacheStatus += `; ttl=${Math.floor(lifetime - correctedInitialAge(headers, this.#requestTime, now, dateOf(headers, now)))}`;
     }
     if (detail !== null) cacheStatus += `; detail=${detail}`;
-    ctx.cacheStatus = cacheStatus;
+    setCacheStatus(ctx, cache.config.zone, cacheStatus);
     // The client's own validators against the new response (they were sent upstream on a miss,
     // and a 200 means they did not match there; on a validation they were ours).
     if (status === 200 && plan.conditional && (reqHeaders['if-none-match'] !== undefined || reqHeaders['if-modified-since'] !== undefined)) {

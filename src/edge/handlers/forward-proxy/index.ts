@@ -31,6 +31,7 @@ import { log } from '../../../core/log.js';
 import { RequestContext, type ForwardInfo, type ListenerInfo } from '../../context.js';
 import type { Generation } from '../../generation.js';
 import { responseOnSocket, sendBody } from '../../http/respond.js';
+import { publishRequestEnd, requestEnd } from '../../observe.js';
 import { CacheHandler, type CacheOrigin } from '../cache/index.js';
 import type { CacheZones } from '../cache/zones.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type BodySink, type Exchange, type ResponseSink } from '../proxy/attempt.js';
@@ -157,10 +158,9 @@ function refuse(ctx: RequestContext, refusal: Refusal): void {
   }
 }
 
-function writeLog(ctx: RequestContext): void {
-  if (!(ctx.generation.forward?.config.accessLog ?? true)) return;
-  if (ctx.status === 0 && !ctx.res.headersSent) ctx.status = 499;
-  ctx.generation.accessLog?.write(ctx);
+/** The exchange is over (a tunnel closed, a response ended): observers hear of it (edge/observe.ts). */
+function endExchange(ctx: RequestContext): void {
+  if (requestEnd.hasSubscribers) publishRequestEnd(ctx);
 }
 
 /** Steps 1 and 2: the client may use the proxy, and who it is (null without auth). */
@@ -208,7 +208,7 @@ export function handleConnect(generation: Generation, runtime: ForwardRuntime, l
   const logOnce = () => {
     if (!logged) {
       logged = true;
-      writeLog(ctx);
+      endExchange(ctx);
     }
   };
   // A refusal is logged once written; a tunnel once it has closed (with its byte counts); a
@@ -292,7 +292,7 @@ const targets = new WeakMap<RequestContext, ForwardTarget>();
 /** An absolute-form request on a forward listener. */
 export function handleForwardRequest(generation: Generation, runtime: ForwardRuntime, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
   const ctx = newContext(generation, listener, req, res);
-  res.once('close', () => writeLog(ctx));
+  if (requestEnd.hasSubscribers) res.once('close', () => publishRequestEnd(ctx));
   forwardRequest(ctx, runtime).catch((error: unknown) => {
     log().error({ err: error, url: req.url }, 'forward proxy: request failed');
     refuse(ctx, new Refusal(500, 'internal error'));

@@ -9,15 +9,17 @@
 import type { Duplex, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ResolvedHandler } from '../../../config/resolved.js';
+import { DeadlineQueue, type Deadline } from '../../../core/deadline-queue.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { bodyRefusal } from '../../http/limits.js';
 import { sendHead } from '../../http/respond.js';
+import { upstreamAttempt, type UpstreamAttemptMessage } from '../../observe.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
 import { CONDITIONAL_FIELDS, DONE, RANGE_FIELDS, type BodySink, type Exchange, type Outcome } from './attempt.js';
-import { DeadlineQueue, type Deadline } from './deadlines.js';
+
 import { clientResponseHeaders, clientResponseHeadersRaw, responseDropSet, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
 import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
@@ -74,7 +76,7 @@ export class ProxyHandler {
   readonly #withoutConditionals: ForwardingOptions;
   readonly #hide: ReadonlySet<string>;
   readonly #drop: ReadonlySet<string>;
-  readonly #headDeadlines: DeadlineQueue | null;
+  readonly #headDeadlines: DeadlineQueue<HttpAttempt> | null;
   readonly #path: Template | null;
   readonly #prefix: string | null;
   readonly #hostTemplate: Template | null;
@@ -84,7 +86,7 @@ export class ProxyHandler {
     this.#group = group;
     this.#hide = new Set(config.hideHeaders);
     this.#drop = responseDropSet(this.#hide);
-    this.#headDeadlines = group.config.headerTimeout > 0 ? new DeadlineQueue(group.config.headerTimeout) : null;
+    this.#headDeadlines = group.config.headerTimeout > 0 ? new DeadlineQueue<HttpAttempt>(group.config.headerTimeout, expireHead) : null;
     this.#path = config.path === null ? null : compileTemplate(config.path);
     this.#prefix = routePrefix;
     this.#hostTemplate = config.host === 'client' || config.host === 'upstream' ? null : compileTemplate(config.host);
@@ -173,7 +175,7 @@ export class ProxyHandler {
   }
 
   /** The group's response-head deadlines (one timer for all attempts), or null without a head timeout. */
-  get headDeadlines(): DeadlineQueue | null {
+  get headDeadlines(): DeadlineQueue<HttpAttempt> | null {
     return this.#headDeadlines;
   }
 
@@ -314,6 +316,8 @@ class ProxyRequest {
   #first: UpstreamServer | null = null;
   #tried: Set<UpstreamServer> | null = null;
   #lastStatus: 502 | 504 = 502;
+  /** When the attempt in progress started (performance.now()), taken only while `portico:upstream:attempt` has subscribers. */
+  #attemptStartedAt = 0;
 
   constructor(proxy: ProxyHandler, ctx: RequestContext, exchange: Exchange | null, resolve: () => void, reject: (error: unknown) => void) {
     this.proxy = proxy;
@@ -394,6 +398,7 @@ class ProxyRequest {
     const headers = proxy.requestHeaders(ctx, server, this.exchange);
     server.active++;
     server.attempts++;
+    this.#attemptStartedAt = upstreamAttempt.hasSubscribers ? performance.now() : 0;
     if (server.uwsgi) {
       // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
       // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
@@ -427,6 +432,7 @@ class ProxyRequest {
   finish(server: UpstreamServer, outcome: Outcome): void {
     server.active--;
     const ctx = this.ctx;
+    if (this.#attemptStartedAt !== 0) publishAttempt(this, server, outcome, this.#attempt, this.#attemptStartedAt);
     // The client's body was refused (too large, too slow: edge/http/limits.ts) and the attempt
     // aborted for it: the answer is that refusal, and the server did nothing wrong.
     const refused = ctx.res.headersSent ? null : bodyRefusal(ctx.req);
@@ -455,6 +461,20 @@ class ProxyRequest {
   }
 }
 
+function publishAttempt(request: ProxyRequest, server: UpstreamServer, outcome: Outcome, attempt: number, startedAt: number): void {
+  if (!upstreamAttempt.hasSubscribers) return;
+  const failed = outcome.kind === 'failed' ? outcome : null;
+  upstreamAttempt.publish({
+    ctx: request.ctx,
+    upstream: request.proxy.group.name,
+    server: server.name,
+    attempt,
+    ok: failed === null,
+    code: failed?.code ?? '',
+    durationMs: performance.now() - startedAt,
+  } satisfies UpstreamAttemptMessage);
+}
+
 function notReady(group: UpstreamGroup): HttpError {
   return new HttpError(503, ErrorCodes.ERR_UPSTREAM_UNAVAILABLE, `no worker of "${group.name}" is ready`, { headers: { 'retry-after': '1' } });
 }
@@ -465,7 +485,7 @@ function notReady(group: UpstreamGroup): HttpError {
  * `onError`, the ones undici's own `request` and `stream` use): given the newer
  * `onRequestStart`/`onResponseStart` form, undici wraps each request in an adapter that makes a
  * controller and parses the head and the trailers into objects, which this proxy would only turn
- * back into a flat list. The attempt is its own deadline entry (deadlines.ts) and its methods are
+ * back into a flat list. The attempt is its own deadline entry (core/deadline-queue.ts) and its methods are
  * on the prototype: a request allocates this object, one listener and the dispatch options.
  */
 class HttpAttempt implements Deadline {
@@ -480,10 +500,10 @@ class HttpAttempt implements Deadline {
   #responded = false;
   #settled = false;
   #totalTimer: NodeJS.Timeout | undefined = undefined;
-  deadlineAt = 0;
-  prevDeadline: Deadline | null = null;
-  nextDeadline: Deadline | null = null;
-  queued = false;
+  _deadline = 0;
+  _prev: Deadline | null = null;
+  _next: Deadline | null = null;
+  _queued = false;
 
   constructor(request: ProxyRequest, server: UpstreamServer) {
     this.#request = request;
@@ -538,8 +558,8 @@ class HttpAttempt implements Deadline {
     else this.#settle({ kind: 'failed', status: 504, reason: 'timeout', beforeSend: true, code: error.code });
   }
 
-  /** The response-head deadline passed (deadlines.ts). */
-  expire(): void {
+  /** The response-head deadline passed (core/deadline-queue.ts). */
+  expireHead(): void {
     this.timeout(new HeaderTimeout('response head timeout'));
   }
 
@@ -598,6 +618,10 @@ class HttpAttempt implements Deadline {
     const timeout = TIMEOUTS.has(code);
     this.#settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
   }
+}
+
+function expireHead(attempt: HttpAttempt): void {
+  attempt.expireHead();
 }
 
 function expireTotal(attempt: HttpAttempt): void {
