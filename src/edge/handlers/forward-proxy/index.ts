@@ -35,6 +35,7 @@ import { publishRequestEnd, requestEnd } from '../../observe.js';
 import { CacheHandler, type CacheOrigin } from '../cache/index.js';
 import type { CacheZones } from '../cache/zones.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type BodySink, type Exchange, type ResponseSink } from '../proxy/attempt.js';
+import { CLIENT_GONE, ClientGone, classifyFailure, errorCode, type ProxyFailure } from '../proxy/errors.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardingOptions } from '../proxy/headers.js';
 import { ForwardAcl, normaliseName } from './acl.js';
 import { ProxyAuth } from './auth.js';
@@ -434,14 +435,7 @@ class ForwardOrigin implements CacheOrigin {
   }
 }
 
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-
-class ClientGone extends Error {
-  readonly code = 'ERR_FORWARD_CLIENT_GONE';
-}
-
-type Failure = { readonly status: 502 | 504; readonly code: string; readonly beforeSend: boolean };
+type Failure = ProxyFailure;
 
 /**
  * One request to one address, through the agent's keep-alive pool for it; the response streams
@@ -499,16 +493,15 @@ function dispatch(ctx: RequestContext, forward: CompiledForward, address: string
         settle(null);
       },
       onResponseError(_c, error) {
-        const e = error as { code?: string; cause?: { code?: string } };
-        const code = e?.cause?.code ?? e?.code ?? 'UNKNOWN';
-        if (code === 'ERR_FORWARD_CLIENT_GONE') return;
+        const code = errorCode(error);
+        if (code === CLIENT_GONE) return;
         if (responded) {
           // The head is gone: a cut connection is the only honest signal left.
           res.destroy();
           settle(null);
           return;
         }
-        settle({ status: TIMEOUTS.has(code) ? 504 : 502, code, beforeSend: CONNECT_FAILURES.has(code) });
+        settle(classifyFailure(code));
       },
     };
     forward.agent.dispatch(

@@ -22,15 +22,13 @@ import { CONDITIONAL_FIELDS, DONE, RANGE_FIELDS, type BodySink, type Exchange, t
 
 import { clientResponseHeaders, clientResponseHeadersRaw, responseDropSet, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
+import { CLIENT_GONE, ClientGone, classifyFailure, errorCode } from './errors.js';
 import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 
 /** RFC 9110 §9.2.2. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT', 'UND_ERR_CONNECT_TIMEOUT']);
-const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ERR_PROXY_TOTAL_TIMEOUT', 'ERR_PROXY_HEADER_TIMEOUT']);
 
 class TotalTimeout extends Error {
   readonly code = 'ERR_PROXY_TOTAL_TIMEOUT';
@@ -45,17 +43,9 @@ class HeaderTimeout extends Error {
 class RetryOnStatus extends Error {
   readonly code = 'ERR_PROXY_RETRY_STATUS';
 }
-class ClientGone extends Error {
-  readonly code = 'ERR_PROXY_CLIENT_GONE';
-}
 
 /** Bytes a client may send after an Upgrade request before the upstream's 101 (kept for the upstream). */
 const EARLY_DATA_LIMIT = 64 * 1024;
-
-function errorCode(error: unknown): string {
-  const e = error as { code?: string; cause?: { code?: string } };
-  return e?.cause?.code ?? e?.code ?? 'UNKNOWN';
-}
 
 /** A decoded path, percent-encoded for a request line ("%", "?", "#" and non-ASCII included). */
 function encodePath(path: string): string {
@@ -278,14 +268,13 @@ export class ProxyHandler {
         },
         onResponseError(_c, error) {
           const code = errorCode(error);
-          if (code === 'ERR_PROXY_CLIENT_GONE') return;
+          if (code === CLIENT_GONE) return;
           if (ctx.res.headersSent || ctx.status === 101) {
             upgrade.socket.destroy();
             settle(DONE);
             return;
           }
-          const timeout = TIMEOUTS.has(code);
-          settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
+          settle({ kind: 'failed', ...classifyFailure(code) });
         },
       };
       server.pool.dispatch({ path, method: 'GET', headers, upgrade: protocol, body: null } as Dispatcher.DispatchOptions, handler);
@@ -606,7 +595,7 @@ class HttpAttempt implements Deadline {
 
   onError(error: Error): void {
     const code = errorCode(error);
-    if (code === 'ERR_PROXY_RETRY_STATUS' || code === 'ERR_PROXY_CLIENT_GONE') return;
+    if (code === 'ERR_PROXY_RETRY_STATUS' || code === CLIENT_GONE) return;
     if (this.#responded) {
       // Headers are gone: the only honest signal left is a cut connection.
       const group = this.#request.proxy.group;
@@ -615,8 +604,7 @@ class HttpAttempt implements Deadline {
       this.#settle(DONE);
       return;
     }
-    const timeout = TIMEOUTS.has(code);
-    this.#settle({ kind: 'failed', status: timeout ? 504 : 502, reason: timeout ? 'timeout' : 'error', beforeSend: CONNECT_FAILURES.has(code), code });
+    this.#settle({ kind: 'failed', ...classifyFailure(code) });
   }
 }
 
