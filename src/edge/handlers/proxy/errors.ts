@@ -10,6 +10,22 @@ const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNR
 /** undici's own timeouts and the reverse proxy's precise head and total timers (proxy/index.ts). */
 const TIMEOUTS: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ERR_PROXY_TOTAL_TIMEOUT', 'ERR_PROXY_HEADER_TIMEOUT']);
 
+export class TotalTimeout extends Error {
+  readonly code = 'ERR_PROXY_TOTAL_TIMEOUT';
+}
+/**
+ * Our own response-head timer: undici's parser timeouts run on a coarse clock (a 300 ms
+ * headersTimeout fired after about 1,000 ms here), and a configured timeout should hold.
+ */
+export class HeaderTimeout extends Error {
+  readonly code = 'ERR_PROXY_HEADER_TIMEOUT';
+}
+/** The abort reason when a status in `retry.statuses` sends the request to the next server. */
+export class RetryOnStatus extends Error {
+  readonly code = 'ERR_PROXY_RETRY_STATUS';
+}
+export const RETRY_STATUS = 'ERR_PROXY_RETRY_STATUS';
+
 /** The abort reason when the client left: not a failure of the upstream, and never answered. */
 export class ClientGone extends Error {
   readonly code = 'ERR_PROXY_CLIENT_GONE';
