@@ -30,7 +30,8 @@ const VERSION = '0.1.0';
 class UsageError extends Error {}
 
 const HELP: Record<string, string> = {
-  main: `portico ${VERSION}: one server for the whole stack (static files, rewrite/redirect, and more to come)
+  main: `portico ${VERSION}: one server for the whole stack: static files, rewrite and redirect, reverse proxy with
+load balancing and cache, rate and connection limits, a forward proxy, and apps on pre-forked workers
 
 Usage: portico <command> [options]
 

@@ -57,7 +57,11 @@ export class PorticoError extends Error {
   }
 }
 
-/** An error that ends a request with `status`. `expose` says whether `message` may reach the client. */
+/**
+ * An error that ends a request with `status`. Its `message` is for the error log only: the client
+ * gets the status page (edge/pipeline.ts `fail`, edge/http/status.ts), never the message, which may name an
+ * upstream's address or a file path.
+ */
 export class HttpError extends PorticoError {
   readonly status: number;
   readonly headers: Readonly<Record<string, string>> | undefined;
