@@ -13,6 +13,7 @@ import { ConfigError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import type { UserConfig } from '../config/schema.js';
+import { BALANCE_ALGORITHMS, type BalanceAlgorithm } from '../config/sections/upstream.js';
 import { PorticoError } from '../core/errors.js';
 import { complain, log, say } from '../core/log.js';
 import { parseDuration } from '../core/units.js';
@@ -112,7 +113,7 @@ of idempotent requests on another server, passive health (a failing server rests
 Options:
   -p, --port N         port (default: $PORT or 8080)
   -H, --host H         address to bind (default: $HOST or 127.0.0.1)
-      --balance ALG    round-robin (default) | least-conn | ip-hash | hash | random-two
+      --balance ALG    ${BALANCE_ALGORITHMS.join(' | ')} (default: ${BALANCE_ALGORITHMS[0]})
       --host-header H  Host sent upstream: client (default) | upstream | a name
       --cache          cache responses (RFC 9111 shared cache, 64 MiB in memory; Cache-Status
                        header; PURGE from 127.0.0.1/::1)
@@ -397,8 +398,6 @@ function accessLogFlags(values: ParsedArgs['values']): NonNullable<UserConfig['l
   return { format, path: 'stdout' };
 }
 
-const BALANCE = ['round-robin', 'least-conn', 'ip-hash', 'hash', 'random-two'] as const;
-
 async function proxy(args: string[]): Promise<void> {
   const { values, positionals } = parse(
     args,
@@ -420,14 +419,14 @@ async function proxy(args: string[]): Promise<void> {
   if (cacheDir !== undefined && !values.cache) throw new UsageError('--cache-dir: expected with --cache');
   if (positionals.length === 0) throw new UsageError('proxy: expected at least one upstream, like http://127.0.0.1:3000');
   const balance = (values.balance as string | undefined) ?? 'round-robin';
-  if (!(BALANCE as readonly string[]).includes(balance)) throw new UsageError(`--balance: expected one of ${BALANCE.join(', ')}, got "${balance}"`);
+  if (!(BALANCE_ALGORITHMS as readonly string[]).includes(balance)) throw new UsageError(`--balance: expected one of ${BALANCE_ALGORITHMS.join(', ')}, got "${balance}"`);
   const port = portFrom((values.port as string | undefined) ?? process.env.PORT, 8080);
   const host = (values.host as string | undefined) ?? (process.env.HOST || '127.0.0.1');
   // "127.0.0.1:3000" is taken as http://127.0.0.1:3000, as curl would.
   const servers = positionals.map((upstream) => (/^(https?:\/\/|unix:|uwsgi:\/\/|uwsgi\+unix:)/i.test(upstream) ? upstream : `http://${upstream}`));
   const user: UserConfig = {
     log: { access: accessLogFlags(values) },
-    upstreams: { upstream: { servers, balance: balance as (typeof BALANCE)[number] } },
+    upstreams: { upstream: { servers, balance: balance as BalanceAlgorithm } },
     ...(cacheDir !== undefined ? { cache: { dir: cacheDir } } : {}),
     servers: [
       {

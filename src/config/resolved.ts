@@ -5,7 +5,9 @@
  * Values are plain JSON (`portico check` prints them), deep-frozen by the resolver.
  */
 import type { IpRule } from '../core/ip-list.js';
-import type { ListenAddress, StaticFields } from './schema.js';
+import type { StaticFields } from './sections/server.js';
+import type { BalanceAlgorithm } from './sections/upstream.js';
+import type { ListenAddress } from './sections/values.js';
 
 export type { ListenAddress };
 
@@ -78,7 +80,7 @@ export interface ResolvedUpstream {
    * any server of it.
    */
   readonly protocol: 'http' | 'uwsgi';
-  readonly balance: 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two';
+  readonly balance: BalanceAlgorithm;
   readonly hashKey: string;
   readonly keepAlive: { readonly connections: number | null; readonly idleTimeout: number };
   readonly connectTimeout: number;

@@ -4,6 +4,7 @@
  * (up, under maxConns), so health and limits stay in upstream.ts.
  */
 import { createHash } from 'node:crypto';
+import type { ResolvedUpstream } from '../../../config/resolved.js';
 
 export interface Balanced {
   /** Stable name ("127.0.0.1:3001"), used by hashing so a key keeps its server across reloads. */
@@ -155,7 +156,8 @@ export class IpHash<S extends Balanced> extends ConsistentHash<S> {
   }
 }
 
-export type BalanceAlgorithm = 'round-robin' | 'least-conn' | 'ip-hash' | 'hash' | 'random-two';
+/** config/sections/upstream.ts declares the algorithms (BALANCE_ALGORITHMS); the switch below must cover each. */
+export type BalanceAlgorithm = ResolvedUpstream['balance'];
 
 export function createSelector<S extends Balanced>(algorithm: BalanceAlgorithm, all: readonly S[]): Selector<S> {
   switch (algorithm) {

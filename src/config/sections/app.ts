@@ -1,0 +1,152 @@
+/**
+ * Apps run by `portico up` (top-level `apps`): a JavaScript module on pre-forked workers, or an
+ * external app server (`command`), and the route action `app` that serves a route with one.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { z } from 'zod';
+import type { ResolvedApp, ResolvedExternalApp, ResolvedHandler, ResolvedUpstream } from '../resolved.js';
+import { defaultUpstream } from './upstream.js';
+import { listenAddress, mergeHeaders, parseListen, timerDuration, type ListenAddress } from './values.js';
+
+const MODULE_APP_KEYS = ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter'] as const;
+const COMMAND_APP_KEYS = ['socket', 'env', 'cwd', 'restartDelay'] as const;
+
+/**
+ * An app run by `portico up`, served by routes with `app: NAME`. Either a JavaScript app
+ * (`module`) on its own pre-forked worker processes (the `portico app` arbiter, in-process), or
+ * an existing app server (`command`: gunicorn, uWSGI in HTTP mode, …) that portico starts,
+ * restarts when it dies and stops, reaching it over HTTP on `socket`.
+ */
+export const app = z
+  .strictObject({
+    /** The app module (.ts, .mts, .js, .mjs); its default export is a Fetch handler, a Node listener or a Fastify instance. Relative to the config file's folder. */
+    module: z.string().min(1).optional(),
+    /** An external app server to run instead: the program and its arguments, no shell (`["gunicorn", "-b", "unix:/run/app.sock", "app:app"]`). */
+    command: z.array(z.string().min(1)).min(1).optional(),
+    /** With `command`: where it listens for HTTP, "unix:/path" or "host:port"; requests go there once it accepts connections. */
+    socket: listenAddress
+      .refine((text) => parseListen(text)?.kind === 'unix' || (parseListen(text) as { port: number } | undefined)?.port !== 0, 'expected a fixed port, not 0')
+      .optional(),
+    /** With `command`: environment variables added to portico's own. */
+    env: z.record(z.string(), z.string()).optional(),
+    /** With `command`: its working directory, relative to the config file's folder. @default the config file's folder */
+    cwd: z.string().min(1).optional(),
+    /** With `command`: the first restart delay after a crash in a row (then doubled each time, at most 30 s; the first restart is at once). @default "250ms" */
+    restartDelay: timerDuration().optional(),
+    /** Worker processes. @default one per core */
+    workers: z.number().int().min(1).max(1024).optional(),
+    /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (503). @default "30s" */
+    timeout: timerDuration().optional(),
+    /** A worker is recycled after this many requests (leak containment); 0 = never. @default 0 */
+    maxRequests: z.number().int().min(0).optional(),
+    /** Adds 0..N to each worker's `maxRequests`, so workers do not recycle at once. @default 0 */
+    maxRequestsJitter: z.number().int().min(0).optional(),
+    /** Time for requests in flight when a worker stops, reloads or recycles, or for a `command` to exit after SIGTERM; then SIGKILL. @default "30s" (a `command`: "10s") */
+    gracefulTimeout: timerDuration().optional(),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.module === undefined) === (value.command === undefined)) {
+      ctx.addIssue({ code: 'custom', message: `expected exactly one of "module" (a JavaScript app) or "command" (an external app server), got ${value.module === undefined ? 'neither' : 'both'}` });
+      return;
+    }
+    // Settings of the other kind would be silently ignored: refuse them, naming the field.
+    const other: readonly (keyof typeof value)[] = value.module !== undefined ? COMMAND_APP_KEYS : MODULE_APP_KEYS;
+    for (const key of other) {
+      if (value[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], input: value[key], message: `expected only with "${value.module !== undefined ? 'command' : 'module'}"` });
+    }
+    if (value.command !== undefined && value.socket === undefined) ctx.addIssue({ code: 'custom', path: ['socket'], input: undefined, message: 'is required with "command": expected where it listens, "unix:/path" or "host:port", got nothing' });
+  });
+
+
+export type ParsedApp = z.output<typeof app>;
+
+/**
+ * An app and the upstream group its routes proxy to. The edge reaches the app's workers through
+ * the proxy's own transport (undici pools over each worker's unix socket), so an `app` route is a
+ * proxy route with settings fitted to local workers:
+ * - `least-conn`: a worker busy with a slow request gets no new ones while others are idle
+ *   (gunicorn's sync workers behind nginx have the same need);
+ * - no passive marking down (maxFails 0): a worker leaves the group when the arbiter says so, not
+ *   after a failure, and a crashed one is replaced at once anyway;
+ * - retries on errors, not timeouts, at most 2 tries: a connect error (a worker that just died)
+ *   costs nothing to retry, and an idempotent request cut by a crash is tried once more on another
+ *   worker (nginx's `proxy_next_upstream error`); a slow request is never run twice, and a request
+ *   that kills its worker can take down one more at most;
+ * - the response-head timeout outlasts the workers' own request deadline, so a slow app answers
+ *   with its own 503 rather than the edge's 504.
+ */
+export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedApp; upstream: ResolvedUpstream } {
+  // The schema guarantees `module` unless `command` is given, which resolveExternalApp takes.
+  const module = resolvePath(baseDir, parsed.module as string);
+  if (!existsSync(module)) problems.push(`apps.${name}.module: expected an app module file, got ${JSON.stringify(parsed.module)} (${module}: no such file)`);
+  const timeout = parsed.timeout ?? 30_000;
+  const upstreamName = `app:${name}`;
+  const base = defaultUpstream(upstreamName, []);
+  return {
+    app: {
+      name,
+      module,
+      workers: parsed.workers ?? availableParallelism(),
+      timeout,
+      maxRequests: parsed.maxRequests ?? 0,
+      maxRequestsJitter: parsed.maxRequestsJitter ?? 0,
+      gracefulTimeout: parsed.gracefulTimeout ?? 30_000,
+      upstream: upstreamName,
+    },
+    upstream: {
+      ...base,
+      app: name,
+      balance: 'least-conn',
+      headerTimeout: Math.max(60_000, timeout + 5_000),
+      maxFails: 0,
+      retry: { tries: 2, timeout: 0, onError: true, onTimeout: false, statuses: [] },
+    },
+  };
+}
+
+/**
+ * An external app (`command`): the group is an app group (it starts empty and gets its one member
+ * once the command's socket accepts, so requests wait for it, bounded, as for workers booting),
+ * with the same settings as a JavaScript app's, reached over HTTP.
+ */
+export function resolveExternalApp(name: string, parsed: ParsedApp, baseDir: string): { app: ResolvedExternalApp; upstream: ResolvedUpstream } {
+  // Only the group of a JavaScript app is taken (its module check is given an existing path).
+  const { upstream } = resolveApp(name, { ...parsed, module: baseDir }, baseDir, []);
+  return {
+    app: {
+      name,
+      command: parsed.command ?? [],
+      socket: parseListen(parsed.socket as string) as ListenAddress,
+      env: parsed.env ?? {},
+      cwd: resolvePath(baseDir, parsed.cwd ?? '.'),
+      restartDelay: parsed.restartDelay ?? 250,
+      gracefulTimeout: parsed.gracefulTimeout ?? 10_000,
+      upstream: upstream.name,
+    },
+    upstream,
+  };
+}
+
+/** Route action `app`: a proxy handler on the app's group, the request URI passed as received. */
+export function resolveAppRoute(name: string, id: string, apps: ReadonlyMap<string, { readonly upstream: string }>, problems: string[]): ResolvedHandler | undefined {
+  const app = apps.get(name);
+  if (!app) {
+    const names = [...apps.keys()];
+    problems.push(`${id}.app: expected an app name (a key of "apps"${names.length ? `: ${names.map((n) => `"${n}"`).join(', ')}` : ', which has none'}), got ${JSON.stringify(name)}`);
+    return undefined;
+  }
+  return {
+    type: 'proxy',
+    upstream: app.upstream,
+    path: null,
+    host: 'client',
+    xForwarded: true,
+    forwarded: false,
+    via: false,
+    requestHeaders: mergeHeaders(undefined, undefined),
+    hideHeaders: ['server', 'x-powered-by'],
+  };
+}
+
