@@ -3,6 +3,7 @@
  * expected and what was found, e.g.
  *   servers[0].routes[2].static.maxAge: expected a duration like "1h", got "forever"
  */
+import { distance } from 'fastest-levenshtein';
 import type { z } from 'zod';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 
@@ -37,15 +38,97 @@ function describe(value: unknown): string {
 
 const article = (type: string): string => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
 
-/** One readable line per issue; unions report the branch that got furthest. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = []): string[] {
+/** The parts of a zod v4 schema definition that lead to the object shapes under it. */
+interface SchemaDef {
+  readonly type: string;
+  readonly shape?: Readonly<Record<string, z.core.$ZodType>>;
+  readonly element?: z.core.$ZodType;
+  readonly valueType?: z.core.$ZodType;
+  readonly innerType?: z.core.$ZodType;
+  readonly in?: z.core.$ZodType;
+  readonly options?: readonly z.core.$ZodType[];
+  readonly left?: z.core.$ZodType;
+  readonly right?: z.core.$ZodType;
+  readonly getter?: () => z.core.$ZodType;
+}
+
+/**
+ * The keys the schema accepts in the object at `path` (every branch's, where a union leaves
+ * several shapes possible there).
+ */
+export function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): Set<string> {
+  const keys = new Set<string>();
+  const visit = (node: z.core.$ZodType | undefined, at: number, depth: number): void => {
+    if (node === undefined || depth > 64) return;
+    const def = node._zod.def as SchemaDef;
+    const step = path[at];
+    switch (def.type) {
+      case 'object':
+        if (at === path.length) for (const key of Object.keys(def.shape ?? {})) keys.add(key);
+        else if (typeof step === 'string') visit(def.shape?.[step], at + 1, depth + 1);
+        return;
+      case 'array':
+        if (typeof step === 'number') visit(def.element, at + 1, depth + 1);
+        return;
+      case 'record':
+        if (at < path.length) visit(def.valueType, at + 1, depth + 1);
+        return;
+      case 'union':
+        for (const option of def.options ?? []) visit(option, at, depth + 1);
+        return;
+      case 'intersection':
+        visit(def.left, at, depth + 1);
+        visit(def.right, at, depth + 1);
+        return;
+      case 'pipe':
+        visit(def.in, at, depth + 1);
+        return;
+      case 'lazy':
+        visit(def.getter?.(), at, depth + 1);
+        return;
+      default:
+        // optional, nullable, default, prefault, readonly, catch, nonoptional: one inner type.
+        visit(def.innerType, at, depth + 1);
+    }
+  };
+  visit(schema, 0, 0);
+  return keys;
+}
+
+/**
+ * The known key an unknown one was most likely meant to be: a difference of case, or a few
+ * edits (one for a key of up to three characters, else two or one in three: `lisen` → `listen`,
+ * `stauts` → `status`), the nearest first.
+ */
+export function closestKey(unknown: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = unknown.length <= 3 ? 1 : Math.max(2, Math.floor(unknown.length / 3));
+  for (const key of known) {
+    if (key.toLowerCase() === unknown.toLowerCase()) return key;
+    const d = distance(unknown, key);
+    if (d <= bestDistance) {
+      best = key;
+      bestDistance = d - 1;
+    }
+  }
+  return best;
+}
+
+/**
+ * One readable line per issue; unions report the branch that got furthest. With the `schema`
+ * the issues came from, an unknown key close to a known one says which one was meant.
+ */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readonly PropertyKey[] = [], schema?: z.core.$ZodType): string[] {
   const lines: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     const input = (issue as { input?: unknown }).input;
     switch (issue.code) {
       case 'unrecognized_keys':
-        for (const key of issue.keys) lines.push(`${formatPath([...path, key])}: unknown key (not a Portico setting here)`);
+        for (const key of issue.keys) {
+          const meant = schema ? closestKey(key, keysAt(schema, path)) : undefined;
+          lines.push(`${formatPath([...path, key])}: unknown key (not a Portico setting here)${meant ? `; did you mean \`${meant}\`?` : ''}`);
+        }
         break;
       case 'invalid_type':
         // A missing field says so ("got nothing") so every line names what was found.
@@ -62,7 +145,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], prefix: readon
         // is no better than the others (for literal unions such as redirect statuses, picking one
         // branch said "expected one of 301" for 305): then the union's own message lists them all.
         const deep = best && best.some((i) => i.path.length > 0 || (i.code !== 'invalid_type' && i.code !== 'invalid_value'));
-        if (best && deep) lines.push(...formatIssues(best, path));
+        if (best && deep) lines.push(...formatIssues(best, path, schema));
         else lines.push(`${formatPath(path)}: ${issue.message.startsWith('expected') ? issue.message : `expected ${unionExpectation(issue)}, got ${describe(input)}`}`);
         break;
       }

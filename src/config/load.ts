@@ -34,7 +34,7 @@ export function findConfigFile(dir: string): string | undefined {
 /** Validates and resolves a config object (from a file, the embedded demo, or an API caller). */
 export function validateConfig(input: unknown, baseDir: string, source: string | null): ResolvedConfig {
   const result = configSchema.safeParse(input, { reportInput: true });
-  if (!result.success) throw new ConfigError(formatIssues(result.error.issues), source ?? undefined);
+  if (!result.success) throw new ConfigError(formatIssues(result.error.issues, [], configSchema), source ?? undefined);
   return resolveConfig(result.data, baseDir, source);
 }
 

@@ -3,12 +3,23 @@
  * bin/portico). Each error assertion is on the exact line a user reads.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { ConfigError, formatPath } from './errors.js';
 import { validateConfig } from './load.js';
 import { parseListen } from './schema.js';
 
-const BASE = '/srv/site';
+/** The config's folder, with the static roots the configs below name (a root must exist). */
+const BASE = mkdtempSync(join(tmpdir(), 'portico-schema-'));
+for (const folder of ['public', 'www', 'other']) mkdirSync(join(BASE, folder));
+/** An absolute root, outside BASE. */
+const ABSOLUTE_ROOT = mkdtempSync(join(tmpdir(), 'portico-schema-root-'));
+after(() => {
+  rmSync(BASE, { recursive: true, force: true });
+  rmSync(ABSOLUTE_ROOT, { recursive: true, force: true });
+});
 
 /** The problem lines of an invalid config (fails if it is valid). */
 function problems(input: unknown): string[] {
@@ -56,7 +67,7 @@ describe('schema error lines', () => {
     assert.deepEqual(problems(one({ routes: [{}, {}, { static: { root: '.', maxAge: 'forever' } }] })), ['servers[0].routes[2].static.maxAge: expected a duration like "1h", got "forever"']);
   });
   it('an unknown key, nested and at the top', () => {
-    assert.deepEqual(problems({ ...one({ lsiten: ':80' }), servers2: [] }), ['servers[0].lsiten: unknown key (not a Portico setting here)', 'servers2: unknown key (not a Portico setting here)']);
+    assert.deepEqual(problems({ ...one({ lsiten: ':80' }), servers2: [] }), ['servers[0].lsiten: unknown key (not a Portico setting here); did you mean `listen`?', 'servers2: unknown key (not a Portico setting here); did you mean `servers`?']);
   });
   it('a wrong type says what was found', () => {
     assert.deepEqual(problems(one({}, { http: { maxHeaderSize: true } })), ['http.maxHeaderSize: expected a size like "10mb", got true']);
@@ -112,6 +123,38 @@ describe('schema error lines', () => {
   });
 });
 
+describe('unknown keys: what was meant', () => {
+  it('a key a typo away from a known one names it, at every depth', () => {
+    assert.deepEqual(
+      problems(one({ routes: [{ prefx: '/a', respond: { stauts: 200 } }, { static: { root: 'www', maxage: '1h' } }] }, { http: { maxbodysize: '1m' } })),
+      [
+        'http.maxbodysize: unknown key (not a Portico setting here); did you mean `maxBodySize`?',
+        'servers[0].routes[0].respond.stauts: unknown key (not a Portico setting here); did you mean `status`?',
+        'servers[0].routes[0].prefx: unknown key (not a Portico setting here); did you mean `prefix`?',
+        'servers[0].routes[1].static.maxage: unknown key (not a Portico setting here); did you mean `maxAge`?',
+      ],
+    );
+  });
+  it('inside a record (a cache zone) and a route action (proxy)', () => {
+    assert.deepEqual(problems(one({}, { cache: { zones: { main: { diskSise: '10mb' } } } })), ['cache.zones.main.diskSise: unknown key (not a Portico setting here); did you mean `diskSize`?']);
+    assert.deepEqual(problems(one({ routes: [{ proxy: { to: 'http://127.0.0.1:9', hideHeader: ['X-Powered-By'] } }] })), ['servers[0].routes[0].proxy.hideHeader: unknown key (not a Portico setting here); did you mean `hideHeaders`?']);
+  });
+  it('a key like none says nothing more', () => {
+    assert.deepEqual(problems(one({ colour: 'blue' })), ['servers[0].colour: unknown key (not a Portico setting here)']);
+  });
+});
+
+describe('static roots exist', () => {
+  it('a root that is not there is refused at the field that set it, once', () => {
+    assert.deepEqual(problems(one({ static: { root: './pubic' }, routes: [{ prefix: '/a/' }, { prefix: '/b/' }] })), [`servers[0].static.root: folder not found: ./pubic (${BASE}/pubic)`]);
+    assert.deepEqual(problems(one({ static: { root: 'www' }, routes: [{ prefix: '/a/', static: { root: 'nowhere' } }] })), [`servers[0].routes[0].static.root: folder not found: nowhere (${BASE}/nowhere)`]);
+  });
+  it('a file is not a root', () => {
+    writeFileSync(join(BASE, 'page.html'), 'x');
+    assert.deepEqual(problems(one({ static: { root: 'page.html' } })), [`servers[0].static.root: expected a folder, got a file: page.html (${BASE}/page.html)`]);
+  });
+});
+
 describe('resolver checks and results', () => {
   it('a static route needs a root somewhere', () => {
     assert.deepEqual(problems(one({ routes: [{ static: { maxAge: '1h' } }] })), [
@@ -158,25 +201,25 @@ describe('resolver checks and results', () => {
     assert.deepEqual(route?.match, { kind: 'prefix', path: '/', skipRegex: false });
     assert.equal(route?.handler.type, 'static');
     if (route?.handler.type !== 'static') return;
-    assert.equal(route.handler.static.root, '/srv/site/public');
+    assert.equal(route.handler.static.root, `${BASE}/public`);
     assert.equal(route.handler.static.maxAge, 3_600_000);
     assert.equal(route.handler.static.hotFileMaxSize, 1024 * 1024);
     assert.deepEqual(route.handler.static.precompressed, ['br', 'gzip']);
     assert.deepEqual(route.handler.static.index, ['index.html']);
   });
   it('an absolute root stays as it is; relative log paths are resolved', () => {
-    const config = validateConfig({ log: { error: 'logs/error.log', access: { path: 'stderr' } }, servers: [{ static: { root: '/var/www' } }] }, BASE, null);
+    const config = validateConfig({ log: { error: 'logs/error.log', access: { path: 'stderr' } }, servers: [{ static: { root: ABSOLUTE_ROOT } }] }, BASE, null);
     const handler = config.servers[0]?.routes[0]?.handler;
-    assert.equal(handler?.type === 'static' ? handler.static.root : '', '/var/www');
-    assert.equal(config.log.error, '/srv/site/logs/error.log');
+    assert.equal(handler?.type === 'static' ? handler.static.root : '', ABSOLUTE_ROOT);
+    assert.equal(config.log.error, `${BASE}/logs/error.log`);
     assert.equal(config.log.access?.path, 'stderr');
   });
   it('routes inherit server static fields and override them', () => {
     const config = validateConfig(one({ static: { root: 'www', listing: true, maxAge: 60 }, routes: [{ prefix: '/a/', static: { maxAge: '1d', root: 'other' } }, { prefix: '/b/', static: {} }] }), BASE, null);
     const [a, b] = config.servers[0]?.routes ?? [];
     assert.ok(a?.handler.type === 'static' && b?.handler.type === 'static');
-    assert.deepEqual([a.handler.static.root, a.handler.static.maxAge, a.handler.static.listing], ['/srv/site/other', 86_400_000, true]);
-    assert.deepEqual([b.handler.static.root, b.handler.static.maxAge, b.handler.static.listing], ['/srv/site/www', 60, true]);
+    assert.deepEqual([a.handler.static.root, a.handler.static.maxAge, a.handler.static.listing], [`${BASE}/other`, 86_400_000, true]);
+    assert.deepEqual([b.handler.static.root, b.handler.static.maxAge, b.handler.static.listing], [`${BASE}/www`, 60, true]);
   });
   it('a route without a handler and without a server root has none (404)', () => {
     const config = validateConfig(one({ routes: [{ prefix: '/' }] }), BASE, null);

@@ -250,7 +250,7 @@ describe('portico check on valid configs prints the resolved config as JSON', ()
 
     it('default discovery: portico.config.json in the working directory', async () => {
       const json = join(dir.path, 'json');
-      mkdirSync(json);
+      mkdirSync(join(json, 'www'), { recursive: true });
       writeConfig(json, { servers: [{ listen: '127.0.0.1:0', static: { root: 'www' } }] });
       const result = await runCli(['check'], { cwd: json });
       assert.equal(result.code, 0, result.stderr);

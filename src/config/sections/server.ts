@@ -4,6 +4,7 @@
  * from upstream.ts and app.ts), rewrite, headers, compression, and what a route inherits from
  * its server, merged once here.
  */
+import { statSync } from 'node:fs';
 import zlib from 'node:zlib';
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
@@ -323,7 +324,20 @@ function resolveRewrites(rules: readonly ParsedRewrite[] | undefined): ResolvedR
   return (rules ?? []).map((rule) => ({ from: rule.from, caseInsensitive: rule.caseInsensitive ?? false, to: rule.to, flag: rule.flag ?? null }));
 }
 
-function resolveStatic(server: ParsedStatic | undefined, route: ParsedStatic, baseDir: string, path: string, problems: string[]): ResolvedStatic | undefined {
+/**
+ * A static root must be a folder that exists when the config is loaded: a typo (`./pubic`) would
+ * otherwise answer 404 for every file with nothing in the log that says why. The problem names
+ * the field that set the root (the route's, or the server's it inherits), once per field.
+ */
+function checkStaticRoot(root: string, given: string, fieldPath: string, problems: string[], checked: Set<string>): void {
+  if (checked.has(fieldPath)) return;
+  checked.add(fieldPath);
+  const stats = statSync(root, { throwIfNoEntry: false });
+  if (stats === undefined) problems.push(`${fieldPath}: folder not found: ${given} (${root})`);
+  else if (!stats.isDirectory()) problems.push(`${fieldPath}: expected a folder, got a file: ${given} (${root})`);
+}
+
+function resolveStatic(server: ParsedStatic | undefined, route: ParsedStatic, baseDir: string, path: string, serverPath: string, problems: string[], checked: Set<string>): ResolvedStatic | undefined {
   const merged = { ...STATIC_DEFAULTS, ...stripUndefined(server ?? {}), ...stripUndefined(route) } as Omit<ResolvedStatic, 'root' | 'precompressed' | 'maxAge'> & {
     root?: string;
     precompressed: boolean | ResolvedStatic['precompressed'];
@@ -333,10 +347,12 @@ function resolveStatic(server: ParsedStatic | undefined, route: ParsedStatic, ba
     problems.push(`${path}.root: is required: expected a directory (on the route's static or the server's static), got nothing`);
     return undefined;
   }
+  const root = resolvePath(baseDir, merged.root);
+  checkStaticRoot(root, merged.root, route.root !== undefined ? `${path}.root` : `${serverPath}.static.root`, problems, checked);
   const precompressed: ResolvedStatic['precompressed'] = merged.precompressed === true ? ['br', 'gzip'] : merged.precompressed === false ? [] : merged.precompressed;
   return {
     ...merged,
-    root: resolvePath(baseDir, merged.root),
+    root,
     maxAge: merged.maxAge ?? null,
     precompressed,
   };
@@ -366,9 +382,10 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, cont
       : route.regex !== undefined
         ? { kind: 'regex', source: route.regex, caseInsensitive: route.caseInsensitive ?? false }
         : { kind: 'prefix', path: route.prefix ?? '/', skipRegex: route.skipRegex ?? false };
+  const serverPath = id.slice(0, id.indexOf('.routes['));
   let handler: ResolvedHandler = { type: 'none' };
   if (route.static) {
-    const resolved = resolveStatic(server.static, route.static, baseDir, `${id}.static`, problems);
+    const resolved = resolveStatic(server.static, route.static, baseDir, `${id}.static`, serverPath, problems, checked);
     if (resolved) handler = { type: 'static', static: resolved };
   } else if (route.redirect) {
     handler = { type: 'redirect', to: route.redirect.to, status: route.redirect.status ?? 302 };
@@ -383,7 +400,7 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, cont
     handler = resolveAppRoute(route.app, id, context.apps, problems) ?? handler;
   } else if (server.static?.root !== undefined) {
     // As nginx's `root` at server level: static files are the default content of every route.
-    const resolved = resolveStatic(server.static, {}, baseDir, `${id}.static`, problems);
+    const resolved = resolveStatic(server.static, {}, baseDir, `${id}.static`, serverPath, problems, checked);
     if (resolved) handler = { type: 'static', static: resolved };
   }
   return {
@@ -392,11 +409,11 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, cont
     rewrite: resolveRewrites(route.rewrite),
     headers: mergeHeaders(server.headers, route.headers),
     accessLog: route.accessLog ?? server.accessLog ?? true,
-    encode: resolveEncode(server.encode, route.encode, `${id.slice(0, id.indexOf('.routes['))}.encode`, `${id}.encode`, problems),
+    encode: resolveEncode(server.encode, route.encode, `${serverPath}.encode`, `${id}.encode`, problems),
     maxBodySize: route.maxBodySize ?? server.maxBodySize ?? context.httpMaxBodySize,
     handler,
     cache: resolveRouteCache(route.cache ?? server.cache, route.cache === undefined, handler, id, context.cacheZones, problems),
-    access: resolveAccess(server, route, id.slice(0, id.indexOf('.routes[')), id, baseDir, context.limitZones, problems, checked),
+    access: resolveAccess(server, route, serverPath, id, baseDir, context.limitZones, problems, checked),
   };
 }
 
