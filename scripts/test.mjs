@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { ensurePrerequisites } from './prerequisites.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const only = process.argv.slice(2);
@@ -26,6 +27,13 @@ function findTests(dir, out = []) {
     else if (name.endsWith('.test.ts')) out.push(relative(root, path));
   }
   return out;
+}
+
+// The peers the tests run (gunicorn, nginx, Chromium…) first: installed when root with apt-get,
+// else named with the command that installs them, before any test runs.
+if (!ensurePrerequisites()) {
+  process.stdout.write('\n=== summary\nFAIL  prerequisites (see above)\n0 passed, 1 failed\n');
+  process.exit(1);
 }
 
 const npx = (bin) => join(root, 'node_modules', '.bin', bin);
