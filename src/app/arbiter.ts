@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CrashStreak } from '../core/crash-streak.js';
 import { log } from '../core/log.js';
+import { appEnvironment } from './environment.js';
 import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
 export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
@@ -70,7 +71,14 @@ export interface ArbiterOptions {
   readonly gracefulTimeoutMs: number;
   /** Consecutive crashes before giving up (default 6). */
   readonly maxCrashes?: number;
+  /** Added to portico's environment for each worker (app/environment.ts: over `envFile`'s, NODE_ENV production unless set). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** A .env file read as each worker starts. */
+  readonly envFile?: string | null;
 }
+
+/** What a reload may change. */
+export type ArbiterSettings = Pick<ArbiterOptions, 'file' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs' | 'env' | 'envFile'>;
 
 export interface ArbiterResult {
   readonly code: number;
@@ -201,7 +209,7 @@ export class Arbiter {
    * New settings (a reloaded config): the next workers started use them; the worker count applies
    * at once (surplus workers drain after a reload in progress). The bind address cannot change.
    */
-  reconfigure(options: Pick<ArbiterOptions, 'file' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs'>): void {
+  reconfigure(options: ArbiterSettings): void {
     this.#options = { ...this.#options, ...options };
     this.#target = Math.max(1, options.workers);
     this.#poke();
@@ -432,6 +440,7 @@ export class Arbiter {
       ...(this.#options.socketDir ? { socketPath: join(this.#options.socketDir, `w${this.#nextId}.sock`) } : {}),
     };
     const child = fork(workerEntry(), [JSON.stringify(settings)], {
+      env: appEnvironment(this.#options),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv,
     });

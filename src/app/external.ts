@@ -25,6 +25,7 @@ import { connect } from 'node:net';
 import type { ListenAddress, ResolvedExternalApp } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
+import { appEnvironment } from './environment.js';
 
 export interface ExternalHooks {
   /** The socket accepts connections: route to it. */
@@ -104,7 +105,7 @@ export class ExternalApp {
     const [file, ...args] = this.#app.command as [string, ...string[]];
     const child = spawn(file, args, {
       cwd: this.#app.cwd,
-      env: { ...process.env, ...this.#app.env },
+      env: appEnvironment(this.#app),
       // Its log lines go where portico's go; nothing to read from us.
       stdio: ['ignore', 'inherit', 'inherit'],
       detached: true,

@@ -44,7 +44,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const externalApps = new Map<string, ResolvedExternalApp>();
   for (const [name, parsedApp] of Object.entries(parsed.apps ?? {})) {
     if (parsedApp.command !== undefined) {
-      const external = resolveExternalApp(name, parsedApp, baseDir);
+      const external = resolveExternalApp(name, parsedApp, baseDir, problems);
       externalApps.set(name, external.app);
       upstreams.set(external.upstream.name, external.upstream);
       continue;

@@ -112,6 +112,10 @@ export interface ResolvedApp {
   readonly maxRequests: number;
   readonly maxRequestsJitter: number;
   readonly gracefulTimeout: number;
+  /** Added to portico's environment for the workers (over `envFile`'s variables). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Absolute path of a .env file read when each worker starts; null: none. */
+  readonly envFile: string | null;
   /** The upstream group routes with `app: name` proxy to: "app:NAME". */
   readonly upstream: string;
 }
@@ -128,8 +132,10 @@ export interface ResolvedExternalApp {
   readonly command: readonly string[];
   /** Where it listens for HTTP. */
   readonly socket: ListenAddress;
-  /** Added to portico's environment. */
+  /** Added to portico's environment (over `envFile`'s variables). */
   readonly env: Readonly<Record<string, string>>;
+  /** Absolute path of a .env file read each time the command starts; null: none. */
+  readonly envFile: string | null;
   /** Absolute working directory. */
   readonly cwd: string;
   /** The first delay of a crash loop's restarts (doubled each time, at most 30 s; the first restart is at once). */

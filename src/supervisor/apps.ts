@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Arbiter, type ArbiterOptions, type ArbiterResult, type ArbiterSnapshot } from '../app/arbiter.js';
+import { Arbiter, type ArbiterResult, type ArbiterSettings, type ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedApp, ResolvedConfig } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -28,13 +28,15 @@ interface RunningPool {
   pids: number[];
 }
 
-const settings = (app: ResolvedApp): Pick<ArbiterOptions, 'file' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs'> => ({
+const settings = (app: ResolvedApp): ArbiterSettings => ({
   file: app.module,
   workers: app.workers,
   timeoutMs: app.timeout,
   maxRequests: app.maxRequests,
   maxRequestsJitter: app.maxRequestsJitter,
   gracefulTimeoutMs: app.gracefulTimeout,
+  env: app.env,
+  envFile: app.envFile,
 });
 
 /** Where membership changes go besides this process's own groups: the edge worker processes. */

@@ -5,12 +5,14 @@
  * processes on loopback, stopped by PID; loads are bounded (a few hundred requests, 8 clients).
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { APPS, get, load, sleep } from '../helpers/app.js';
 import { freePort, runCli, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 
 const PID_APP = join(APPS, 'pid.mjs');
+const ENV_APP = join(APPS, 'env.mjs');
 const dirs: { remove(): void }[] = [];
 after(() => dirs.forEach((dir) => dir.remove()));
 
@@ -245,5 +247,60 @@ describe('apps inside portico up', () => {
     const result = await runCli(['up', '--config', path]);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /servers\[0\]\.routes\[0\]\.app: expected an app name \(a key of "apps": "web"\), got "wbe"/);
+  });
+});
+
+describe("an app's environment", () => {
+  async function envSeen(options: { app: Record<string, unknown>; env?: Record<string, string>; files?: Record<string, string> }): Promise<{ json: Record<string, string | null>; p: RunningPortico; dir: string }> {
+    const dir = tempDir();
+    dirs.push(dir);
+    for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir.path, name), text);
+    const config = {
+      log: { level: 'info', access: false },
+      apps: { web: { module: ENV_APP, workers: 1, ...options.app } },
+      servers: [{ listen: `127.0.0.1:${await freePort()}`, routes: [{ prefix: '/', app: 'web' }] }],
+    };
+    const env = { ...options.env };
+    const p = await startWithConfig(dir.path, config, { env });
+    const res = await get(`${p.url}/`);
+    assert.equal(res.status, 200, res.text);
+    return { json: JSON.parse(res.text) as Record<string, string | null>, p, dir: dir.path };
+  }
+
+  it('NODE_ENV is production by default; env and envFile reach the workers, env over the file', async () => {
+    const { json, p } = await envSeen({
+      app: { env: { GREETING: 'hello', SECRET: 'inline wins' }, envFile: '.env' },
+      files: { '.env': '# the app\'s secrets\nSECRET=from-file\nFROM_FILE_ONLY=yes\nQUOTED="two words"\n' },
+    });
+    try {
+      // The test runner's own NODE_ENV, if it has one, is portico's and so the app's.
+      assert.deepEqual(json, { NODE_ENV: process.env.NODE_ENV ?? 'production', GREETING: 'hello', SECRET: 'inline wins', FROM_FILE_ONLY: 'yes', QUOTED: 'two words' });
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  });
+
+  it("a NODE_ENV set in portico's environment or in env is kept", async () => {
+    const inherited = await envSeen({ app: {}, env: { NODE_ENV: 'staging' } });
+    try {
+      assert.equal(inherited.json.NODE_ENV, 'staging');
+    } finally {
+      assert.equal(await inherited.p.stop(), 0);
+    }
+    const configured = await envSeen({ app: { env: { NODE_ENV: 'development' } } });
+    try {
+      assert.equal(configured.json.NODE_ENV, 'development');
+    } finally {
+      assert.equal(await configured.p.stop(), 0);
+    }
+  });
+
+  it('a missing envFile is a config error with the field path', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const path = writeConfig(dir.path, { apps: { web: { module: ENV_APP, envFile: 'missing.env' } }, servers: [{ listen: '127.0.0.1:0', routes: [{ app: 'web' }] }] });
+    const result = await runCli(['check', '--config', path]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /apps\.web\.envFile: expected a \.env file, got "missing\.env" \(.*missing\.env: no such file\)/);
   });
 });

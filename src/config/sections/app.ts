@@ -11,7 +11,7 @@ import { defaultUpstream } from './upstream.js';
 import { listenAddress, mergeHeaders, parseListen, timerDuration, type ListenAddress } from './values.js';
 
 const MODULE_APP_KEYS = ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter'] as const;
-const COMMAND_APP_KEYS = ['socket', 'env', 'cwd', 'restartDelay'] as const;
+const COMMAND_APP_KEYS = ['socket', 'cwd', 'restartDelay'] as const;
 
 /**
  * An app run by `portico up`, served by routes with `app: NAME`. Either a JavaScript app
@@ -29,8 +29,10 @@ export const app = z
     socket: listenAddress
       .refine((text) => parseListen(text)?.kind === 'unix' || (parseListen(text) as { port: number } | undefined)?.port !== 0, 'expected a fixed port, not 0')
       .optional(),
-    /** With `command`: environment variables added to portico's own. */
+    /** Environment variables added to portico's own for the app's processes (over `envFile`'s). `NODE_ENV` is "production" unless set here, in `envFile` or in portico's environment. */
     env: z.record(z.string(), z.string()).optional(),
+    /** A `.env` file (KEY=value lines, `#` comments, quoted values) whose variables the app's processes get; relative to the config file's folder. Read each time a process starts, so a restart or reload picks up a change. */
+    envFile: z.string().min(1).optional(),
     /** With `command`: its working directory, relative to the config file's folder. @default the config file's folder */
     cwd: z.string().min(1).optional(),
     /** With `command`: the first restart delay after a crash in a row (then doubled each time, at most 30 s; the first restart is at once). @default "250ms" */
@@ -77,6 +79,14 @@ export type ParsedApp = z.output<typeof app>;
  * - the response-head timeout outlasts the workers' own request deadline, so a slow app answers
  *   with its own 503 rather than the edge's 504.
  */
+/** `envFile` as an absolute path, checked to exist now (it is read each time a process starts). */
+function resolveEnvFile(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): string | null {
+  if (parsed.envFile === undefined) return null;
+  const file = resolvePath(baseDir, parsed.envFile);
+  if (!existsSync(file)) problems.push(`apps.${name}.envFile: expected a .env file, got ${JSON.stringify(parsed.envFile)} (${file}: no such file)`);
+  return file;
+}
+
 export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedApp; upstream: ResolvedUpstream } {
   // The schema guarantees `module` unless `command` is given, which resolveExternalApp takes.
   const module = resolvePath(baseDir, parsed.module as string);
@@ -93,6 +103,8 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
       maxRequests: parsed.maxRequests ?? 0,
       maxRequestsJitter: parsed.maxRequestsJitter ?? 0,
       gracefulTimeout: parsed.gracefulTimeout ?? 30_000,
+      env: parsed.env ?? {},
+      envFile: resolveEnvFile(name, parsed, baseDir, problems),
       upstream: upstreamName,
     },
     upstream: {
@@ -111,15 +123,16 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
  * once the command's socket accepts, so requests wait for it, bounded, as for workers booting),
  * with the same settings as a JavaScript app's, reached over HTTP.
  */
-export function resolveExternalApp(name: string, parsed: ParsedApp, baseDir: string): { app: ResolvedExternalApp; upstream: ResolvedUpstream } {
+export function resolveExternalApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedExternalApp; upstream: ResolvedUpstream } {
   // Only the group of a JavaScript app is taken (its module check is given an existing path).
-  const { upstream } = resolveApp(name, { ...parsed, module: baseDir }, baseDir, []);
+  const { upstream } = resolveApp(name, { ...parsed, module: baseDir, envFile: undefined }, baseDir, []);
   return {
     app: {
       name,
       command: parsed.command ?? [],
       socket: parseListen(parsed.socket as string) as ListenAddress,
       env: parsed.env ?? {},
+      envFile: resolveEnvFile(name, parsed, baseDir, problems),
       cwd: resolvePath(baseDir, parsed.cwd ?? '.'),
       restartDelay: parsed.restartDelay ?? 250,
       gracefulTimeout: parsed.gracefulTimeout ?? 10_000,
