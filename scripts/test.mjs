@@ -41,7 +41,7 @@ if (only.length === 0) {
   run('type-check', npx('tsc'), ['-p', 'tsconfig.json', '--noEmit']);
   run('lint', npx('eslint'), ['.']);
 }
-run('build', npx('tsc'), ['-p', 'tsconfig.build.json']);
+run('build', process.execPath, [join(root, 'scripts', 'build.mjs')]);
 const files = only.length > 0 ? only : [...findTests(join(root, 'src')), ...findTests(join(root, 'test'))].sort();
 // Tests that assert a time bound on process boot (a replacement worker answers within 1 s) run
 // alone afterwards: beside another load test on a 2-core machine a boot can take longer than

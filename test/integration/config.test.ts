@@ -7,7 +7,7 @@
  * `NAME.expected.txt`, one expected stderr line per line ("<dir>" = the fixture folder).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ROOT, request, runCli, startPortico, tempDir, writeConfig } from '../helpers/portico.js';
@@ -143,6 +143,31 @@ describe('load failures (exit 2, a clear message)', () => {
     assert.match(result.stderr, /install portico in this project, or remove the import/);
     assert.doesNotMatch(result.stderr, /Require stack/);
   });
+});
+
+describe('portico.config.ts importing "portico" loads in any project', () => {
+  const dir = tempDir('portico-projects-');
+  after(() => dir.remove());
+  // The package type decides how tsx compiles a .ts config: CommonJS (no package.json, or
+  // "type": "commonjs", what `npm init -y` writes) turns the import into a require().
+  const kinds: [string, Record<string, unknown> | null][] = [
+    ['no package.json', null],
+    ['"type": "commonjs"', { name: 'site', version: '1.0.0', type: 'commonjs' }],
+    ['"type": "module"', { name: 'site', version: '1.0.0', type: 'module' }],
+  ];
+  for (const [label, pkg] of kinds) {
+    it(label, async () => {
+      const project = join(dir.path, label.replace(/\W+/g, '-'));
+      mkdirSync(join(project, 'node_modules'), { recursive: true });
+      // As `npm install portico` would place it (a link to this checkout, dist built).
+      symlinkSync(ROOT, join(project, 'node_modules', 'portico'));
+      if (pkg) writeFileSync(join(project, 'package.json'), JSON.stringify(pkg));
+      writeConfig(project, "import { defineConfig } from 'portico';\nexport default defineConfig({ servers: [{ listen: '127.0.0.1:0', routes: [{ respond: { body: 'from ts' } }] }] });\n", 'portico.config.ts');
+      const result = await runCli(['check'], { cwd: project });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(servers(resolved(result.stdout))[0]?.routes[0]?.handler.body, 'from ts');
+    });
+  }
 });
 
 type Json = Record<string, unknown>;
