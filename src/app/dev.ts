@@ -4,9 +4,9 @@
  * errors shown for a person: message and stack in the terminal, an HTML page with the stack in the
  * response. Never for production: no workers, no heartbeat, and it tells the client its stack.
  */
-import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { basename, dirname, relative } from 'node:path';
+import { basename, dirname, relative, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
 import { complain, say } from '../core/log.js';
 import { loadApp } from './gateway/load-app.js';
 import { createAppListener } from './gateway/listener.js';
@@ -103,19 +103,27 @@ export class DevServer {
       server.listen(this.#options.port, this.#options.host, resolve);
     });
     this.#server = server;
-    this.#watch();
+    await this.#watch();
     const address = server.address();
     const port = address && typeof address === 'object' ? address.port : this.#options.port;
     const host = this.#options.host.includes(':') ? `[${this.#options.host}]` : this.#options.host;
     return { url: `http://${host}:${port}`, app };
   }
 
-  #watch(): void {
+  /** Watches the app's folder; resolves once the watcher has scanned it (a save from then on is seen). */
+  #watch(): Promise<void> {
     const dir = dirname(this.#options.file);
-    // Recursive fs.watch is native on macOS/Windows and emulated on Linux since Node 20.
-    this.#watcher = watch(dir, { recursive: true }, (_event, filename) => {
-      const name = filename ? String(filename) : '';
-      if (name && (name.split(/[\\/]/).some((part) => part === 'node_modules' || part.startsWith('.')) || name.endsWith('~'))) return;
+    // chokidar, not node:fs watch: Node 20's recursive fs.watch on Linux watches inodes, so after
+    // one save by rename (vim, sed -i, most editors' atomic save) the file's later saves were not
+    // seen and the old code kept answering 200. chokidar re-arms per path and reports an atomic
+    // save as one change.
+    const skipped = (path: string): boolean => {
+      const inside = relative(dir, path);
+      return inside !== '' && (inside.split(sep).some((part) => part === 'node_modules' || part.startsWith('.')) || inside.endsWith('~'));
+    };
+    this.#watcher = watch(dir, { ignoreInitial: true, ignored: skipped });
+    this.#watcher.on('all', (_event, path) => {
+      const name = relative(dir, path);
       clearTimeout(this.#timer);
       // Editors write a file in several steps (truncate, write, rename): one reload per burst.
       this.#timer = setTimeout(() => {
@@ -123,12 +131,14 @@ export class DevServer {
         void this.load().then((app) => app && say(`portico dev: reloaded (${app.kind} gateway)`));
       }, RELOAD_DEBOUNCE_MS);
     });
-    this.#watcher.on('error', (error) => complain(`portico dev: file watching failed: ${error.message}`));
+    this.#watcher.on('error', (error) => complain(`portico dev: file watching failed: ${error instanceof Error ? error.message : String(error)}`));
+    const watcher = this.#watcher;
+    return new Promise((resolve) => watcher.once('ready', () => resolve()));
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
-    this.#watcher?.close();
+    await this.#watcher?.close();
     const server = this.#server;
     if (!server) return;
     server.closeIdleConnections();

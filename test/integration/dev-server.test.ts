@@ -2,7 +2,7 @@
  * `portico dev`: one process, reload on change, readable errors (terminal + HTML page).
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { get, sleep, startApp, type RunningApp } from '../helpers/app.js';
@@ -53,6 +53,39 @@ describe('portico dev', () => {
       text = (await get(`${dev.url}/`)).text;
     }
     assert.equal(text, 'from dep 2');
+  });
+
+  /** Waits for the dev server to answer `expected` (it reloads after a change), at most 6 s. */
+  async function until(expected: string): Promise<string> {
+    let text = '';
+    for (let i = 0; i < 60 && text !== expected; i++) {
+      await sleep(100);
+      text = (await get(`${dev.url}/`)).text;
+    }
+    return text;
+  }
+  const version = (v: string) => `export default { fetch: (request: Request): Response => new Response('${v}') };\n`;
+  /** An editor's atomic save (vim, sed -i, VS Code's default): a new file renamed over the old one. */
+  const renameSave = (path: string, text: string) => {
+    writeFileSync(`${path}.tmp-save`, text);
+    renameSync(`${path}.tmp-save`, path);
+  };
+
+  it('saves by rename, again and again, then in place: each is served', async () => {
+    renameSave(file, version('renamed 1'));
+    assert.equal(await until('renamed 1'), 'renamed 1');
+    renameSave(file, version('renamed 2'));
+    assert.equal(await until('renamed 2'), 'renamed 2', 'a second rename-save is seen too');
+    writeFileSync(file, version('in place after renames'));
+    assert.equal(await until('in place after renames'), 'in place after renames', 'an in-place write after rename-saves is seen');
+  });
+
+  it('a new file the app then imports, saved by rename, is watched', async () => {
+    renameSave(join(dir.path, 'fresh.ts'), `export const fresh: string = 'fresh 1';\n`);
+    renameSave(file, `import { fresh } from './fresh.ts';\nexport default { fetch: (request: Request): Response => new Response(fresh) };\n`);
+    assert.equal(await until('fresh 1'), 'fresh 1');
+    renameSave(join(dir.path, 'fresh.ts'), `export const fresh: string = 'fresh 2';\n`);
+    assert.equal(await until('fresh 2'), 'fresh 2');
   });
 
   it('a thrown error shows an HTML page with the escaped message and the stack, and in the terminal', async () => {
