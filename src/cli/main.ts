@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Bind } from '../app/arbiter.js';
 import { ConfigError } from '../config/errors.js';
@@ -45,6 +45,7 @@ Commands:
   dev      run an app in one process that reloads on change (development only)
   forward  a forward proxy (Squid's role: http:// requests and CONNECT tunnels), right now
   check    validate a config and print it resolved, as JSON
+  init     write a commented starter portico.config.ts (static files, a proxy, an app) here
 
 Options: --help on any command, --version.
 Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 usage error or invalid config.`,
@@ -177,6 +178,12 @@ Options:
       --no-access-log     do not write the access log
       --access-log F      combined (default) | json
   -h, --help              this help`,
+  init: `Usage: portico init [DIR] [--force]
+
+Writes a commented starter portico.config.ts into DIR (default: the current directory): static
+files from ./public, a reverse proxy for /api/, and an app (./app.ts) on pre-forked workers for
+/app/, with the folder and the app module it names. Files already there are kept; an existing
+portico.config.ts is refused unless --force. Then: portico up.`,
   check: `Usage: portico check [--config FILE]
 
 Validates a config and prints the resolved config (defaults filled, units parsed, paths
@@ -607,7 +614,25 @@ async function dev(args: string[]): Promise<void> {
   process.once('SIGTERM', stop);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev };
+async function init(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { force: { type: 'boolean' } }, true);
+  if (values.help) return say(HELP.init as string);
+  if (positionals.length > 1) throw new UsageError(`init: expected at most one folder, got ${positionals.length}`);
+  const dir = resolve(positionals[0] ?? '.');
+  const { writeStarter } = await import('./init.js');
+  let result;
+  try {
+    result = writeStarter(dir, Boolean(values.force));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const where = relative(process.cwd(), dir) || '.';
+  for (const name of result.written) say(`wrote ${join(where, name)}`);
+  for (const name of result.kept) say(`kept ${join(where, name)} (there already)`);
+  say(`next: ${where === '.' ? '' : `cd ${where} && `}npx portico up   (then open http://127.0.0.1:8080)`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

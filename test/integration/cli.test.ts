@@ -357,3 +357,44 @@ describe('portico up', () => {
     }
   });
 });
+
+describe('portico init', () => {
+  const dir = tempDir('portico-init-');
+  after(() => dir.remove());
+
+  it('writes a starter that checks, runs and answers on each of its routes; a second init is refused', async () => {
+    const init = await runCli(['init'], { cwd: dir.path });
+    assert.equal(init.code, 0, init.stderr);
+    for (const name of ['portico.config.ts', 'app.ts', join('public', 'index.html')]) assert.match(init.stdout, new RegExp(`wrote ${name.replace('.', '\\.')}`));
+    const configPath = join(dir.path, 'portico.config.ts');
+    const written = readFileSync(configPath, 'utf8');
+    assert.match(written, /^\/\/ /m, 'the config is commented');
+    const check = await runCli(['check'], { cwd: dir.path });
+    assert.equal(check.code, 0, check.stderr);
+
+    // The starter listens on 8080; the test moves it to a free port.
+    const port = await freePort();
+    writeFileSync(configPath, written.replace("listen: '127.0.0.1:8080'", `listen: '127.0.0.1:${port}'`));
+    const portico = await startPortico(['up'], { cwd: dir.path });
+    try {
+      const home = await request(`http://127.0.0.1:${port}/`);
+      assert.equal(home.status, 200);
+      assert.match(home.text, /Portico is serving \.\/public/);
+      const app = await request(`http://127.0.0.1:${port}/app/hello`);
+      assert.equal(app.status, 200, app.text);
+      assert.equal((JSON.parse(app.text) as { message: string; path: string }).message, 'hello from app.ts');
+      assert.equal((await request(`http://127.0.0.1:${port}/healthz`)).text, 'ok\n');
+      assert.equal((await request(`http://127.0.0.1:${port}/api/x`)).status, 502, 'nothing listens on the example API port');
+    } finally {
+      assert.equal(await portico.stop(), 0);
+    }
+
+    const again = await runCli(['init'], { cwd: dir.path });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /portico\.config\.ts exists already \(--force replaces it\)/);
+    assert.match(readFileSync(configPath, 'utf8'), new RegExp(`127\\.0\\.0\\.1:${port}`), 'the existing config is untouched');
+    const forced = await runCli(['init', '--force'], { cwd: dir.path });
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /kept app\.ts \(there already\)/);
+  });
+});
