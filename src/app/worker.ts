@@ -138,7 +138,7 @@ async function main(): Promise<void> {
     }
     if (draining) finish();
   };
-  const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil, onResponseClose });
+  const listener = createAppListener(app, { timeoutMs: settings.timeoutMs, waitUntil, onResponseClose, behindEdge: settings.socketPath !== undefined });
   const server = createServer((req, res) => {
     requests += 1;
     inFlight += 1;

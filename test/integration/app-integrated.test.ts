@@ -9,10 +9,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { APPS, get, load, sleep } from '../helpers/app.js';
-import { freePort, runCli, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
+import { freePort, request, runCli, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 
 const PID_APP = join(APPS, 'pid.mjs');
 const ENV_APP = join(APPS, 'env.mjs');
+const CONTEXT_APP = join(APPS, 'fetch-context.mjs');
 const dirs: { remove(): void }[] = [];
 after(() => dirs.forEach((dir) => dir.remove()));
 
@@ -302,5 +303,29 @@ describe("an app's environment", () => {
     const result = await runCli(['check', '--config', path]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /apps\.web\.envFile: expected a \.env file, got "missing\.env" \(.*missing\.env: no such file\)/);
+  });
+});
+
+describe("an app's context.clientAddress behind the edge", () => {
+  it('is the address the edge accepted the client from; a client cannot set it', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const port = await freePort();
+    const p = await startWithConfig(dir.path, {
+      log: { level: 'info', access: false },
+      apps: { ctx: { module: CONTEXT_APP, workers: 1 } },
+      // Two listeners: the app sees which address each client came from.
+      servers: [{ listen: [`127.0.0.1:${port}`, `[::1]:${port}`], routes: [{ prefix: '/', app: 'ctx' }] }],
+    });
+    try {
+      const v4 = await request(`http://127.0.0.1:${port}/`);
+      assert.equal(v4.text, 'fetch with context from 127.0.0.1');
+      const v6 = await request(`http://[::1]:${port}/`);
+      assert.equal(v6.text, 'fetch with context from ::1');
+      const forged = await request(`http://127.0.0.1:${port}/`, { headers: { 'Portico-Client-Address': '203.0.113.9' } });
+      assert.equal(forged.text, 'fetch with context from 127.0.0.1', "the client's own field is dropped by the edge");
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
   });
 });

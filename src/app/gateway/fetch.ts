@@ -7,6 +7,7 @@
  * chunk and a slow client slows the producer instead of filling memory.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CLIENT_ADDRESS_FIELD } from '../../core/edge-client.js';
 import { log } from '../../core/log.js';
 import { AppError } from '../errors.js';
 import { DeadlineQueue } from '../../core/deadline-queue.js';
@@ -26,11 +27,16 @@ class FetchContext implements AppContext {
   }
 
   get clientAddress(): string {
-    return this.#request._incoming.socket.remoteAddress ?? '';
+    const incoming = this.#request._incoming;
+    if (this.#options.behindEdge) {
+      const fromEdge = incoming.headers[CLIENT_ADDRESS_FIELD];
+      if (typeof fromEdge === 'string') return fromEdge;
+    }
+    return incoming.socket.remoteAddress ?? '';
   }
 
   get remoteAddress(): string {
-    return this.#request._incoming.socket.remoteAddress ?? '';
+    return this.clientAddress;
   }
 
   get remotePort(): number | undefined {

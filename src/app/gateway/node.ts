@@ -19,6 +19,12 @@ export interface GatewayOptions {
    * 'close' listener: a server that tracks its requests in flight needs no listener of its own.
    */
   readonly onResponseClose?: (res: ServerResponse) => void;
+  /**
+   * The worker is reached only by the edge, over its private unix socket (`portico up`): the
+   * client's address is the edge's `portico-client-address` field (core/edge-client.ts), not the
+   * socket's peer. False when the worker serves a public address (`portico app --bind`).
+   */
+  readonly behindEdge?: boolean;
 }
 
 /** Logs `error` and answers 500 (RFC 9110 §15.6.1) without telling the client why. */

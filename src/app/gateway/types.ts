@@ -16,7 +16,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** What a Fetch handler receives next to the Request. */
 export interface AppContext {
-  /** The client's IP address as the socket sees it (no proxy headers are trusted here). */
+  /**
+   * The client's IP address: behind `portico up`'s edge, the address the edge accepted the
+   * client's connection from (passed by the edge; a client cannot set it); under
+   * `portico app --bind`, the socket's peer. No X-Forwarded-For is trusted here.
+   */
   readonly clientAddress: string;
   /** Alias of `clientAddress` (the name Node and srvx use). */
   readonly remoteAddress: string;

@@ -6,12 +6,13 @@
  * undici (request) and node:http (response) take without conversion.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { CLIENT_ADDRESS_FIELD } from '../../../core/edge-client.js';
 
 /** RFC 9110 §7.6.1 plus the non-standard ones proxies have always removed (Proxy-Connection, Keep-Alive). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /** Request fields this proxy sets itself (the client's values are replaced or extended). */
-const SET_BY_PROXY = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via', 'expect']);
+const SET_BY_PROXY = new Set(['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'via', 'expect', CLIENT_ADDRESS_FIELD]);
 
 const NOT_LISTING = new Set(['close', 'keep-alive', 'upgrade']);
 
@@ -44,6 +45,8 @@ export interface ForwardingOptions {
   readonly remove: ReadonlySet<string>;
   readonly set: readonly (readonly [string, string])[];
   readonly add: readonly (readonly [string, string])[];
+  /** The upstream is one of portico's own app workers: tell it the client's address (core/edge-client.ts). */
+  readonly toAppWorker?: boolean;
 }
 
 /** RFC 7239 §6: IPv6 addresses are quoted and bracketed; "unknown" stays a token. */
@@ -104,6 +107,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, clientAddress: stri
   }
   for (const [name, value] of options.set) out.push(name, value);
   for (const [name, value] of options.add) out.push(name, value);
+  if (options.toAppWorker) out.push(CLIENT_ADDRESS_FIELD, clientAddress);
   return out;
 }
 

@@ -62,6 +62,8 @@ export class ProxyHandler {
       remove: new Set([...config.requestHeaders.remove, ...config.requestHeaders.set.map(([name]) => name)].map((name) => name.toLowerCase())),
       set: config.requestHeaders.set,
       add: config.requestHeaders.add,
+      // An app's group (`apps.NAME`): its workers learn the client's address from the edge.
+      toAppWorker: group.config.app !== null,
     };
     this.#withoutRange = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...RANGE_FIELDS]) };
     this.#withoutConditionals = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...CONDITIONAL_FIELDS]) };
