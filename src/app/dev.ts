@@ -4,8 +4,10 @@
  * errors shown for a person: message and stack in the terminal, an HTML page with the stack in the
  * response. Never for production: no workers, no heartbeat, and it tells the client its stack.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { basename, dirname, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { watch, type FSWatcher } from 'chokidar';
 import { complain, say } from '../core/log.js';
 import { loadApp } from './gateway/load-app.js';
@@ -25,19 +27,67 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 }
 
+/**
+ * tsx runs a TypeScript module of a CommonJS project (no package.json, or "type": "commonjs") as
+ * a `data:` URL of the compiled code with the file's path in a `filePath=` parameter: a stack
+ * frame of the app would print the whole compiled module. The frame names the file instead; its
+ * line and column are the compiled code's, so it says so.
+ */
+const DATA_URL_FRAME = /data:text\/javascript,[^\n]*?[?&]filePath=([^\s):&]+)[^\s):]*(:\d+:\d+)/g;
+
+function readableStack(stack: string): string {
+  return stack.replace(DATA_URL_FRAME, (_match, path: string, position: string) => `${decodeURIComponent(path).replace(/\?.*$/, '')}${position} [compiled code]`);
+}
+
 function describeError(error: unknown): { title: string; stack: string } {
-  if (error instanceof Error) return { title: `${error.name}: ${error.message}`, stack: error.stack ?? String(error) };
+  if (error instanceof Error) return { title: `${error.name}: ${error.message}`, stack: readableStack(error.stack ?? String(error)) };
   return { title: String(error), stack: String(error) };
 }
 
-function errorPage(title: string, stack: string, where: string): string {
+/** A stack frame's location: an absolute path or a file: URL, then line and column. */
+const FRAME_LOCATION = /((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)\)?$/gm;
+
+/**
+ * The failing line of the app's own code, with two lines either side, from the first stack frame
+ * in a file under `dir` (not node_modules): what a person fixes, before the frames of Portico
+ * and Node. tsx maps frames of an ES module to the TypeScript source; a frame of compiled code
+ * (see above) gets none, since its line is not the source's.
+ */
+export function codeFrame(stack: string, dir: string): string | null {
+  for (const match of stack.matchAll(FRAME_LOCATION)) {
+    const [, location, lineText, columnText] = match as unknown as [string, string, string, string];
+    if (stack.slice((match.index ?? 0) + match[0].length).startsWith(' [compiled code]')) continue;
+    const path = location.startsWith('file://') ? fileURLToPath(location) : location;
+    if (!path.startsWith(dir + sep) || path.includes(`${sep}node_modules${sep}`)) continue;
+    let lines: string[];
+    try {
+      lines = readFileSync(path, 'utf8').split('\n');
+    } catch {
+      continue;
+    }
+    const line = Number(lineText);
+    const column = Number(columnText);
+    if (line < 1 || line > lines.length) continue;
+    const last = Math.min(lines.length, line + 2);
+    const width = String(last).length;
+    const out = [`${relative(process.cwd(), path) || path}:${line}:${column}`];
+    for (let n = Math.max(1, line - 2); n <= last; n++) {
+      out.push(`${n === line ? '>' : ' '} ${String(n).padStart(width)} | ${lines[n - 1] ?? ''}`);
+      if (n === line) out.push(`  ${' '.repeat(width)} | ${' '.repeat(Math.max(0, column - 1))}^`);
+    }
+    return out.join('\n');
+  }
+  return null;
+}
+
+function errorPage(title: string, stack: string, where: string, frame: string | null): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>body{font:14px/1.5 system-ui,sans-serif;margin:2rem;color:#222}h1{font-size:1.3rem;color:#b00020}pre{background:#f6f6f6;padding:1rem;overflow:auto}small{color:#666}</style>
+<style>body{font:14px/1.5 system-ui,sans-serif;margin:2rem;color:#222}h1{font-size:1.3rem;color:#b00020}pre{background:#f6f6f6;padding:1rem;overflow:auto}pre.frame{background:#fff4f4}small{color:#666}</style>
 </head><body>
 <h1>${escapeHtml(title)}</h1>
 <p>${escapeHtml(where)}</p>
-<pre>${escapeHtml(stack)}</pre>
+${frame === null ? '' : `<pre class="frame">${escapeHtml(frame)}</pre>\n`}<pre>${escapeHtml(stack)}</pre>
 <small>portico dev: this page is shown by the development server only.</small>
 </body></html>
 `;
@@ -58,12 +108,13 @@ export class DevServer {
 
   #onError = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     const { title, stack } = describeError(error);
-    complain(`\nportico dev: error in ${req.method} ${req.url}\n${stack}\n`);
+    const frame = codeFrame(stack, dirname(this.#options.file));
+    complain(`\nportico dev: error in ${req.method} ${req.url}\n${frame === null ? '' : `${frame}\n\n`}${stack}\n`);
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const body = errorPage(title, stack, `while handling ${req.method} ${req.url}`);
+    const body = errorPage(title, stack, `while handling ${req.method} ${req.url}`, frame);
     res.writeHead(500, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
   };
 
@@ -92,7 +143,7 @@ export class DevServer {
       if (this.#loadError || !this.#listener) {
         const error = this.#loadError ?? new Error('the app is not loaded');
         const { title, stack } = describeError((error as { cause?: unknown }).cause ?? error);
-        const body = errorPage(title, stack, `the app failed to load (${this.#options.file}); fix it and save: the server reloads`);
+        const body = errorPage(title, stack, `the app failed to load (${this.#options.file}); fix it and save: the server reloads`, codeFrame(stack, dirname(this.#options.file)));
         res.writeHead(500, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
         return;
       }

@@ -100,6 +100,10 @@ describe('portico dev', () => {
     assert.ok(res.text.includes('Error: bad &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quotes&quot;'), res.text);
     assert.ok(!res.text.includes('<script>'));
     assert.match(res.text, /at Object\.fetch/); // the stack
+    // This folder has no package.json: tsx runs the module as CommonJS from a data: URL, which
+    // the stack names by its file instead of printing the compiled module.
+    assert.doesNotMatch(res.text, /data:text\/javascript/);
+    assert.match(res.text, /app\.ts:\d+:\d+ \[compiled code\]/);
     await dev.waitFor((out) => /portico dev: error in GET \/boom\nError: bad <script>/.test(out));
     assert.doesNotMatch(dev.stderr(), /"level"/); // readable, not JSON
   });
@@ -119,5 +123,31 @@ describe('portico dev', () => {
       res = await get(`${dev.url}/`);
     }
     assert.equal(res.text, 'fixed');
+  });
+});
+
+describe('portico dev in an ES module project: the error page shows the failing line', () => {
+  const dir = tempDir('portico-dev-esm-');
+  const file = join(dir.path, 'app.ts');
+  let dev: RunningApp;
+  before(async () => {
+    writeFileSync(join(dir.path, 'package.json'), JSON.stringify({ type: 'module' }));
+    writeFileSync(file, ['type Order = { total: number };', 'export default {', '  fetch(request: Request): Response {', "    const order: Order = { total: 0 };", "    if (order.total === 0) throw new Error('empty order');", "    return new Response('ok');", '  },', '};', ''].join('\n'));
+    dev = await startApp(['dev', file, '--port', '0']);
+  });
+  after(async () => {
+    await dev.stop();
+    dir.remove();
+  });
+
+  it('a code frame of the app file (TypeScript line numbers), above the stack', async () => {
+    const res = await get(`${dev.url}/`);
+    assert.equal(res.status, 500);
+    const frame = /<pre class="frame">([\s\S]*?)<\/pre>/.exec(res.text)?.[1];
+    assert.ok(frame, res.text);
+    assert.match(frame, /app\.ts:5:\d+\n/);
+    assert.match(frame, /^&gt; 5 \| {5}if \(order\.total === 0\) throw new Error\(&#39;empty order&#39;\);$/m);
+    assert.match(frame, /^ {2}4 \| {5}const order: Order/m, 'the lines around it');
+    assert.ok(res.text.indexOf('class="frame"') < res.text.indexOf('Error: empty order\n'), 'before the stack');
   });
 });
