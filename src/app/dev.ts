@@ -109,7 +109,7 @@ export class DevServer {
   #onError = (error: unknown, req: IncomingMessage, res: ServerResponse): void => {
     const { title, stack } = describeError(error);
     const frame = codeFrame(stack, dirname(this.#options.file));
-    complain(`\nportico dev: error in ${req.method} ${req.url}\n${frame === null ? '' : `${frame}\n\n`}${stack}\n`);
+    complain(`\nportico dev: error in ${req.method} ${req.url}\n${stack}\n${frame === null ? '' : `\n${frame}\n`}`);
     if (res.headersSent) {
       res.destroy();
       return;
