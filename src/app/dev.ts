@@ -55,8 +55,8 @@ const FRAME_LOCATION = /((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)\)?$/gm;
  */
 export function codeFrame(stack: string, dir: string): string | null {
   for (const match of stack.matchAll(FRAME_LOCATION)) {
+    // A "[compiled code]" frame (above) does not match: its position is not at the line's end.
     const [, location, lineText, columnText] = match as unknown as [string, string, string, string];
-    if (stack.slice((match.index ?? 0) + match[0].length).startsWith(' [compiled code]')) continue;
     const path = location.startsWith('file://') ? fileURLToPath(location) : location;
     if (!path.startsWith(dir + sep) || path.includes(`${sep}node_modules${sep}`)) continue;
     let lines: string[];
