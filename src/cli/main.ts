@@ -13,7 +13,7 @@ import { ConfigError } from '../config/errors.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import type { UserConfig } from '../config/schema.js';
-import { BALANCE_ALGORITHMS, type BalanceAlgorithm } from '../config/sections/upstream.js';
+import { BALANCE_ALGORITHMS, type BalanceAlgorithm } from '../config/balance.js';
 import { PorticoError } from '../core/errors.js';
 import { complain, log, say } from '../core/log.js';
 import { parseDuration } from '../core/units.js';

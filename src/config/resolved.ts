@@ -6,7 +6,7 @@
  */
 import type { IpRule } from '../core/ip-list.js';
 import type { StaticFields } from './sections/server.js';
-import type { BalanceAlgorithm } from './sections/upstream.js';
+import type { BalanceAlgorithm } from './balance.js';
 import type { ListenAddress } from './sections/values.js';
 
 export type { ListenAddress };

@@ -3,12 +3,9 @@
  * uses them, `proxy` (nginx `proxy_pass`). Defaults are declared once, in the schema.
  */
 import { z } from 'zod';
+import { BALANCE_ALGORITHMS } from '../balance.js';
 import type { ResolvedHandler, ResolvedUpstream } from '../resolved.js';
 import { headerOps, mergeHeaders, show, template, timerDuration } from './values.js';
-
-/** The balancing algorithms, for the schema, the balancer (edge/handlers/proxy/balancer.ts) and `portico proxy --balance`. */
-export const BALANCE_ALGORITHMS = ['round-robin', 'least-conn', 'ip-hash', 'hash', 'random-two'] as const;
-export type BalanceAlgorithm = (typeof BALANCE_ALGORITHMS)[number];
 
 /**
  * An upstream server address (no path): HTTP "http://host:port", "https://host:port",

@@ -156,7 +156,7 @@ export class IpHash<S extends Balanced> extends ConsistentHash<S> {
   }
 }
 
-/** config/sections/upstream.ts declares the algorithms (BALANCE_ALGORITHMS); the switch below must cover each. */
+/** config/balance.ts declares the algorithms (BALANCE_ALGORITHMS); the switch below must cover each. */
 export type BalanceAlgorithm = ResolvedUpstream['balance'];
 
 export function createSelector<S extends Balanced>(algorithm: BalanceAlgorithm, all: readonly S[]): Selector<S> {
