@@ -98,7 +98,11 @@ export function spawnCli(args: string[], options: { cwd?: string; env?: Record<s
   let err = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // Resolves once the output has been read too (see outputClosed), so a test may assert on it.
+  const exited = once(child, 'exit').then(async ([code]) => {
+    await outputClosed(child, 2000);
+    return code as number | null;
+  });
   const pid = child.pid as number;
   return {
     child,
@@ -117,6 +121,14 @@ export function spawnCli(args: string[], options: { cwd?: string; env?: Record<s
       return code;
     },
   };
+}
+
+/** Resolves once the child's stdio pipes have closed ('close'), or after `graceMs`. */
+async function outputClosed(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.stdout?.readableEnded !== false && child.stderr?.readableEnded !== false) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([once(child, 'close'), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
 }
 
 /** Waits until stdout matches `ready`; throws (killing the child) if it exits first or time runs out. */
@@ -245,14 +257,22 @@ export function statusOf(raw: Buffer | string): number {
 }
 
 /** Runs the CLI to completion (for check, help, bad configs). */
-export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function runCli(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 20_000);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
-  return { code, stdout, stderr };
+  // 'exit' can come before the last of stdout/stderr has been read (the pipes close after the
+  // process does): wait for them too, but boundedly, since a worker the child left behind could
+  // hold them open.
+  await outputClosed(child, 2000);
+  return { code, stdout, stderr, timedOut };
 }
