@@ -1,5 +1,5 @@
 // Micro-benchmark of the Fetch gateway's per-request steps (µs each): where the app server's
-// time goes (README Performance). Run: node bench/fetch-steps.mjs
+// time goes (docs/performance.md). Run: node bench/fetch-steps.mjs
 const N = 100000;
 let t = performance.now();
 for (let i = 0; i < N; i++) { const h = new Headers(); h.append('host', '127.0.0.1:8080'); h.append('user-agent', 'wrk'); }

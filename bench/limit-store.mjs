@@ -1,6 +1,6 @@
 // Cost of one limit check (µs): the in-process MemoryLimitStore, and the IpcLimitStore an edge
 // worker uses (a round trip to the supervisor over node's IPC channel), sequential and with 64
-// checks in flight. README "Access control and limits" quotes it. Run (after npm run build):
+// checks in flight. docs/config.md "Access control and limits" quotes it. Run (after npm run build):
 //   node bench/limit-store.mjs
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

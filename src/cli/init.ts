@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const STARTER_CONFIG = `// Portico's config: every field is typed (hover it in your editor) and checked when it loads.
-// Run it with \`npx portico up\`; check it with \`npx portico check\`. Reference: Portico's README.
+// Run it with \`npx portico up\`; check it with \`npx portico check\`. Reference: docs/config.md in Portico's package.
 //
 // The import is for types only (erased when the config loads): the config works whether or not
 // the portico package is installed in this project.

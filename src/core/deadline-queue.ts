@@ -7,7 +7,7 @@
  * one. So a deadline still fires on time (no coarse tick), yet a request that is answered costs
  * two pointer updates instead of a `setTimeout` and a `clearTimeout` (a Timeout object, an async
  * id and a read of the loop clock each: about 3 % of an app worker's CPU on the hello-world
- * benchmark by `node --cpu-prof`, and visible in the proxy's profile, README Performance). nginx
+ * benchmark by `node --cpu-prof`, and visible in the proxy's profile, docs/performance.md). nginx
  * keeps its timers in one red-black tree for the same reason.
  *
  * The timer is not cleared when the list empties: it fires once more for nothing, which is

@@ -3,7 +3,7 @@
  * publishes to, and that observers subscribe to: the access log (edge/log/access.ts) first, then
  * metrics. Nothing on the request path knows who listens. A publisher checks `hasSubscribers`
  * before it builds a message, so a channel nobody listens to costs one property read per
- * request and allocates nothing (bench/proxy-cost.mjs measures it; README Performance).
+ * request and allocates nothing (bench/proxy-cost.mjs measures it; docs/performance.md).
  *
  * Channels are process-wide: every EdgeServer in a process publishes to the same ones, and a
  * subscriber tells requests apart by `ctx.generation` (which server and config served them).

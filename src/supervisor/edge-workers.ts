@@ -18,7 +18,7 @@
  *   - Node offers no public way to hold a bound socket without accepting on it (nor `reusePort`
  *     on Node 20), so hand-written handle passing would have this process accept too.
  * The price is the one Node's docs name: the kernel's choice can be uneven between processes
- * (a busy worker accepts less). Measured here (2 cores, loopback, 2 workers): see the README.
+ * (a busy worker accepts less). Measured here (2 cores, loopback, 2 workers): see docs/performance.md.
  *
  * Crashes: a worker that dies is replaced at once, with the app arbiter's crash-loop backoff
  * (core/crash-streak.ts); after 6 crashes in a row the supervisor gives up (`onHalt`).

@@ -1,7 +1,7 @@
 /**
  * Loads an app module and decides which gateway serves it.
  *
- * The rule, in order (the README's "App server" section states the same):
+ * The rule, in order (docs/apps.md states the same):
  * 1. `export const gateway = 'fetch' | 'node'` decides, when present (any other value is an error).
  * 2. An object (or function) with a `fetch` method → Fetch (Hono, `export default { fetch }`).
  * 3. A Fastify instance (`ready`, `routing` and `server`) → Node, through `await app.ready()` then

@@ -1,6 +1,6 @@
 /**
  * The gateway interface: Portico's WSGI. What an app module may export, and what Portico hands
- * to it. This file is the contract (README "App server" documents the same rules); it is type-only
+ * to it. This file is the contract (docs/apps.md documents the same rules); it is type-only
  * and exported from the package root.
  *
  * An app module's default export is one of:

@@ -70,7 +70,7 @@ export const staticFields = {
   /**
    * Files up to this size are kept in memory with precomputed headers (nginx `open_file_cache`
    * plus the page cache). Why 1 MiB: serving a 1 MiB file from memory measured 4,282 req/s
-   * against 762 through a read stream (wrk, one core; see README Performance). @default "1mb"
+   * against 762 through a read stream (wrk, one core; see docs/performance.md). @default "1mb"
    */
   hotFileMaxSize: size(),
   /** Total bytes of the in-memory hot file cache, per process (least recently used files leave first). `0` disables it. @default "64mb" */
@@ -116,7 +116,7 @@ const encodeFields = {
     }),
   /** Bodies shorter than this (by `Content-Length`) are sent as they are (nginx `gzip_min_length`); a streamed body of unknown length is compressed. @default 512 (Caddy's) */
   minLength: size(),
-  /** Media types compressed ("text/*" and "application/*+json" patterns allowed). @default text/*, JSON, JavaScript, XML, WebAssembly, SVG, uncompressed fonts, icons (see README) */
+  /** Media types compressed ("text/*" and "application/*+json" patterns allowed). @default text/*, JSON, JavaScript, XML, WebAssembly, SVG, uncompressed fonts, icons (see docs/config.md) */
   types: z.array(mediaRange).min(1),
 };
 

@@ -44,7 +44,7 @@ function filterHead(ctx: RequestContext, status: number, headers: string[]): Con
  * but a body compressed before is sent from memory, with its own Content-Length, and a new one
  * is compressed once (concurrent requests share it) and kept. `onStored` runs after a body is
  * added (the cache accounts for its bytes). Why: compressing the same bytes again on every hit
- * is the whole cost of compression on the static hot path (README Performance).
+ * is the whole cost of compression on the static hot path (docs/performance.md).
  */
 export function sendStoredBody(ctx: RequestContext, status: number, headers: string[], body: Buffer, stored: Map<ContentCoding, Buffer | Promise<Buffer>>, onStored: () => void): void | Promise<void> {
   const coding = filterHead(ctx, status, headers);

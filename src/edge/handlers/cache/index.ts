@@ -28,7 +28,7 @@
  * with the whole stored response (RFC 9110 §14.2 lets a server ignore Range).
  *
  * Coalescing holds within one process; across edge processes sharing a disk tier each process
- * makes its own first request (see README).
+ * makes its own first request (see docs/config.md, Response cache).
  */
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
