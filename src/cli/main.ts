@@ -507,6 +507,8 @@ async function check(args: string[]): Promise<void> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' } });
   if (values.help) return say(HELP.check as string);
   const loaded = await (await configLoader()).loadConfig(values.config as string | undefined);
+  // Warnings (an expired certificate…) go to stderr: stdout stays the resolved JSON alone.
+  for (const warning of loaded.config.warnings) complain(`portico: warning: ${warning}`);
   say(JSON.stringify(loaded.config, null, 2));
 }
 

@@ -34,6 +34,7 @@ export function deepFreeze<T>(value: T): T {
 /** Resolves a parsed config; `baseDir` anchors relative paths (the config file's folder). */
 export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: string | null): ResolvedConfig {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const upstreams = new Map<string, ResolvedUpstream>();
   for (const [name, group] of Object.entries(parsed.upstreams ?? {})) {
     const resolved = resolveUpstream(name, group);
@@ -60,6 +61,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const context = {
     baseDir,
     problems,
+    warnings,
     upstreams,
     apps: new Map<string, { readonly upstream: string }>([...apps, ...externalApps]),
     cacheZones,
@@ -84,5 +86,6 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,
     forward,
+    warnings,
   });
 }

@@ -232,9 +232,21 @@ export interface ResolvedRoute {
   readonly access: ResolvedAccess;
 }
 
+/** A server's TLS (config/sections/tls.ts): checked PEM files, read again by each generation. */
+export interface ResolvedTls {
+  /** Absolute paths; several pairs (RSA and ECDSA) are offered together. */
+  readonly certs: readonly { readonly cert: string; readonly key: string }[];
+  /** Refuse a handshake whose SNI names no server of the address (read from the address's default server). */
+  readonly strictSni: boolean;
+  /** The `Strict-Transport-Security` value, or null. */
+  readonly hsts: string | null;
+}
+
 export interface ResolvedServer {
   readonly id: string;
   readonly listen: readonly ListenAddress[];
+  /** TLS on every listen address of this server, or null (plain HTTP). */
+  readonly tls: ResolvedTls | null;
   readonly names: readonly string[];
   readonly default: boolean;
   readonly canonical: {
@@ -314,4 +326,6 @@ export interface ResolvedConfig {
   readonly pidFile: string | null;
   readonly servers: readonly ResolvedServer[];
   readonly forward: ResolvedForward | null;
+  /** What is suspicious but served (an expired certificate…), each line with its field path. */
+  readonly warnings: readonly string[];
 }

@@ -17,6 +17,7 @@ import { compileEncoder } from './middleware/encode.js';
 import { compileHeaderFilter } from './middleware/headers.js';
 import { compileRealIp, type RealIp } from './middleware/real-ip.js';
 import { compileRewrites } from './middleware/rewrite.js';
+import { TlsTable } from './listen/tls.js';
 import { HostTable } from './route/hosts.js';
 import { Router, type CompiledRoute, type CompiledServer } from './route/router.js';
 import { createAccessLog, type AccessLog } from './log/access.js';
@@ -29,6 +30,8 @@ export interface ListenerSpec {
   readonly key: string;
   readonly kind: ListenerKind;
   readonly address: ListenAddress;
+  /** HTTPS (its servers have `tls`): a TLS socket offering h2 and http/1.1 (listen/tls.ts). */
+  readonly tls: boolean;
 }
 
 export interface Generation {
@@ -37,6 +40,8 @@ export interface Generation {
   readonly hosts: ReadonlyMap<string, HostTable>;
   /** The listeners this config wants, by listen key. */
   readonly listeners: ReadonlyMap<string, ListenerSpec>;
+  /** The certificates of each HTTPS listener, by listen key (read from the files when this generation was built). */
+  readonly tls: ReadonlyMap<string, TlsTable>;
   readonly serverHeader: string | null;
   readonly unknownHost: ResolvedConfig['http']['unknownHost'];
   readonly accessLog: AccessLog | null;
@@ -95,21 +100,27 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   for (const server of servers) {
     for (const address of server.config.listen) {
       const key = listenKey(address);
-      listeners.set(key, { key, kind: 'site', address });
+      // The config check makes every server of an address agree on TLS.
+      listeners.set(key, { key, kind: 'site', address, tls: server.config.tls !== null });
       let list = byListener.get(key);
       if (!list) byListener.set(key, (list = []));
       list.push(server);
     }
   }
   const hosts = new Map<string, HostTable>();
-  for (const [key, list] of byListener) hosts.set(key, new HostTable(list));
+  const tls = new Map<string, TlsTable>();
+  for (const [key, list] of byListener) {
+    hosts.set(key, new HostTable(list));
+    if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, null));
+  }
   const forward = config.forward ? compileForward(config.forward, config.cache.zones, environment.cacheZones) : null;
   // The config check refuses a forward address that a server listens on too.
-  for (const address of config.forward?.listen ?? []) listeners.set(listenKey(address), { key: listenKey(address), kind: 'forward', address });
+  for (const address of config.forward?.listen ?? []) listeners.set(listenKey(address), { key: listenKey(address), kind: 'forward', address, tls: false });
   return {
     config,
     hosts,
     listeners,
+    tls,
     serverHeader: config.http.serverHeader,
     unknownHost: config.http.unknownHost,
     accessLog: config.log.access ? createAccessLog(config.log.access) : null,

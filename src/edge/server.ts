@@ -19,6 +19,7 @@ import { applyParserLimits } from './http/limits.js';
 import { gateConnections } from './middleware/conn-limit.js';
 import { createHttp1Server } from './listen/http1.js';
 import { serveKind, type Listener, type ListenerHost } from './listen/kinds.js';
+import { closeSessions, createTlsListener, destroySessions, type TlsTable } from './listen/tls.js';
 
 export type { BoundAddress } from './bus.js';
 
@@ -72,16 +73,24 @@ export class EdgeServer implements ListenerHost {
   #createListener(key: string): Listener {
     const spec = this.#generation.listeners.get(key);
     if (!spec) throw new Error(`no listener ${key} in the generation`);
-    const server = createHttp1Server(
-      this.#generation.config.http,
-      () => this.#generation.serverHeader,
-      () => this.#generation.config.http,
-    );
-    gateConnections(server, () => this.#generation.config.http.maxConnections, this.#environment.limits, () => this.#generation.serverHeader);
+    const settings = (): ResolvedConfig['http'] => this.#generation.config.http;
+    const server = createHttp1Server(this.#generation.config.http, () => this.#generation.serverHeader, settings);
+    // HTTPS: the TLS socket server listens and hands each connection to `server` or to HTTP/2.
+    // A reload reads `tlsTable` again per handshake, so new certificates apply at once.
+    const tls = spec.tls ? createTlsListener(settings, () => this.#tlsTable(key), server) : null;
+    const socketServer = tls ? tls.socketServer : server;
+    gateConnections(socketServer, () => this.#generation.config.http.maxConnections, this.#environment.limits, () => this.#generation.serverHeader, tls !== null);
     const address = spec.address;
-    const listener: Listener = { kind: spec.kind, server, info: { scheme: 'http', port: address.kind === 'tcp' ? address.port : 0, key }, draining: false };
+    const listener: Listener = { kind: spec.kind, server, socketServer, tls, info: { scheme: tls ? 'https' : 'http', port: address.kind === 'tcp' ? address.port : 0, key }, draining: false };
     serveKind(listener, this);
     return listener;
+  }
+
+  /** The current generation's certificates for an HTTPS listener (a reload keeps an address's TLS: see reload). */
+  #tlsTable(key: string): TlsTable {
+    const table = this.#generation.tls.get(key);
+    if (!table) throw new Error(`no TLS table for listener ${key}`);
+    return table;
   }
 
   trackTunnel(key: string, socket: Socket): void {
@@ -99,19 +108,20 @@ export class EdgeServer implements ListenerHost {
     const listener = this.#createListener(key);
     await new Promise<void>((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) => reject(new PorticoError(ErrorCodes.ERR_LISTEN, `cannot listen on ${key}: ${LISTEN_ERRORS[error.code ?? ''] ?? error.message} (${error.code ?? 'error'})`, { cause: error }));
-      listener.server.once('error', onError);
+      const socketServer = listener.socketServer;
+      socketServer.once('error', onError);
       const ready = () => {
-        listener.server.off('error', onError);
+        socketServer.off('error', onError);
         resolve();
       };
-      if (address.kind === 'unix') listener.server.listen(address.path, ready);
-      else if (address.host === '') listener.server.listen(address.port, ready);
-      else listener.server.listen(address.port, address.host.replace(/^\[|\]$/g, ''), ready);
+      if (address.kind === 'unix') socketServer.listen(address.path, ready);
+      else if (address.host === '') socketServer.listen(address.port, ready);
+      else socketServer.listen(address.port, address.host.replace(/^\[|\]$/g, ''), ready);
     });
-    const bound = listener.server.address();
+    const bound = listener.socketServer.address();
     if (bound && typeof bound === 'object') listener.info = { ...listener.info, port: bound.port };
     if (bound && typeof bound === 'object' && listener.kind === 'forward') this.forward.ports.add(bound.port);
-    listener.server.on('error', (error) => log().error({ err: error, listener: key }, 'listener error'));
+    listener.socketServer.on('error', (error) => log().error({ err: error, listener: key }, 'listener error'));
     this.#listeners.set(key, listener);
   }
 
@@ -135,11 +145,13 @@ export class EdgeServer implements ListenerHost {
     const previous = this.#generation;
     const next = buildGeneration(config, this.#environment);
     for (const [key, listener] of this.#listeners) {
-      const wanted = next.listeners.get(key)?.kind;
-      if (wanted !== undefined && wanted !== listener.kind) {
+      const wanted = next.listeners.get(key);
+      if (wanted === undefined) continue;
+      const change = wanted.kind !== listener.kind ? `from ${listener.kind} to ${wanted.kind}` : wanted.tls !== (listener.tls !== null) ? (wanted.tls ? 'from HTTP to HTTPS' : 'from HTTPS to HTTP') : null;
+      if (change !== null) {
         void next.close();
         next.accessLog?.close();
-        throw new PorticoError(ErrorCodes.ERR_LISTEN, `${key}: a listener cannot change from ${listener.kind} to ${wanted} on reload; restart portico to apply`);
+        throw new PorticoError(ErrorCodes.ERR_LISTEN, `${key}: a listener cannot change ${change} on reload; restart portico to apply`);
       }
     }
     const added = [...next.listeners.keys()].filter((key) => !this.#listeners.has(key));
@@ -170,13 +182,16 @@ export class EdgeServer implements ListenerHost {
     this.#listeners.delete(key);
     if (listener.kind === 'forward') this.forward.ports.delete(listener.info.port);
     listener.draining = true;
-    const closed = new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => listener.socketServer.close(() => resolve()));
+    // HTTP/2 sessions go on accepting streams until told otherwise: GOAWAY now, the streams in flight finish.
+    if (listener.tls) closeSessions(listener.tls);
     listener.server.closeIdleConnections();
     // node:http leaves a keep-alive connection open after the response in flight at close()
     // (until its keep-alive timeout): close each one as soon as it is idle.
     const idle = setInterval(() => listener.server.closeIdleConnections(), 100);
     const timer = setTimeout(() => {
       listener.server.closeAllConnections();
+      if (listener.tls) destroySessions(listener.tls);
       for (const socket of this.#tunnels.get(key) ?? []) socket.destroy();
       this.forward.closeTunnels(key);
     }, graceMs);
@@ -195,8 +210,8 @@ export class EdgeServer implements ListenerHost {
 
   /** The addresses actually bound (ports resolved when the config said 0). */
   addresses(): BoundAddress[] {
-    return [...this.#listeners.values()].map(({ info, server, kind }) => {
-      const bound = server.address();
+    return [...this.#listeners.values()].map(({ info, socketServer, kind }) => {
+      const bound = socketServer.address();
       if (typeof bound === 'string' || bound === null) return { key: info.key, url: `unix:${bound ?? info.key.slice(5)}`, kind };
       const host = bound.address === '::' || bound.address === '0.0.0.0' ? 'localhost' : bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
       return { key: info.key, url: `${info.scheme}://${host}:${bound.port}`, kind };

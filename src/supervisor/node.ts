@@ -231,6 +231,7 @@ export class Supervisor {
 
   /** Starts everything (throws, having stopped what it started, when that fails), then runs commands until a stop ends the process. */
   async start(): Promise<void> {
+    warnAbout(this.#config);
     await this.#start();
     this.#state = 'serving';
     void this.#loop();
@@ -404,6 +405,7 @@ export class Supervisor {
       this.#lastReload = { at: Date.now(), ok: true, trigger: why, problem: null };
       this.#watcher.follow(loaded.dependencies);
       log().info({ source: next.source, trigger: why }, 'reloaded: new config serving');
+      warnAbout(next);
     } catch (error) {
       const problems = error instanceof ConfigError ? error.problems : undefined;
       this.#lastReload = { at: Date.now(), ok: false, trigger: why, problem: (error as Error).message };
@@ -413,6 +415,11 @@ export class Supervisor {
 }
 
 /** Starts a node; it runs until a signal (or a command) stops it, and the process exits from there. */
+/** What the config found suspicious but serves (an expired certificate…): one warning line each. */
+function warnAbout(config: ResolvedConfig): void {
+  for (const warning of config.warnings) log().warn({ source: config.source }, `config warning: ${warning}`);
+}
+
 export async function runNode(options: NodeOptions): Promise<Supervisor> {
   const supervisor = new Supervisor(options);
   await supervisor.start();

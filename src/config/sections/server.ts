@@ -12,6 +12,7 @@ import type { ResolvedCacheZone, ResolvedEncode, ResolvedHandler, ResolvedRewrit
 import { resolveAppRoute } from './app.js';
 import { resolveRouteCache, routeCache } from './cache.js';
 import { accessFields, resolveAccess, type ZoneNames } from './limits.js';
+import { resolveTls, tlsOptions } from './tls.js';
 import { proxyAction, resolveProxy } from './upstream.js';
 import { duration, headerOps, httpStatus, listenAddress, listenKey, mergeHeaders, parseListen, redirectStatus, regexSource, size, stripUndefined, template, type ListenAddress } from './values.js';
 
@@ -236,6 +237,8 @@ export const server = z.strictObject({
   routes: z.array(route).optional(),
   /** Response cache inherited by this server's `proxy` and `app` routes (nginx `proxy_cache` at server level). */
   cache: z.union([z.boolean(), routeCache]).optional(),
+  /** HTTPS on this server's listen addresses: certificates (PEM files), strict SNI, HSTS. */
+  tls: tlsOptions.optional(),
   ...accessFields,
 });
 
@@ -364,6 +367,8 @@ export interface RouteContext {
   readonly baseDir: string;
   /** Where problems are collected (all are reported at once). */
   readonly problems: string[];
+  /** What is suspicious but served (config/sections/tls.ts). */
+  readonly warnings: string[];
   /** Upstream groups by name; a proxy route to a URL adds its one-server group. */
   readonly upstreams: Map<string, ResolvedUpstream>;
   /** Apps by name, with their group's name. */
@@ -424,10 +429,12 @@ export function resolveServer(server: ParsedServer, index: number, context: Rout
   const routes = server.routes
     ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, context, checked))
     : [resolveRoute({}, server, `${id}.routes[0]`, context, checked)];
+  const names = (server.names ?? []).map((name) => name.toLowerCase());
   return {
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
-    names: (server.names ?? []).map((name) => name.toLowerCase()),
+    tls: server.tls ? resolveTls(server.tls, names, context.baseDir, `${id}.tls`, context.problems, context.warnings) : null,
+    names,
     default: server.default ?? false,
     canonical: {
       https: server.canonical?.https ?? false,
@@ -441,13 +448,24 @@ export function resolveServer(server: ParsedServer, index: number, context: Rout
   };
 }
 
-/** Cross-field checks the schema cannot express: one default server per address, unique names per address. */
+/**
+ * Cross-field checks the schema cannot express: one default server per address, unique names per
+ * address, and TLS on all servers of an address or none (one socket speaks one protocol; nginx's
+ * `listen 443 ssl` is per address too, and a server without a certificate there could not answer).
+ */
 export function checkServers(servers: readonly ResolvedServer[], problems: string[]): void {
   const defaults = new Map<string, string>();
   const names = new Map<string, string>();
+  const tlsByAddress = new Map<string, ResolvedServer>();
   for (const server of servers) {
     for (const address of server.listen) {
       const key = listenKey(address);
+      const first = tlsByAddress.get(key);
+      if (!first) tlsByAddress.set(key, server);
+      else if ((first.tls === null) !== (server.tls === null)) {
+        const [withTls, without] = server.tls ? [server, first] : [first, server];
+        problems.push(`${server.id}.${server.tls ? 'tls' : 'listen'}: expected every server on "${key}" to have "tls" or none, but ${withTls.id} has it and ${without.id} does not`);
+      }
       if (server.default) {
         const other = defaults.get(key);
         if (other) problems.push(`${server.id}.default: expected one default server for "${key}", but ${other} is the default already`);

@@ -206,6 +206,7 @@ export function expectsContinue(req: IncomingMessage): void {
  * without a body costs one header lookup.
  */
 export function watchBody(req: IncomingMessage, res: ServerResponse, http: HttpSettings): void {
+  if (req.httpVersionMajor === 2) return watchH2Body(req, res, http);
   const chunked = req.headers['transfer-encoding'] !== undefined;
   const length = req.headers['content-length'];
   if (!chunked && (length === undefined || length === '0')) return;
@@ -222,6 +223,28 @@ export function watchBody(req: IncomingMessage, res: ServerResponse, http: HttpS
     req.once('timeout', () => refuseBody(req as WatchedRequest, watch, 408, ErrorCodes.ERR_LIMIT_BODY_TIMEOUT, `no request body data for ${http.bodyTimeout} ms`));
     req.once('end', () => {
       if (watch.timed && !res.writableFinished) socket.setTimeout(0);
+      watch.timed = false;
+    });
+  }
+}
+
+/**
+ * An HTTP/2 request body: DATA frames on one stream of a shared connection, so nothing here may
+ * touch the socket. Every body is counted (a Content-Length is optional in HTTP/2, RFC 9113
+ * §8.1.1); the body timeout is the stream's own idle timer.
+ */
+function watchH2Body(req: IncomingMessage, res: ServerResponse, http: HttpSettings): void {
+  const stream = (req as IncomingMessage & { stream: { endAfterHeaders: boolean } }).stream;
+  if (stream.endAfterHeaders) return;
+  const watch: BodyWatch = { res, limit: http.maxBodySize, received: 0, refusal: null, timed: false };
+  (req as WatchedRequest)[BODY] = watch;
+  countChunks(req as WatchedRequest, watch, true);
+  if (http.bodyTimeout > 0) {
+    watch.timed = true;
+    req.setTimeout(http.bodyTimeout);
+    req.once('timeout', () => refuseBody(req as WatchedRequest, watch, 408, ErrorCodes.ERR_LIMIT_BODY_TIMEOUT, `no request body data for ${http.bodyTimeout} ms`));
+    req.once('end', () => {
+      if (watch.timed) req.setTimeout(0);
       watch.timed = false;
     });
   }
@@ -265,7 +288,8 @@ export function limitBody(ctx: RequestContext, limit: number): void {
     const length = req.headers['content-length'];
     // RFC 9110 §15.5.14; the connection closes: the body that follows is not passed on.
     if (limit > 0 && length !== undefined && Number(length) > limit) {
-      lingerOnClose(req.socket);
+      if (req.httpVersionMajor === 2) endStreamAfterResponse(ctx.res);
+      else lingerOnClose(req.socket);
       throw new HttpError(413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `request body of ${length} bytes (limit ${limit})`, { headers: { Connection: 'close' } });
     }
     if (limit > 0 && watch.received > limit) throw refuseBody(req, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${limit} bytes`);
@@ -293,6 +317,7 @@ function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, co
   if (watch.refusal) return watch.refusal;
   const refusal = new HttpError(status, code, message, { headers: { Connection: 'close' } });
   watch.refusal = refusal;
+  if (req.httpVersionMajor === 2) return refuseH2Body(req, watch, refusal);
   const socket = req.socket;
   if (watch.timed) {
     watch.timed = false;
@@ -320,6 +345,36 @@ function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, co
     }
   }
   return refusal;
+}
+
+/**
+ * The HTTP/2 side of refuseBody: the connection is shared, so only the stream ends. The body's
+ * reader gets the error (the request object only: node:http2's compatibility request leaves its
+ * stream open on destroy), the answer goes out, then RST_STREAM(NO_ERROR) tells the client to stop
+ * sending the rest (RFC 9113 §8.1).
+ */
+function refuseH2Body(req: WatchedRequest, watch: BodyWatch, refusal: HttpError): HttpError {
+  if (watch.timed) {
+    watch.timed = false;
+    req.setTimeout(0);
+  }
+  endStreamAfterResponse(watch.res);
+  if (!req.destroyed) {
+    req.on('error', ignore);
+    req.destroy(refusal);
+  }
+  return refusal;
+}
+
+/** Once the answer is complete (or now, if it is), an HTTP/2 stream whose request body is unread is reset with NO_ERROR. */
+function endStreamAfterResponse(res: ServerResponse): void {
+  const stream = (res as ServerResponse & { stream?: { closed: boolean; close(code: number): void } }).stream;
+  if (!stream) return;
+  const reset = (): void => {
+    if (!stream.closed) stream.close(0 /* NGHTTP2_NO_ERROR */);
+  };
+  if (res.writableEnded) setImmediate(reset);
+  else res.once('finish', reset);
 }
 
 function ignore(): void {}

@@ -19,8 +19,22 @@ import { statusBody } from './status.js';
 export function sendHead(ctx: RequestContext, status: number, headers: string[]): Writable {
   const coding = filterHead(ctx, status, headers);
   ctx.status = status;
-  ctx.res.writeHead(status, headers);
+  writeHead(ctx, status, headers);
   return coding === null ? ctx.res : (ctx.route?.encode as RouteEncoder).pipeTo(ctx, coding, headers);
+}
+
+/**
+ * Connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2: a message carrying one is
+ * malformed; node:http2 throws on them): an HTTP/1.1 upstream's or our own `Connection: close`.
+ */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/** The status line and flat head onto the response; on HTTP/2 without the connection-specific fields. */
+function writeHead(ctx: RequestContext, status: number, headers: string[]): void {
+  if (ctx.req.httpVersionMajor === 2) {
+    for (let i = headers.length - 2; i >= 0; i -= 2) if (CONNECTION_SPECIFIC.has((headers[i] as string).toLowerCase())) headers.splice(i, 2);
+  }
+  ctx.res.writeHead(status, headers);
 }
 
 /** The response filters on the flat head; returns the coding to compress the body with, or null. */
@@ -30,6 +44,11 @@ function filterHead(ctx: RequestContext, status: number, headers: string[]): Con
   const serverHeader = ctx.generation.serverHeader;
   // A forward proxy's relayed response keeps the destination's Server (RFC 9110 §10.2.4).
   if (serverHeader !== null && ctx.forward?.relayed !== true) headers.push('Server', serverHeader);
+  // RFC 6797 §7.2: HSTS only over a secure transport (a browser ignores it on plain HTTP anyway).
+  if (ctx.listener.scheme === 'https') {
+    const hsts = ctx.server?.config.tls?.hsts;
+    if (hsts) headers.push('Strict-Transport-Security', hsts);
+  }
   const route = ctx.route;
   const filter = route?.headers;
   if (filter) filter(headers);
@@ -52,7 +71,7 @@ export function sendStoredBody(ctx: RequestContext, status: number, headers: str
   if (coding === null || method === 'HEAD') {
     ctx.bodyBytes = method === 'HEAD' ? 0 : body.length;
     ctx.status = status;
-    ctx.res.writeHead(status, headers);
+    writeHead(ctx, status, headers);
     ctx.res.end(body);
     return;
   }
@@ -81,7 +100,7 @@ function sendEncoded(ctx: RequestContext, status: number, headers: string[], byt
   headers.push('Content-Length', String(bytes.length));
   ctx.bodyBytes = bytes.length;
   ctx.status = status;
-  ctx.res.writeHead(status, headers);
+  writeHead(ctx, status, headers);
   ctx.res.end(bytes);
 }
 

@@ -11,18 +11,20 @@
  * (generation.ts `listeners`), never from the shape of its key.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { log } from '../../core/log.js';
 import type { ListenerKind } from '../bus.js';
 import { RequestContext, type ListenerInfo } from '../context.js';
 import type { Generation } from '../generation.js';
 import { handleConnect, handleForwardRequest, type ForwardRuntime } from '../handlers/forward-proxy/index.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from '../http/framing.js';
+import { normaliseH2Request } from '../http/h2.js';
 import { admitOnConnection, expectationRefusal, expectsContinue, headRefusal, watchBody, type HeadRefusal } from '../http/limits.js';
 import { closeAfterResponse, responseOnSocket, sendStatus } from '../http/respond.js';
 import { publishRequestEnd, requestEnd } from '../observe.js';
 import { handleRequest, handleUpgrade } from '../pipeline.js';
 import { answerRaw } from './http1.js';
+import type { TlsParts } from './tls.js';
 
 /** What a listener needs of the edge server that owns it. */
 export interface ListenerHost {
@@ -36,7 +38,12 @@ export interface ListenerHost {
 
 export interface Listener {
   readonly kind: ListenerKind;
+  /** The HTTP/1.1 server (http1.ts): its requests, upgrades and expectations. */
   readonly server: Server;
+  /** What listens: `server` itself in cleartext; for HTTPS the TLS socket server, which hands it its HTTP/1.1 connections. */
+  readonly socketServer: NetServer;
+  /** HTTPS: the TLS socket server and the HTTP/2 server it hands `h2` connections to (tls.ts); null in cleartext. */
+  readonly tls: TlsParts | null;
   info: ListenerInfo;
   /** Closing (a stop, or its address left the config): answers carry `Connection: close`. */
   draining: boolean;
@@ -91,6 +98,38 @@ function serveSite(listener: Listener, host: ListenerHost): void {
     socket.on('error', () => socket.destroy());
     answerRaw(socket, 501, host.generation.serverHeader);
   });
+  if (listener.tls) serveSiteH2(listener, listener.tls, host);
+}
+
+/**
+ * HTTP/2 streams of an HTTPS listener, through node:http2's compatibility request and response,
+ * into the same pipeline. What HTTP/1.1 needs at phase 0 and HTTP/2 does not: the request count
+ * per connection (a session ends with GOAWAY instead) and the framing checks (nghttp2 frames the
+ * messages and refuses Transfer-Encoding, RFC 9113 §8.2.2). A CONNECT stream is refused by the
+ * pipeline's router like any unknown method target: an origin server does not tunnel.
+ */
+function serveSiteH2(listener: Listener, parts: TlsParts, host: ListenerHost): void {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const generation = host.generation;
+    if (admittedH2(generation, listener.info, req, res)) handleRequest(generation, listener.info, req, res);
+  };
+  parts.h2.on('request', onRequest as never);
+  parts.h2.on('checkContinue', ((req: IncomingMessage, res: ServerResponse) => {
+    expectsContinue(req);
+    onRequest(req, res);
+  }) as never);
+}
+
+/** Phase 0 for an HTTP/2 request: its head as the pipeline reads heads, the head limits, the body watch. */
+function admittedH2(generation: Generation, info: ListenerInfo, req: IncomingMessage, res: ServerResponse): boolean {
+  const http = generation.config.http;
+  const refusal = normaliseH2Request(req) ?? headRefusal(req, http);
+  if (refusal) {
+    refuse(generation, info, req, res, refusal);
+    return false;
+  }
+  watchBody(req, res, http);
+  return true;
 }
 
 /** Set on a socket once a request on it was refused for its framing: nothing after it is served. */
@@ -126,6 +165,11 @@ function admitted(generation: Generation, info: ListenerInfo, req: IncomingMessa
  */
 function refuseFraming(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal | HeadRefusal): void {
   (req.socket as CheckedSocket)[FRAMING_LOST] = true;
+  refuse(generation, listener, req, res, refusal);
+}
+
+/** A refusal before routing, through sendStatus (Server header, access log); on HTTP/1.1 the connection closes after it. */
+function refuse(generation: Generation, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, refusal: FramingRefusal | HeadRefusal): void {
   const ctx = new RequestContext(req, res, generation, listener);
   if (requestEnd.hasSubscribers) res.once('close', () => publishRequestEnd(ctx));
   closeAfterResponse(res);

@@ -99,7 +99,10 @@ function refuseConnection(socket: Socket, serverHeader: string | null): void {
  * several edge workers it is one count for the node; a connection gives its slot back when it
  * closes. `cap()` is read per connection, so a reload changes it for new connections.
  */
-export function gateConnections(server: NetServer, cap: () => number, store: LimitStore, serverHeader: () => string | null): void {
+export function gateConnections(server: NetServer, cap: () => number, store: LimitStore, serverHeader: () => string | null, encrypted = false): void {
+  // Over TLS no HTTP can be written before a handshake: a refused connection is closed at once
+  // (the client sees the connection refused before TLS, as nginx's limit at accept does).
+  const refuse = encrypted ? (socket: Socket): void => void socket.destroy() : (socket: Socket): void => refuseConnection(socket, serverHeader());
   const listeners = server.listeners('connection') as ((this: NetServer, socket: Socket) => void)[];
   server.removeAllListeners('connection');
   const admit = (socket: Socket): void => {
@@ -114,7 +117,7 @@ export function gateConnections(server: NetServer, cap: () => number, store: Lim
     }
     const granted = store.acquire(NODE_CONNECTIONS_ZONE, NODE_KEY, max);
     if (!(granted instanceof Promise)) {
-      if (!granted) return refuseConnection(socket, serverHeader());
+      if (!granted) return refuse(socket);
       socket.once('close', release);
       admit(socket);
       return;
@@ -123,7 +126,7 @@ export function gateConnections(server: NetServer, cap: () => number, store: Lim
     // from the stream buffer once admitted).
     socket.pause();
     granted.then((ok) => {
-      if (!ok) return refuseConnection(socket, serverHeader());
+      if (!ok) return refuse(socket);
       if (socket.destroyed) return release();
       socket.once('close', release);
       admit(socket);

@@ -1,0 +1,59 @@
+/**
+ * An HTTP/2 request as the pipeline reads requests: node:http2's compatibility request has the
+ * pseudo-header fields (`:method`, `:path`, `:authority`, `:scheme`) in its `rawHeaders` and may
+ * carry no `Host`. Once normalised here, its `rawHeaders` hold regular fields only, with `Host`
+ * from `:authority` and the cookie crumbs joined, so every phase after (virtual host, proxy
+ * headers, cache keys, header limits) treats both protocols alike.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { FramingRefusal } from './framing.js';
+
+/**
+ * Rewrites `req.rawHeaders` (and `req.headers.host`) of an HTTP/2 request; returns a refusal
+ * when the head is malformed in a way nghttp2 does not check.
+ */
+export function normaliseH2Request(req: IncomingMessage): FramingRefusal | null {
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  let authority: string | undefined;
+  let host: string | undefined;
+  let cookie: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (name === ':authority') authority = value;
+      continue;
+    }
+    if (name === 'cookie') {
+      // RFC 9113 §8.2.3: a client may split Cookie into crumbs; joined with "; " before an
+      // HTTP/1.1 hop, which allows one Cookie field only (RFC 6265 §5.4).
+      cookie = cookie === null ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    if (name === 'host') {
+      if (host !== undefined) return { status: 400, reason: 'more than one Host header' };
+      host = value;
+      continue;
+    }
+    out.push(name, value);
+  }
+  // RFC 9113 §8.3.1: a Host that names another authority than `:authority` makes the request malformed.
+  if (host !== undefined && authority !== undefined && host.toLowerCase() !== authority.toLowerCase()) return { status: 400, reason: 'Host differs from :authority' };
+  const effective = authority ?? host;
+  if (effective !== undefined) {
+    out.unshift('Host', effective);
+    req.headers.host = effective;
+  }
+  if (cookie !== null) {
+    out.push('Cookie', cookie);
+    req.headers.cookie = cookie;
+  }
+  Object.defineProperty(req, 'rawHeaders', { value: out, configurable: true });
+  return null;
+}
+
+/** Whether a request came over HTTP/2 (node:http2's compatibility request). */
+export function isH2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2;
+}

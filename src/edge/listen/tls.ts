@@ -1,0 +1,197 @@
+/**
+ * The TLS listener socket: one TCP server per HTTPS address. It reads the ClientHello's server
+ * name (client-hello.ts), picks that server's certificates from the current generation (SNI, with
+ * the virtual hosts' own name rules), makes the TLS socket, and once the handshake is done hands
+ * the connection to the HTTP/1.1 server of http1.ts (ALPN `http/1.1`, or none) or to an HTTP/2
+ * server (`h2`). Neither of those listens: both get their connections from here, so HTTP/1.1 over
+ * TLS is byte for byte the cleartext path (limits, clientError answers) and both protocols feed
+ * the same pipeline (kinds.ts).
+ *
+ * Why not `http2.createSecureServer({ allowHTTP1: true })`: its HTTP/1.1 fallback is node:http's
+ * connection listener on a server whose limits (head timeouts, clientError) are not the ones
+ * http1.ts sets up, and its SNICallback cannot switch to a certificate of another key type
+ * (client-hello.ts says why).
+ *
+ * Certificates are read per generation: a reload serves the new ones to new handshakes, and
+ * connections already open keep theirs. Session ticket keys come from the node (the supervisor
+ * makes them, so a ticket from one edge worker resumes on another) and are in every context.
+ */
+import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import type { ResolvedConfig, ResolvedTls } from '../../config/resolved.js';
+import { log } from '../../core/log.js';
+import { HostTable } from '../route/hosts.js';
+import type { CompiledServer } from '../route/router.js';
+import { readClientHello } from './client-hello.js';
+
+type HttpSettings = ResolvedConfig['http'];
+
+/** TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1); node's default cipher list (forward secret) is kept. */
+const MIN_VERSION = 'TLSv1.2';
+/** ALPN (RFC 7301): HTTP/2 first (RFC 9113 §3.2), HTTP/1.1 for the rest. */
+const ALPN = ['h2', 'http/1.1'];
+/**
+ * The receive window of an HTTP/2 connection (all its streams together). The protocol's initial
+ * 65,535 bytes caps a connection's uploads at one window per round trip (nodejs/node#31084);
+ * nginx raises it likewise (http2_body_preread_size + its connection window of 2^31-1 less).
+ */
+const SESSION_WINDOW = 16 * 1024 * 1024;
+/** Streams a client may have open at once (RFC 9113 §6.5.2; nginx 128, Caddy/Go 250, h2o 100). */
+export const MAX_CONCURRENT_STREAMS = 128;
+
+/** A secure context with a server's certificates (RSA and ECDSA pairs side by side: the handshake picks what the client supports). */
+function contextFor(tls: ResolvedTls, ticketKeys: Buffer | null): SecureContext {
+  return createSecureContext({
+    cert: tls.certs.map((pair) => readFileSync(pair.cert, 'utf8')),
+    key: tls.certs.map((pair) => readFileSync(pair.key, 'utf8')),
+    minVersion: MIN_VERSION,
+    ...(ticketKeys ? { ticketKeys } : {}),
+  });
+}
+
+/**
+ * The certificates of one HTTPS address in one generation: a secure context per server, found
+ * by SNI with the virtual hosts' own rules (exact, then wildcard), else the default server's.
+ */
+export class TlsTable {
+  readonly #hosts: HostTable;
+  readonly #contexts = new Map<string, SecureContext>();
+  readonly #defaultContext: SecureContext;
+  /** Refuse a handshake whose SNI names no server here, or that sends none (the default server's `tls.strictSni`). */
+  readonly strictSni: boolean;
+
+  constructor(servers: readonly CompiledServer[], ticketKeys: Buffer | null) {
+    this.#hosts = new HostTable(servers);
+    for (const server of servers) {
+      const tls = server.config.tls;
+      if (tls) this.#contexts.set(server.id, contextFor(tls, ticketKeys));
+    }
+    this.#defaultContext = this.#contexts.get(this.#hosts.defaultServer.id) as SecureContext;
+    this.strictSni = (this.#hosts.defaultServer.config.tls as ResolvedTls).strictSni;
+  }
+
+  /**
+   * The context for a ClientHello's server name (RFC 6066 §3: case-insensitive), the default
+   * server's for none or an unknown one, or null when strict SNI refuses it.
+   */
+  select(servername: string | null): SecureContext | null {
+    const server = servername === null ? undefined : this.#hosts.lookup(servername.toLowerCase());
+    const context = server ? this.#contexts.get(server.id) : undefined;
+    if (context) return context;
+    return this.strictSni ? null : this.#defaultContext;
+  }
+}
+
+export interface TlsParts {
+  /** The socket that listens: TCP in; each connection becomes a TLS socket once its ClientHello is read. */
+  readonly socketServer: NetServer;
+  /** HTTP/2 sessions (ALPN `h2`); it never listens itself. */
+  readonly h2: Http2Server;
+  /** Open HTTP/2 sessions: a stop or a listener's removal sends each a GOAWAY. */
+  readonly sessions: Set<ServerHttp2Session>;
+}
+
+/**
+ * The TLS socket server of an address and its HTTP/2 server; `http1` (http1.ts) takes the
+ * connections that do not negotiate h2. `table()` is the current generation's TlsTable.
+ */
+export function createTlsListener(settings: () => HttpSettings, table: () => TlsTable, http1: { emit(event: 'connection', socket: TLSSocket): boolean }): TlsParts {
+  const http = settings();
+  const h2 = createH2Server({
+    // RFC 9113 §10.5: bounds on what one client may make the server hold.
+    maxSessionMemory: 16, // MiB of nghttp2 state per session (default 10); beyond it new streams are refused
+    maxHeaderListPairs: http.maxHeaders + 8, // header fields plus pseudo-headers; more → the stream is refused
+    maxSettings: 32,
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+    settings: {
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+      // The decoded header list (RFC 9113 §6.5.2): the request line's target and the fields, as HTTP/1.1 allows.
+      maxHeaderListSize: http.maxUriLength + http.maxHeaderSize,
+      initialWindowSize: 1024 * 1024,
+    },
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  h2.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    // A session error (a protocol violation, a reset socket) ends that session only.
+    session.on('error', (error: NodeJS.ErrnoException) => log().debug({ code: error.code }, 'http2 session error'));
+    session.on('connect', () => {
+      try {
+        session.setLocalWindowSize(SESSION_WINDOW);
+      } catch {
+        // The session closed during its handshake.
+      }
+    });
+    // nginx keepalive_timeout for HTTP/2: a session with no frames for this long is closed (GOAWAY).
+    const idle = settings().keepAliveTimeout;
+    if (idle > 0) session.setTimeout(idle, () => session.close());
+  });
+  const onSecure = (socket: TLSSocket): void => {
+    if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
+    else http1.emit('connection', socket);
+  };
+  const socketServer = createNetServer({ noDelay: true }, (raw: Socket) => acceptTls(raw, settings(), table, onSecure));
+  return { socketServer, h2, sessions };
+}
+
+/**
+ * One connection: its ClientHello's server name, then the TLS socket with that server's
+ * certificates. The handshake (ClientHello included) must end within `headersTimeout`: it is part
+ * of receiving a request, and a client that opens connections and stays silent holds them.
+ */
+function acceptTls(raw: Socket, http: HttpSettings, table: () => TlsTable, onSecure: (socket: TLSSocket) => void): void {
+  raw.on('error', () => raw.destroy());
+  const deadline = setTimeout(() => raw.destroy(), http.headersTimeout > 0 ? http.headersTimeout : 60_000);
+  let received: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+    const hello = readClientHello(received);
+    if (!hello.done) return;
+    raw.off('data', onData);
+    raw.pause();
+    const context = table().select(hello.servername);
+    if (context === null) {
+      // tls.strictSni: no server has that name; close before any handshake.
+      log().debug({ servername: hello.servername }, 'tls: refused a handshake for an unknown name (strictSni)');
+      clearTimeout(deadline);
+      raw.destroy();
+      return;
+    }
+    // The bytes read so far go back: the TLS socket reads them first (node feeds a wrapped socket's buffer to TLS).
+    raw.unshift(received);
+    const socket = new TLSSocket(raw, { isServer: true, secureContext: context, ALPNProtocols: ALPN }) as ConnectingSocket;
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      // A failed handshake (plain HTTP to the port, an old protocol version, no shared cipher) is the client's: debug only.
+      if (socket.secureConnecting) log().debug({ code: error.code, reason: error.message }, 'tls handshake failed');
+      socket.destroy();
+    });
+    socket.once('secure', () => {
+      clearTimeout(deadline);
+      // What tls.Server does for the sockets it makes (onServerSocketSecure): node:http2 waits
+      // for 'secureConnect' on a TLS socket that still says it is connecting.
+      socket.secureConnecting = false;
+      onSecure(socket);
+    });
+    socket.once('close', () => clearTimeout(deadline));
+  };
+  raw.on('data', onData);
+  // Bounded: readClientHello answers "done" (no name) once CLIENT_HELLO_MAX bytes are in.
+  raw.once('close', () => clearTimeout(deadline));
+}
+
+/** `secureConnecting` is node's own flag (not in its types): true until the handshake is done. */
+type ConnectingSocket = TLSSocket & { secureConnecting: boolean };
+
+/** GOAWAY to every session (RFC 9113 §6.8): streams in flight finish, no new ones start. */
+export function closeSessions(parts: TlsParts): void {
+  for (const session of parts.sessions) if (!session.closed) session.close();
+}
+
+/** What is left after the grace: every session destroyed. */
+export function destroySessions(parts: TlsParts): void {
+  for (const session of parts.sessions) session.destroy();
+}
