@@ -102,6 +102,8 @@ Options:
       --max-age D      Cache-Control max-age, e.g. 1h (default: none)
       --dotfiles MODE  ignore (404, default) | deny (403) | allow
       --compress       gzip/brotli text responses on the fly (config \`encode: true\`)
+      --tls-cert FILE  serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (chain after the leaf)
+      --tls-key FILE   its PEM private key
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -120,6 +122,8 @@ Options:
                        header; PURGE from 127.0.0.1/::1)
       --cache-dir DIR  also keep them on disk in DIR (1 GiB bound, kept across restarts)
       --compress       gzip/brotli text responses on the fly (config \`encode: true\`)
+      --tls-cert FILE  serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate (chain after the leaf)
+      --tls-key FILE   its PEM private key
       --no-access-log  do not write the access log
       --access-log F   combined (default) | json
   -h, --help           this help`,
@@ -359,6 +363,8 @@ async function serve(args: string[]): Promise<void> {
       compress: { type: 'boolean' },
       'no-access-log': { type: 'boolean' },
       'access-log': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
     true,
   );
@@ -380,6 +386,7 @@ async function serve(args: string[]): Promise<void> {
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        ...tlsFlags(values),
         ...(values.compress ? { encode: true } : {}),
         static: {
           root,
@@ -391,10 +398,32 @@ async function serve(args: string[]): Promise<void> {
       },
     ],
   };
-  const config = (await configLoader()).validateConfig(user, process.cwd(), null);
+  const config = validateFlags(user, (await configLoader()).validateConfig, 'serve');
   const handler = config.servers[0]?.routes[0]?.handler;
   // An instant command: one process (like `npx serve`), unless --workers says otherwise.
   return runServer(config, `serving ${handler?.type === 'static' ? handler.static.root : '?'}`, { overrides: { workers: 1 } });
+}
+
+/** `--tls-cert FILE --tls-key FILE` → a server's `tls` (both or neither). */
+function tlsFlags(values: ParsedArgs['values']): { tls?: { cert: string; key: string } } {
+  const cert = values['tls-cert'] as string | undefined;
+  const key = values['tls-key'] as string | undefined;
+  if (cert === undefined && key === undefined) return {};
+  if (cert === undefined) throw new UsageError('--tls-key: expected with --tls-cert FILE');
+  if (key === undefined) throw new UsageError('--tls-cert: expected with --tls-key FILE');
+  return { tls: { cert, key } };
+}
+
+/** A quick command's config, checked; a problem names the flag, not a config path the user never wrote. */
+function validateFlags(user: UserConfig, validate: (input: unknown, baseDir: string, source: string | null) => ResolvedConfig, command: string): ResolvedConfig {
+  try {
+    return validate(user, process.cwd(), null);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new UsageError(`${command}: ${error.problems.map((p) => p.replace(/^servers\[0\]\.tls\.cert/, '--tls-cert').replace(/^servers\[0\]\.tls\.key/, '--tls-key').replace(/^upstreams\.upstream\.servers\[(\d+)\]/, (_m, i: string) => `upstream ${Number(i) + 1}`)).join('; ')}`);
+    }
+    throw error;
+  }
 }
 
 /** `--no-access-log` / `--access-log FORMAT` → the `log.access` setting. */
@@ -418,6 +447,8 @@ async function proxy(args: string[]): Promise<void> {
       compress: { type: 'boolean' },
       'no-access-log': { type: 'boolean' },
       'access-log': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
     true,
   );
@@ -438,19 +469,14 @@ async function proxy(args: string[]): Promise<void> {
     servers: [
       {
         listen: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+        ...tlsFlags(values),
         ...(values.compress ? { encode: true } : {}),
         routes: [{ proxy: { to: 'upstream', ...(values['host-header'] !== undefined ? { host: values['host-header'] as string } : {}) }, ...(values.cache ? { cache: true } : {}) }],
       },
     ],
   };
-  let config: ResolvedConfig;
-  try {
-    config = (await configLoader()).validateConfig(user, process.cwd(), null);
-  } catch (error) {
-    // Name the argument, not a config path the user never wrote.
-    if (error instanceof ConfigError) throw new UsageError(`proxy: ${error.problems.map((p) => p.replace(/^upstreams\.upstream\.servers\[(\d+)\]/, (_m, i: string) => `upstream ${Number(i) + 1}`)).join('; ')}`);
-    throw error;
-  }
+  // A problem names the argument (upstream 2, --tls-cert), not a config path the user never wrote.
+  const config = validateFlags(user, (await configLoader()).validateConfig, 'proxy');
   const caching = values.cache ? `, caching${cacheDir !== undefined ? ` in memory and ${resolve(cacheDir)}` : ' in memory'}` : '';
   return runServer(config, `proxying to ${servers.join(', ')} (${balance}${caching})`, { overrides: { workers: 1 } });
 }

@@ -8,7 +8,7 @@ export type TemplatePart = { readonly kind: 'text'; readonly text: string } | { 
 
 /** Variables every template may use; `http_<name>` (request header) and `arg_<name>` (query argument) too. */
 export const TEMPLATE_VARIABLES = [
-  'host', 'uri', 'document_uri', 'request_uri', 'scheme', 'args', 'query_string', 'is_args',
+  'host', 'uri', 'document_uri', 'request_uri', 'scheme', 'https', 'args', 'query_string', 'is_args',
   'request_method', 'remote_addr', 'server_port', 'server_name',
   // For limit keys: `binary_remote_addr` as nginx configs spell it (here the same text as
   // `remote_addr`), and `route`, the id of the route serving the request ("servers[0].routes[2]");

@@ -12,7 +12,7 @@ import { compileForward, type CompiledForward } from './handlers/forward-proxy/i
 import { createHandler, type HandlerEnvironment } from './handlers/index.js';
 import { UpstreamGroup } from './handlers/proxy/upstream.js';
 import { compileAccess } from './middleware/access.js';
-import { compileCanonical } from './middleware/canonical.js';
+import { compileCanonical, httpsPortSuffix } from './middleware/canonical.js';
 import { compileEncoder } from './middleware/encode.js';
 import { compileHeaderFilter } from './middleware/headers.js';
 import { compileRealIp, type RealIp } from './middleware/real-ip.js';
@@ -55,7 +55,8 @@ export interface Generation {
   close(): Promise<void>;
 }
 
-function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment, limits: ResolvedConfig['limits'], environment: EdgeEnvironment): CompiledServer {
+function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEnvironment, all: ResolvedConfig, environment: EdgeEnvironment): CompiledServer {
+  const limits = all.limits;
   const routes: CompiledRoute[] = config.routes.map((route) => ({
     id: route.id,
     config: route,
@@ -70,7 +71,7 @@ function compileServer(config: ResolvedConfig['servers'][number], env: HandlerEn
     id: config.id,
     config,
     primaryName: config.names.find((name) => !name.startsWith('*.')) ?? '',
-    canonical: compileCanonical(config.canonical),
+    canonical: compileCanonical(config.canonical, config.canonical.https ? httpsPortSuffix(config, all.servers) : ''),
     rewrite: compileRewrites(config.rewrite),
     router: new Router(routes),
   };
@@ -94,7 +95,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
     }
   }
   const env: HandlerEnvironment = { upstreams, cacheZones: config.cache.zones, cacheStores: environment.cacheZones };
-  const servers = config.servers.map((server) => compileServer(server, env, config.limits, environment));
+  const servers = config.servers.map((server) => compileServer(server, env, config, environment));
   const byListener = new Map<string, CompiledServer[]>();
   const listeners = new Map<string, ListenerSpec>();
   for (const server of servers) {

@@ -30,6 +30,8 @@ function getter(name: string): Getter {
     case 'document_uri': return (ctx) => ctx.uri;
     case 'request_uri': return (ctx) => ctx.requestUri;
     case 'scheme': return (ctx) => ctx.listener.scheme;
+    // nginx $https: "on" on a TLS connection, else empty.
+    case 'https': return (ctx) => (ctx.listener.scheme === 'https' ? 'on' : '');
     case 'args':
     case 'query_string': return (ctx) => ctx.query;
     case 'is_args': return (ctx) => (ctx.query !== '' ? '?' : '');

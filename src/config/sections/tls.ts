@@ -10,6 +10,7 @@
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { ResolvedTls } from '../resolved.js';
@@ -96,7 +97,7 @@ function readPem(path: string, field: string, given: string, kind: 'certificate'
 function covers(certificate: X509Certificate, name: string): boolean {
   // A server name "*.example.com" is covered by the same wildcard, or by any name it stands for: check a sample.
   const host = name.startsWith('*.') ? `portico-check.${name.slice(2)}` : name;
-  return certificate.checkHost(host) !== undefined || certificate.checkIP(host) !== undefined;
+  return isIP(host) === 0 ? certificate.checkHost(host) !== undefined : certificate.checkIP(host) !== undefined;
 }
 
 /**

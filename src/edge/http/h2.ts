@@ -6,6 +6,7 @@
  * headers, cache keys, header limits) treats both protocols alike.
  */
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { FramingRefusal } from './framing.js';
 
 /**
@@ -49,11 +50,38 @@ export function normaliseH2Request(req: IncomingMessage): FramingRefusal | null 
     out.push('Cookie', cookie);
     req.headers.cookie = cookie;
   }
+  // A body without Content-Length is framed by DATA frames (RFC 9113 §8.1); to every reader of
+  // the head (the proxy's "has a body" test, an HTTP/1.1 hop) it is a chunked body (RFC 9112 §7.1).
+  if (!(req as H2Request).stream.endAfterHeaders && req.headers['content-length'] === undefined) req.headers['transfer-encoding'] = 'chunked';
   Object.defineProperty(req, 'rawHeaders', { value: out, configurable: true });
   return null;
 }
 
+/** What node:http2's compatibility request adds to IncomingMessage's shape. */
+type H2Request = IncomingMessage & { readonly stream: { readonly endAfterHeaders: boolean } };
+
 /** Whether a request came over HTTP/2 (node:http2's compatibility request). */
 export function isH2(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 2;
+}
+
+const TLS_INFO = Symbol('portico.tls');
+type TlsInfo = { readonly version: string | null; readonly cipher: string | null };
+
+/**
+ * The connection's TLS version and cipher, kept on an HTTP/2 request for the access log: when the
+ * log line is written the stream has closed and the compatibility request can no longer reach
+ * its session's socket.
+ */
+export function rememberTls(req: IncomingMessage): void {
+  const socket = req.socket as Partial<TLSSocket>;
+  (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO] = { version: socket.getProtocol?.() ?? null, cipher: socket.getCipher?.()?.name ?? null };
+}
+
+/** nginx `$ssl_protocol` and `$ssl_cipher` of the request's connection. */
+export function tlsInfo(req: IncomingMessage): TlsInfo {
+  const kept = (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO];
+  if (kept) return kept;
+  const socket = req.socket as Partial<TLSSocket>;
+  return { version: socket.getProtocol?.() ?? null, cipher: socket.getCipher?.()?.name ?? null };
 }

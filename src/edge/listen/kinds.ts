@@ -18,7 +18,7 @@ import { RequestContext, type ListenerInfo } from '../context.js';
 import type { Generation } from '../generation.js';
 import { handleConnect, handleForwardRequest, type ForwardRuntime } from '../handlers/forward-proxy/index.js';
 import { framingRefusal, upgradeProtocols, type FramingRefusal } from '../http/framing.js';
-import { normaliseH2Request } from '../http/h2.js';
+import { normaliseH2Request, rememberTls } from '../http/h2.js';
 import { admitOnConnection, expectationRefusal, expectsContinue, headRefusal, watchBody, type HeadRefusal } from '../http/limits.js';
 import { closeAfterResponse, responseOnSocket, sendStatus } from '../http/respond.js';
 import { publishRequestEnd, requestEnd } from '../observe.js';
@@ -123,6 +123,11 @@ function serveSiteH2(listener: Listener, parts: TlsParts, host: ListenerHost): v
 /** Phase 0 for an HTTP/2 request: its head as the pipeline reads heads, the head limits, the body watch. */
 function admittedH2(generation: Generation, info: ListenerInfo, req: IncomingMessage, res: ServerResponse): boolean {
   const http = generation.config.http;
+  // A stream answered before its request body was read (a refusal, a redirect, an upstream that
+  // did not read it) is reset with NO_ERROR once the answer is complete, so the client stops
+  // sending (RFC 9113 §8.1); left open, its flow-control window stalls it until a timeout.
+  res.once('finish', resetUnreadStream);
+  if (generation.accessLog !== null) rememberTls(req);
   const refusal = normaliseH2Request(req) ?? headRefusal(req, http);
   if (refusal) {
     refuse(generation, info, req, res, refusal);
@@ -130,6 +135,11 @@ function admittedH2(generation: Generation, info: ListenerInfo, req: IncomingMes
   }
   watchBody(req, res, http);
   return true;
+}
+
+function resetUnreadStream(this: ServerResponse): void {
+  const stream = (this as ServerResponse & { stream?: { closed: boolean; endAfterHeaders: boolean; readableEnded: boolean; close(code: number): void } }).stream;
+  if (stream && !stream.endAfterHeaders && !stream.closed && !stream.readableEnded) setImmediate(() => stream.closed || stream.close(0 /* NGHTTP2_NO_ERROR */));
 }
 
 /** Set on a socket once a request on it was refused for its framing: nothing after it is served. */

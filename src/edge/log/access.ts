@@ -5,6 +5,7 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import sonicBoom from 'sonic-boom';
+import { tlsInfo } from '../http/h2.js';
 import type { RequestContext } from '../context.js';
 import { requestEnd } from '../observe.js';
 
@@ -82,6 +83,11 @@ export function cacheVerdict(status: string): string {
   return /fwd=([a-z-]+)/.exec(status)?.[1] ?? '-';
 }
 
+function tlsFields(req: RequestContext['req']): { tls_version: string | null; tls_cipher: string | null } {
+  const info = tlsInfo(req);
+  return { tls_version: info.version, tls_cipher: info.cipher };
+}
+
 function jsonLine(ctx: RequestContext): string {
   const req = ctx.req;
   return `${JSON.stringify({
@@ -97,6 +103,7 @@ function jsonLine(ctx: RequestContext): string {
     route: ctx.route?.id ?? null,
     referer: req.headers.referer ?? null,
     user_agent: req.headers['user-agent'] ?? null,
+    ...(ctx.listener.scheme === 'https' ? tlsFields(req) : {}),
     ...(ctx.cacheStatus !== '' ? { cache: cacheVerdict(ctx.cacheStatus) } : {}),
     ...(ctx.forward ? { destination: ctx.forward.destination || null, bytes_up: ctx.forward.bytesUp, bytes_down: ctx.bodyBytes, user: ctx.forward.user } : {}),
   })}\n`;

@@ -30,7 +30,20 @@ function portSuffix(ctx: RequestContext): string {
 /** IPv4 dotted quad or a bracketed IPv6 literal, as normaliseHost leaves them. */
 const IP_LITERAL = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:.]+\])$/i;
 
-export function compileCanonical(config: ResolvedServer['canonical']): CompiledCanonical | null {
+/**
+ * The ":port" an `https` redirect names: the HTTPS port of the config's server for these names
+ * (one with `tls` sharing a name, else the first with `tls`), none for 443 or when no server
+ * has TLS here (the site's HTTPS is then elsewhere, behind the default port).
+ */
+export function httpsPortSuffix(server: ResolvedServer, servers: readonly ResolvedServer[]): string {
+  const secure = servers.filter((other) => other.tls !== null);
+  const target = secure.find((other) => other.names.some((name) => server.names.includes(name))) ?? secure[0];
+  const address = target?.listen.find((listen) => listen.kind === 'tcp');
+  if (!address || address.kind !== 'tcp' || address.port === 443 || address.port === 0) return '';
+  return `:${address.port}`;
+}
+
+export function compileCanonical(config: ResolvedServer['canonical'], httpsPort = ''): CompiledCanonical | null {
   const { https, www, trailingSlash, status } = config;
   if (!https && www === null && trailingSlash === null) return null;
   return function canonicalRedirect(ctx) {
@@ -47,7 +60,7 @@ export function compileCanonical(config: ResolvedServer['canonical']): CompiledC
     let changed = false;
     if (https && scheme === 'http') {
       scheme = 'https';
-      port = '';
+      port = httpsPort;
       changed = true;
     }
     // An IP address has no "www." form (RFC 3986 §3.2.2): a request by address (health checks,
