@@ -15,12 +15,14 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { keysAt } from '../src/config/errors.js';
 import { validateConfig } from '../src/config/load.js';
+import { makeCa, makeCert } from './helpers/tls.js';
 import { configSchema } from '../src/config/schema.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const REFERENCE = readFileSync(join(ROOT, 'docs', 'config.md'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'portico-readme-defaults-'));
 writeFileSync(join(dir, 'app.mjs'), 'export default () => new Response("ok");\n');
+const site = makeCert(dir, makeCa(dir), 'site', ['localhost']);
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 type Json = Record<string, unknown>;
@@ -45,6 +47,7 @@ const TABLES: ReadonlyArray<readonly [RegExp, TableSpec]> = [
   [/^`encode` \(on a server/, { base: () => ({ servers: [{ encode: {} }] }), target: (c) => server(c).encode as Json, schemaPath: ['servers', 0, 'encode'] }],
   [/^\| top-level `cache`/, { base: () => ({ servers: [{}], cache: {} }), target: (c) => c.cache as Json, schemaPath: ['cache'] }],
   [/^\| route `cache`/, { base: () => ({ servers: [{ routes: [{ proxy: { to: UPSTREAM }, cache: {} }] }] }), target: (c) => ((server(c).routes as Json[])[0] as Json).cache as Json, schemaPath: ['servers', 0, 'routes', 0, 'cache'] }],
+  [/^\| server `tls`/, { base: () => ({ servers: [{ tls: { cert: site.cert, key: site.key } }] }), target: (c) => server(c).tls as Json, schemaPath: ['servers', 0, 'tls'] }],
   [/^The `forward` section:/, { base: () => ({ forward: {} }), target: (c) => c.forward as Json, schemaPath: ['forward'] }],
 ];
 
