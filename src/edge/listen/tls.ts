@@ -16,7 +16,7 @@
  * connections already open keep theirs. Session ticket keys come from the node (the supervisor
  * makes them, so a ticket from one edge worker resumes on another) and are in every context.
  */
-import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { constants, createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -129,6 +129,7 @@ export function createTlsListener(settings: () => HttpSettings, table: () => Tls
     // nginx keepalive_timeout for HTTP/2: a session with no frames for this long is closed (GOAWAY).
     const idle = settings().keepAliveTimeout;
     if (idle > 0) session.setTimeout(idle, () => session.close());
+    limitPings(session);
   });
   const onSecure = (socket: TLSSocket): void => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
@@ -136,6 +137,33 @@ export function createTlsListener(settings: () => HttpSettings, table: () => Tls
   };
   const socketServer = createNetServer({ noDelay: true }, (raw: Socket) => acceptTls(raw, settings(), table, onSecure));
   return { socketServer, h2, sessions };
+}
+
+/** PINGs a session may send per window before it is ended (browsers send a few per minute; gRPC keepalives one per 10 s or more). */
+const PING_BURST = 1000;
+const PING_WINDOW_MS = 10_000;
+
+/**
+ * A PING flood (RFC 9113 §10.5: "excessive" control frames): each PING costs an ACK, and a client
+ * that never reads them makes them pile up in the socket's write buffer, which nghttp2's own
+ * limit on queued ACKs does not see. Past PING_BURST in one window the session gets GOAWAY with
+ * ENHANCE_YOUR_CALM and is closed.
+ */
+function limitPings(session: ServerHttp2Session): void {
+  let count = 0;
+  let windowStart = 0;
+  session.on('ping', () => {
+    const now = Date.now();
+    if (now - windowStart > PING_WINDOW_MS) {
+      windowStart = now;
+      count = 0;
+    }
+    if (++count === PING_BURST + 1) {
+      log().debug({ pings: count }, 'http2: PING flood, ending the session');
+      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      session.destroy();
+    }
+  });
 }
 
 /**
