@@ -2,7 +2,7 @@
  * The node bus's one message union: everything the supervisor and an edge worker say to each
  * other (core/bus.ts carries it). Three conversations share it:
  *
- *   control   supervisor → worker  start, reload, member-add, member-remove, stop
+ *   control   supervisor → worker  start, reload, member-add, member-remove, ticket-keys, stop
  *             worker → supervisor  hello, listening, start-failed, reloaded, removed
  *   limits    worker → supervisor  limit:take, limit:acquire, limit:release (core/limit-ipc.ts)
  *             supervisor → worker  limit:reply
@@ -41,8 +41,10 @@ export interface CachePurge {
 }
 
 export type ControlToEdge =
-  /** The first message (the answer to `hello`): serve `config`; the app groups start with `members`. */
-  | { readonly type: 'portico:edge:start'; readonly config: ResolvedConfig; readonly members: Members }
+  /** The first message (the answer to `hello`): serve `config`; the app groups start with `members`; TLS tickets use `ticketKeys` (base64). */
+  | { readonly type: 'portico:edge:start'; readonly config: ResolvedConfig; readonly members: Members; readonly ticketKeys: string }
+  /** The node's TLS session ticket keys were rotated (base64; edge/listen/ticket-keys.ts). */
+  | { readonly type: 'portico:edge:ticket-keys'; readonly keys: string }
   /** Swap in a new generation; answered with `reloaded` and the same `seq`. */
   | { readonly type: 'portico:edge:reload'; readonly seq: number; readonly config: ResolvedConfig }
   /** A member joins a group. */

@@ -11,11 +11,13 @@
  *   cacheZones       the cache zones of this process (their memory tiers; disk is shared)
  *   sharedUpstreams  groups whose members outlive generations (an app's workers)
  *   bus              this process's end of the node bus, or null in a one-process node
+ *   ticketKeys       the node's TLS session ticket keys (made and rotated by the supervisor)
  */
 import type { LimitStore } from '../core/limit-store.js';
 import { MemoryLimitStore } from '../core/limit-store.js';
 import type { EdgeBus } from './bus.js';
 import { CacheZones } from './handlers/cache/zones.js';
+import { TicketKeys } from './listen/ticket-keys.js';
 import type { UpstreamGroup } from './handlers/proxy/upstream.js';
 
 export interface EdgeEnvironment {
@@ -23,6 +25,7 @@ export interface EdgeEnvironment {
   readonly cacheZones: CacheZones;
   readonly sharedUpstreams: ReadonlyMap<string, UpstreamGroup>;
   readonly bus: EdgeBus | null;
+  readonly ticketKeys: TicketKeys;
 }
 
 /** An environment with what is not given made fresh and local: a one-process node, a test. */
@@ -33,5 +36,6 @@ export function createEdgeEnvironment(given: Partial<EdgeEnvironment> = {}): Edg
     cacheZones: given.cacheZones ?? new CacheZones(bus),
     sharedUpstreams: given.sharedUpstreams ?? new Map(),
     bus,
+    ticketKeys: given.ticketKeys ?? new TicketKeys(),
   };
 }

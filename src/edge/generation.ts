@@ -112,7 +112,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   const tls = new Map<string, TlsTable>();
   for (const [key, list] of byListener) {
     hosts.set(key, new HostTable(list));
-    if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, null));
+    if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, environment.ticketKeys.current));
   }
   const forward = config.forward ? compileForward(config.forward, config.cache.zones, environment.cacheZones) : null;
   // The config check refuses a forward address that a server listens on too.

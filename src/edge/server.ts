@@ -51,7 +51,13 @@ export class EdgeServer implements ListenerHost {
   constructor(config: ResolvedConfig, environment: EdgeEnvironment) {
     this.#environment = environment;
     this.#generation = buildGeneration(config, environment);
+    // A rotation reaches the current generation's contexts; the next generation is built with the new keys.
+    this.#stopTicketRotation = environment.ticketKeys.onChange((keys) => {
+      for (const table of this.#generation.tls.values()) table.setTicketKeys(keys);
+    });
   }
+
+  readonly #stopTicketRotation: () => void;
 
   get generation(): Generation {
     return this.#generation;
@@ -203,6 +209,7 @@ export class EdgeServer implements ListenerHost {
 
   /** Stops accepting, lets requests in flight finish for up to `graceMs`, then closes what is left. */
   async stop(graceMs = 10_000): Promise<void> {
+    this.#stopTicketRotation();
     await Promise.all([...this.#listeners.keys()].map((key) => this.#close(key, graceMs)));
     this.#generation.accessLog?.close();
     await this.#generation.close();

@@ -16,6 +16,7 @@ import { NodeBus, type IpcChannel } from '../core/bus.js';
 import { IpcLimitStore } from '../core/limit-ipc.js';
 import { createLogger, log, setLogger } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
+import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment } from '../edge/environment.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
 import { EdgeServer } from '../edge/server.js';
@@ -39,7 +40,11 @@ function applyLog(next: ResolvedConfig, previous: ResolvedConfig | null): void {
   setLogger(createLogger({ level: next.log.level, destination: next.log.error }));
 }
 
-async function start(initial: ResolvedConfig, members: Members): Promise<void> {
+/** The node's TLS ticket keys, as the supervisor sends them (start, then each rotation). */
+let ticketKeys: TicketKeys | null = null;
+
+async function start(initial: ResolvedConfig, members: Members, keys: string): Promise<void> {
+  ticketKeys = new TicketKeys(Buffer.from(keys, 'base64'));
   config = initial;
   applyLog(initial, null);
   for (const upstream of Object.values(initial.upstreams)) {
@@ -50,7 +55,7 @@ async function start(initial: ResolvedConfig, members: Members): Promise<void> {
   }
   // The node's state, handed in: limits are the supervisor's (asked over the bus), cache purges
   // go out on the bus and come back from the other workers through it.
-  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups });
+  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys });
   const edge = new EdgeServer(initial, environment);
   try {
     await edge.start();
@@ -91,8 +96,9 @@ async function stop(graceMs: number): Promise<void> {
 }
 
 bus.on('portico:edge:start', (message) => {
-  started = start(message.config, message.members);
+  started = start(message.config, message.members, message.ticketKeys);
 });
+bus.on('portico:edge:ticket-keys', (message) => ticketKeys?.set(Buffer.from(message.keys, 'base64')));
 bus.on('portico:edge:reload', (message) => void reload(message.seq, message.config));
 bus.on('portico:edge:member-add', (message) => groups.get(message.group)?.addServer(message.url));
 bus.on('portico:edge:member-remove', (message) => {

@@ -32,6 +32,7 @@ import { PorticoError } from '../core/errors.js';
 import { serveLimits } from '../core/limit-ipc.js';
 import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
+import type { TicketKeys } from '../edge/listen/ticket-keys.js';
 import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, ToEdge } from '../edge/bus.js';
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed'];
@@ -98,12 +99,20 @@ export class EdgeWorkers {
   onHalt: ((message: string) => void) | null = null;
 
   /** `members`: the current members of the app groups, for a worker that starts; `limits`: the node's limit store. */
-  constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore) {
+  constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore, ticketKeys: TicketKeys) {
     this.#config = config;
     this.#target = Math.max(1, count);
     this.#members = members;
     this.#limits = limits;
+    this.#ticketKeys = ticketKeys;
+    // A rotation reaches every worker that has started (one that starts later gets the keys in its start message).
+    ticketKeys.onChange((keys) => {
+      for (const record of this.#workers.values()) if (record.state !== 'stopping') this.#send(record, { type: 'portico:edge:ticket-keys', keys: keys.toString('base64') });
+    });
   }
+
+  /** The node's TLS session ticket keys: every worker encrypts and reads tickets with the same ones. */
+  readonly #ticketKeys: TicketKeys;
 
   snapshot(): EdgeWorkerSnapshot[] {
     return [...this.#workers.values()].map((r) => ({ pid: r.pid, state: r.state, startedAt: r.startedAt }));
@@ -198,7 +207,7 @@ export class EdgeWorkers {
         record.greeted = true;
         // The config and members of this moment; every later change reaches it as a message.
         if (record.state === 'stopping') this.#send(record, { type: 'portico:edge:stop', graceMs: 0 });
-        else this.#send(record, { type: 'portico:edge:start', config: this.#config, members: this.#members() });
+        else this.#send(record, { type: 'portico:edge:start', config: this.#config, members: this.#members(), ticketKeys: this.#ticketKeys.current.toString('base64') });
         break;
       case 'portico:edge:listening':
         if (record.state === 'starting') record.state = 'serving';

@@ -24,6 +24,7 @@ import type { ResolvedConfig } from '../config/resolved.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, createLogger, log, setLogger } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
+import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
 import type { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
 import { EdgeServer, type EdgeSnapshot } from '../edge/server.js';
@@ -32,6 +33,9 @@ import type { EdgeWorkers, EdgeWorkerSnapshot } from './edge-workers.js';
 import type { ExternalApps } from './external.js';
 
 /** What the CLI's flags override in every config the supervisor runs (the first and each reload). */
+
+/** Session ticket keys are replaced this often (Caddy rotates its STEKs every 12 hours). */
+const TICKET_KEY_ROTATION_MS = 12 * 3600 * 1000;
 export interface Overrides {
   /** `--workers N|auto` */
   readonly workers?: number | 'auto';
@@ -167,6 +171,9 @@ export class Supervisor {
   readonly #multi: boolean;
   /** The node's limit state: the edge in this process uses it directly, edge workers over their buses. */
   readonly limits: LimitStore = new MemoryLimitStore();
+  /** The node's TLS session ticket keys: made here, in memory only, handed to every edge process, rotated (edge/listen/ticket-keys.ts). */
+  readonly ticketKeys = new TicketKeys();
+  readonly #ticketRotation = setInterval(() => this.ticketKeys.set(TicketKeys.fresh()), TICKET_KEY_ROTATION_MS).unref();
   #workers: EdgeWorkers | null = null;
   #pools: AppPools | null = null;
   #external: ExternalApps | null = null;
@@ -264,7 +271,7 @@ export class Supervisor {
     const members = (): Members => Object.fromEntries([...shared].map(([name, group]) => [name, group.servers.map((s) => s.url)]));
     if (this.#multi) {
       const { EdgeWorkers } = await import('./edge-workers.js');
-      const created = new EdgeWorkers(current, current.workers, members, this.limits);
+      const created = new EdgeWorkers(current, current.workers, members, this.limits, this.ticketKeys);
       this.#workers = created;
       process.on('exit', () => created.killAll());
     }
@@ -291,7 +298,7 @@ export class Supervisor {
     const early = () => process.exit(1);
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
     shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
-    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared }));
+    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys }));
     this.#edge = edge;
     // The edge binds its ports first (a port in use fails at once, before any app worker boots);
     // then the apps start; a request that arrives while an app's workers boot waits for one (up to
@@ -339,6 +346,7 @@ export class Supervisor {
     this.#state = 'stopping';
     this.#queue.length = 0;
     this.#watcher.close();
+    clearInterval(this.#ticketRotation);
     const edge = this.#edge;
     const pools = this.#pools;
     const external = this.#external;

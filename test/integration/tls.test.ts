@@ -359,3 +359,46 @@ describe('tls config checks (portico check: exit 2 with the field path; warnings
     assert.equal(resolved.servers[0]?.tls.certs.length, 2);
   });
 });
+
+describe('TLS session tickets are the node’s: a ticket from one edge worker resumes on another', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  /** One request on a fresh TLS connection (offering `session`): which worker answered, whether the session was resumed, and the ticket it got. */
+  function pidOver(port: number, ca: string, session: Buffer | undefined): Promise<{ pid: string; reused: boolean; ticket: Buffer | undefined }> {
+    return new Promise((resolve, reject) => {
+      let ticket: Buffer | undefined;
+      let body = '';
+      const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(ca), ALPNProtocols: ['http/1.1'], ...(session ? { session } : {}) }, () => {
+        socket.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+      });
+      socket.on('session', (data: Buffer) => (ticket = data));
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (body += chunk));
+      socket.on('end', () => resolve({ pid: body.split('\r\n\r\n')[1] ?? '', reused: socket.isSessionReused(), ticket }));
+      socket.on('error', reject);
+    });
+  }
+
+  it('with 2 edge workers, every resumption succeeds whichever worker takes the connection', async () => {
+    const ca = makeCa(dir.path);
+    const site = makeCert(dir.path, ca, 'site', ['localhost']);
+    const port = await freePort();
+    const portico = await startWithConfig(dir.path, { workers: 2, servers: [{ listen: `127.0.0.1:${port}`, names: ['localhost'], tls: { cert: site.cert, key: site.key }, routes: [{ respond: { status: 200, body: '$pid' } }] }] });
+    try {
+      const first = await pidOver(port, ca.cert, undefined);
+      assert.ok(first.ticket, 'a session ticket was issued');
+      const pids = new Set<string>([first.pid]);
+      const notReused: string[] = [];
+      for (let i = 0; i < 40 && pids.size < 2; i++) {
+        const next = await pidOver(port, ca.cert, first.ticket);
+        pids.add(next.pid);
+        if (!next.reused) notReused.push(next.pid);
+      }
+      assert.equal(pids.size, 2, `connections reached ${pids.size} worker(s) in 40 tries`);
+      assert.deepEqual(notReused, [], 'every connection resumed the first session');
+    } finally {
+      await portico.stop();
+    }
+  });
+});

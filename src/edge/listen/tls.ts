@@ -42,12 +42,12 @@ const SESSION_WINDOW = 16 * 1024 * 1024;
 export const MAX_CONCURRENT_STREAMS = 128;
 
 /** A secure context with a server's certificates (RSA and ECDSA pairs side by side: the handshake picks what the client supports). */
-function contextFor(tls: ResolvedTls, ticketKeys: Buffer | null): SecureContext {
+function contextFor(tls: ResolvedTls, ticketKeys: Buffer): SecureContext {
   return createSecureContext({
     cert: tls.certs.map((pair) => readFileSync(pair.cert, 'utf8')),
     key: tls.certs.map((pair) => readFileSync(pair.key, 'utf8')),
     minVersion: MIN_VERSION,
-    ...(ticketKeys ? { ticketKeys } : {}),
+    ticketKeys,
   });
 }
 
@@ -59,17 +59,24 @@ export class TlsTable {
   readonly #hosts: HostTable;
   readonly #contexts = new Map<string, SecureContext>();
   readonly #defaultContext: SecureContext;
+  readonly #all: SecureContext[];
   /** Refuse a handshake whose SNI names no server here, or that sends none (the default server's `tls.strictSni`). */
   readonly strictSni: boolean;
 
-  constructor(servers: readonly CompiledServer[], ticketKeys: Buffer | null) {
+  constructor(servers: readonly CompiledServer[], ticketKeys: Buffer) {
     this.#hosts = new HostTable(servers);
     for (const server of servers) {
       const tls = server.config.tls;
       if (tls) this.#contexts.set(server.id, contextFor(tls, ticketKeys));
     }
     this.#defaultContext = this.#contexts.get(this.#hosts.defaultServer.id) as SecureContext;
+    this.#all = [...this.#contexts.values()];
     this.strictSni = (this.#hosts.defaultServer.config.tls as ResolvedTls).strictSni;
+  }
+
+  /** A rotation: new handshakes' tickets are made (and read) with `keys` (what tls.Server#setTicketKeys does to its context). */
+  setTicketKeys(keys: Buffer): void {
+    for (const context of this.#all) (context as SecureContext & { context: { setTicketKeys(keys: Buffer): void } }).context.setTicketKeys(keys);
   }
 
   /**
