@@ -3,7 +3,7 @@
 //
 // usage: npm run bench [-- OPTIONS]
 //   --quick              short run: 1 round, 3 s measured after 1 s warm-up, no repeats
-//   --only A[,B]         scenarios: static-1k static-1m proxy cache-hit app-hello idle (default: these),
+//   --only A[,B]         scenarios: static-1k https-static-1k h2-static-1k static-1m proxy cache-hit app-hello idle (default: these),
 //                        proxy-transports (undici Pool.dispatch / .stream / .request, http.Agent; on request)
 //   --servers A[,B]      only these servers (their names as printed; the reference is always kept)
 //   --rounds N           interleaved rounds (default 3)        --duration S   measured seconds (default 8)
@@ -34,7 +34,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { busyTicks, freePort, HZ, probe, quietWait, runWrk, sleep, startServer, stopServer, treeRssKb, treeTicks } from './lib/proc.mjs';
+import { busyTicks, freePort, HZ, probe, quietWait, runH2load, runWrk, sleep, startServer, stopServer, treeRssKb, treeTicks } from './lib/proc.mjs';
 import { chart, goals, summarise, table } from './lib/report.mjs';
 import { originServer, SCENARIOS } from './lib/servers.mjs';
 
@@ -100,7 +100,7 @@ function which(command) {
  * port 80; the benchmark runs private instances.
  */
 function ensureTools(install) {
-  const wanted = { nginx: 'nginx', caddy: 'caddy', haproxy: 'haproxy', wrk: 'wrk', taskset: 'util-linux' };
+  const wanted = { nginx: 'nginx', caddy: 'caddy', haproxy: 'haproxy', wrk: 'wrk', taskset: 'util-linux', h2load: 'nghttp2-client', openssl: 'openssl' };
   const missing = Object.entries(wanted).filter(([command]) => !which(command)).map(([, pkg]) => pkg);
   if (missing.length > 0 && install && process.getuid?.() === 0 && which('apt-get')) {
     say(`installing Debian packages: ${missing.join(' ')} (service starts denied meanwhile)`);
@@ -118,7 +118,7 @@ function ensureTools(install) {
   } else if (missing.length > 0) {
     say(`missing: ${missing.join(' ')} (${install ? 'run as root with apt-get to install them' : '--no-install'}); their peers are reported as unable to run`);
   }
-  return { nginx: which('nginx'), caddy: which('caddy'), haproxy: which('haproxy'), wrk: which('wrk'), taskset: which('taskset') };
+  return { nginx: which('nginx'), caddy: which('caddy'), haproxy: which('haproxy'), wrk: which('wrk'), taskset: which('taskset'), h2load: which('h2load'), openssl: which('openssl') };
 }
 
 function versionOf(argv, pattern) {
@@ -157,16 +157,18 @@ function packageProblem(argv, missing) {
 }
 
 async function measure(ctx, scenario, name, def, round, opts, originPid) {
-  const url = `http://127.0.0.1:${ctx.port}${scenario.path}`;
+  // Over TLS the URL names localhost (the certificate's name) at the loopback address.
+  const url = scenario.tls ? `https://localhost:${ctx.port}${scenario.path}` : `http://127.0.0.1:${ctx.port}${scenario.path}`;
+  const load = (seconds, latency) => (scenario.client === 'h2load' ? runH2load({ url, seconds, cpus: '1' }) : runWrk({ url, seconds, connections: opts.connections, cpus: '1', latency }));
   for (let attempt = 1; ; attempt++) {
     const waited = await quietWait(opts.quietMax);
     if (waited > 0) say(`waited ${waited} s for other load to settle`);
     const logFile = join(ctx.logs, `${scenario.name}.${name.replace(/[^\w.-]+/g, '_')}.r${round}.log`);
     const proc = await startServer({ argv: def.argv, env: { PORT: String(ctx.port), DOCROOT: ctx.docroot, ...def.env }, cwd: ROOT, cpus: '0', port: ctx.port, logFile });
     try {
-      const check = await probe(ctx.port, scenario.path);
+      const check = await probe(ctx.port, scenario.path, scenario.tls === true);
       if (check.status !== 200 || check.bytes !== scenario.bytes) throw new Error(`GET ${scenario.path} answered ${check.status} with ${check.bytes} bytes, expected 200 with ${scenario.bytes}`);
-      if (opts.warmup > 0) await runWrk({ url, seconds: opts.warmup, connections: opts.connections, cpus: '1', latency: false });
+      if (opts.warmup > 0) await load(opts.warmup, false);
       if (def.hit) {
         // A cache scenario measures hits: after the warm-up the answer must come from the cache.
         const again = await probe(ctx.port, scenario.path);
@@ -177,14 +179,14 @@ async function measure(ctx, scenario, name, def, round, opts, originPid) {
       const s0 = treeTicks(proc.pid);
       const o0 = originPid ? treeTicks(originPid) : 0;
       const b0 = busyTicks();
-      const wrk = await runWrk({ url, seconds: opts.duration, connections: opts.connections, cpus: '1' });
+      const wrk = await load(opts.duration, true);
       const s1 = treeTicks(proc.pid);
       const o1 = originPid ? treeTicks(originPid) : 0;
       const b1 = busyTicks();
       const rss = treeRssKb(proc.pid);
       const seconds = opts.duration;
       const foreign = Math.max(0, ((b1 - b0 - (s1 - s0) - (o1 - o0) - wrk.ticks) / HZ / seconds) * 100);
-      if (!(wrk.rps > 0)) throw new Error(`wrk measured no answers: ${wrk.text.slice(0, 300)}`);
+      if (!(wrk.rps > 0)) throw new Error(`${scenario.client ?? 'wrk'} measured no answers: ${wrk.text.slice(0, 300)}`);
       const row = {
         scenario: scenario.name,
         round,
@@ -192,6 +194,7 @@ async function measure(ctx, scenario, name, def, round, opts, originPid) {
         rps: wrk.rps,
         p50_ms: wrk.p50_ms,
         p99_ms: wrk.p99_ms,
+        ...(wrk.mean_ms !== undefined ? { mean_ms: wrk.mean_ms } : {}),
         requests: wrk.requests,
         errors: wrk.errors,
         non2xx: wrk.non2xx,
@@ -294,6 +297,12 @@ async function main() {
     scenarios: [],
   };
   const names = opts.only ?? Object.keys(SCENARIOS).filter((name) => !SCENARIOS[name].optional);
+  // The TLS scenarios' certificate (ECDSA P-256, localhost and 127.0.0.1), made for this run, in its temporary directory.
+  const certificate = { cert: join(tmp, 'bench.crt'), key: join(tmp, 'bench.key') };
+  if (names.some((name) => SCENARIOS[name].tls)) {
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', certificate.key, '-out', certificate.cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`openssl could not make the bench certificate: ${made.stderr}`);
+  }
   const profiles = join(opts.out, 'profiles', stamp);
   let stopping = false;
   process.on('SIGINT', () => {
@@ -305,7 +314,7 @@ async function main() {
       if (stopping) break;
       const scenario = { name: scenarioName, ...SCENARIOS[scenarioName] };
       const port = await freePort();
-      const ctx = { root: ROOT, tmp, docroot, logs, tools, port, origin: `127.0.0.1:${port + 1}` };
+      const ctx = { root: ROOT, tmp, docroot, logs, tools, port, origin: `127.0.0.1:${port + 1}`, ...certificate };
       let entries = Object.entries(scenario.servers).filter(([name]) => !opts.servers || opts.servers.includes(name) || name === scenario.reference);
       if (opts.compare) {
         // The baseline right after this checkout's Portico, so both meet the same moment of the machine.

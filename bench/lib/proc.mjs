@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const HZ = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -161,9 +162,10 @@ export async function stopServer(proc, port) {
 }
 
 /** One GET; resolves { status, bytes } or rejects (5 s bound). */
-export function probe(port, path) {
+export function probe(port, path, tls = false) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
+    // Over TLS the bench's own certificate is not in any trust store: the check is about the answer.
+    const req = (tls ? httpsRequest : request)({ host: '127.0.0.1', port, path, agent: false, timeout: 5000, ...(tls ? { rejectUnauthorized: false, servername: 'localhost' } : {}) }, (res) => {
       let bytes = 0;
       res.on('data', (chunk) => (bytes += chunk.length));
       res.on('end', () => resolve({ status: res.statusCode, bytes, headers: res.headers }));
@@ -181,6 +183,49 @@ export function toMs(value) {
   if (!match) return null;
   const n = Number(match[1]);
   return match[2] === 'us' ? n / 1000 : match[2] === 'ms' ? n : match[2] === 's' ? n * 1000 : n * 60_000;
+}
+
+/**
+ * Runs h2load pinned to `cpus`: `clients` connections with `streams` concurrent streams each, for
+ * `seconds`; resolves like runWrk. h2load reports the mean and spread of request times, not
+ * percentiles: p50 is left empty and the mean is given as `mean_ms`.
+ */
+export function runH2load({ url, seconds, clients = 16, streams = 8, cpus, warmup = 0 }) {
+  const args = ['-c', String(clients), '-m', String(streams), '-t', '1', '-D', String(seconds), ...(warmup > 0 ? ['--warm-up-time', String(warmup)] : []), url];
+  const pinned = cpus === 'all' ? ['h2load', ...args] : ['taskset', '-c', cpus, 'h2load', ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', 'timeout $(( ${H2_SECONDS} + 40 )) "$@"; echo "::times"; times', 'bash', ...pinned], { env: { ...process.env, H2_SECONDS: String(seconds + warmup) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.on('error', reject);
+    child.on('exit', () => {
+      const [report, times = ''] = out.split('::times');
+      const line = times.trim().split('\n')[1] ?? '';
+      const ticks = line.split(/\s+/).reduce((sum, part) => {
+        const m = /^(\d+)m([\d.]+)s$/.exec(part);
+        return m ? sum + (Number(m[1]) * 60 + Number(m[2])) * HZ : sum;
+      }, 0);
+      resolve({ ...parseH2load(report), ticks, text: report });
+    });
+  });
+}
+
+/** Parses h2load's summary: "finished in 8.00s, 12345.67 req/s", the request counts, "time for request: min max mean". */
+export function parseH2load(text) {
+  const rps = Number(/finished in [\d.]+m?s, ([\d.]+) req\/s/.exec(text)?.[1] ?? NaN);
+  const counts = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  const request = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(text);
+  return {
+    rps,
+    p50_ms: null,
+    p99_ms: null,
+    mean_ms: toMs(request?.[3]),
+    requests: Number(counts?.[4] ?? NaN),
+    errors: counts ? Number(counts[5]) + Number(counts[6]) + Number(counts[7]) : 0,
+    non2xx: status ? Number(status[2]) + Number(status[3]) + Number(status[4]) : 0,
+  };
 }
 
 /** Parses wrk --latency output. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 const node = process.execPath;
 
 /** nginx in the foreground with a config of `mode` in its own folder. */
-function nginx(ctx, name, mode, { port = ctx.port, workers = 1 } = {}) {
+function nginx(ctx, name, mode, { port = ctx.port, workers = 1, tls = null } = {}) {
   if (!ctx.tools.nginx) return { unavailable: 'nginx is not installed (Debian package nginx)' };
   const dir = join(ctx.tmp, `nginx-${name}-${port}`);
   mkdirSync(join(dir, 'tmp'), { recursive: true });
@@ -57,7 +57,8 @@ http {
   uwsgi_temp_path "${dir}/tmp/uwsgi"; scgi_temp_path "${dir}/tmp/scgi";
   ${upstream}
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+    listen 127.0.0.1:${port} backlog=4096${tls ? ` ssl${tls === 'h2' ? ' http2' : ''}` : ''};
+    ${tls ? `ssl_certificate "${ctx.cert}"; ssl_certificate_key "${ctx.key}"; ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:bench:10m;` : ''}
     location / { ${location} }
   }
 }
@@ -137,6 +138,33 @@ export const SCENARIOS = {
       sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
       'serve-static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'serve-static'),
       '@fastify/static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'fastify-static'),
+    },
+  },
+  // HTTPS: the same certificate (ECDSA P-256, made for the run) for both; TLS 1.3 by default.
+  'https-static-1k': {
+    title: 'static 1 KiB file over TLS (HTTP/1.1)',
+    path: '/1k.bin',
+    bytes: 1024,
+    tls: true,
+    reference: 'nginx',
+    goal: { ratio: 0.8 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'static-tls', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
+      nginx: (ctx) => nginx(ctx, 'static-tls', 'static', { tls: 'h1' }),
+    },
+  },
+  // HTTP/2 with h2load (nghttp2-client): 16 connections × 8 concurrent streams.
+  'h2-static-1k': {
+    title: 'static 1 KiB file over HTTP/2 (h2load, 16 connections × 8 streams)',
+    path: '/1k.bin',
+    bytes: 1024,
+    tls: true,
+    client: 'h2load',
+    reference: 'nginx',
+    goal: { ratio: 0.6 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'static-h2', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
+      nginx: (ctx) => nginx(ctx, 'static-h2', 'static', { tls: 'h2' }),
     },
   },
   'static-1m': {
