@@ -190,25 +190,10 @@ export function toMs(value) {
  * `seconds`; resolves like runWrk. h2load reports the mean and spread of request times, not
  * percentiles: p50 is left empty and the mean is given as `mean_ms`.
  */
-export function runH2load({ url, seconds, clients = 16, streams = 8, cpus, warmup = 0 }) {
+export async function runH2load({ url, seconds, clients = 16, streams = 8, cpus, warmup = 0 }) {
   const args = ['-c', String(clients), '-m', String(streams), '-t', '1', '-D', String(seconds), ...(warmup > 0 ? ['--warm-up-time', String(warmup)] : []), url];
-  const pinned = cpus === 'all' ? ['h2load', ...args] : ['taskset', '-c', cpus, 'h2load', ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', 'timeout $(( ${H2_SECONDS} + 40 )) "$@"; echo "::times"; times', 'bash', ...pinned], { env: { ...process.env, H2_SECONDS: String(seconds + warmup) }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk) => (out += chunk));
-    child.stderr.on('data', (chunk) => (out += chunk));
-    child.on('error', reject);
-    child.on('exit', () => {
-      const [report, times = ''] = out.split('::times');
-      const line = times.trim().split('\n')[1] ?? '';
-      const ticks = line.split(/\s+/).reduce((sum, part) => {
-        const m = /^(\d+)m([\d.]+)s$/.exec(part);
-        return m ? sum + (Number(m[1]) * 60 + Number(m[2])) * HZ : sum;
-      }, 0);
-      resolve({ ...parseH2load(report), ticks, text: report });
-    });
-  });
+  const { report, ticks } = await runPinned('h2load', args, seconds + warmup, cpus);
+  return { ...parseH2load(report), ticks, text: report };
 }
 
 /** Parses h2load's summary: "finished in 8.00s, 12345.67 req/s", the request counts, "time for request: min max mean". */
@@ -244,12 +229,18 @@ export function parseWrk(text) {
  * Runs wrk pinned to `cpus` with `connections` keep-alive connections for `seconds`; resolves
  * with its parsed report and the CPU ticks wrk used (from bash's `times`).
  */
-export function runWrk({ url, seconds, connections, threads = 1, cpus, latency = true }) {
+export async function runWrk({ url, seconds, connections, threads = 1, cpus, latency = true }) {
   const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', ...(latency ? ['--latency'] : []), url];
-  const pinned = cpus === 'all' ? ['wrk', ...args] : ['taskset', '-c', cpus, 'wrk', ...args];
+  const { report, ticks } = await runPinned('wrk', args, seconds, cpus);
+  return { ...parseWrk(report), ticks, text: report };
+}
+
+/** Runs a load generator pinned to `cpus` (bounded: killed 30 s after `seconds`); its output and the CPU ticks it used (from bash's `times`). */
+function runPinned(command, args, seconds, cpus) {
+  const pinned = cpus === 'all' ? [command, ...args] : ['taskset', '-c', cpus, command, ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', 'timeout $(( ${WRK_SECONDS} + 30 )) "$@"; echo "::times"; times', 'bash', ...pinned], {
-      env: { ...process.env, WRK_SECONDS: String(seconds) },
+    const child = spawn('bash', ['-c', 'timeout $(( ${LOAD_SECONDS} + 30 )) "$@"; echo "::times"; times', 'bash', ...pinned], {
+      env: { ...process.env, LOAD_SECONDS: String(seconds) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -264,7 +255,7 @@ export function runWrk({ url, seconds, connections, threads = 1, cpus, latency =
         const m = /^(\d+)m([\d.]+)s$/.exec(part);
         return m ? sum + (Number(m[1]) * 60 + Number(m[2])) * HZ : sum;
       }, 0);
-      resolve({ ...parseWrk(report), ticks, text: report });
+      resolve({ report, ticks });
     });
   });
 }

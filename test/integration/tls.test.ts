@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest, Agent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -108,6 +109,11 @@ describe('HTTPS and HTTP/2', () => {
         res.end(JSON.stringify({ method: req.method, url: req.url, host: req.headers.host, proto: req.headers['x-forwarded-proto'], cookie: req.headers.cookie ?? null, bytes }));
       });
     }).listen(0, '127.0.0.1');
+    // A WebSocket-like upgrade: 101, then every byte echoed back.
+    upstream.on('upgrade', (_req, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      socket.on('data', (chunk: Buffer) => socket.write(chunk));
+    });
     await once(upstream, 'listening');
     upstreamPort = (upstream.address() as { port: number }).port;
     port = await freePort();
@@ -208,6 +214,22 @@ describe('HTTPS and HTTP/2', () => {
     } finally {
       session.close();
     }
+  });
+
+  it('an Upgrade (WebSocket, wss://) over TLS on HTTP/1.1 is tunnelled to the upstream', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(ca.cert), ALPNProtocols: ['http/1.1'] });
+    await once(socket, 'secureConnect');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.write('GET /api/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    for (let i = 0; i < 100 && !received.includes('\r\n\r\n'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.match(received, /^HTTP\/1\.1 101 /);
+    received = '';
+    socket.write('ping over tls');
+    for (let i = 0; i < 100 && received !== 'ping over tls'; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(received, 'ping over tls');
+    socket.destroy();
   });
 
   it('canonical https on the plain listener redirects to the TLS listener’s port', async () => {
