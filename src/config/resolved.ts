@@ -247,6 +247,8 @@ export interface ResolvedServer {
   readonly listen: readonly ListenAddress[];
   /** TLS on every listen address of this server, or null (plain HTTP). */
   readonly tls: ResolvedTls | null;
+  /** Its cleartext addresses also take HTTP/2 with prior knowledge (`http2: "h2c"`). */
+  readonly h2c: boolean;
   readonly names: readonly string[];
   readonly default: boolean;
   readonly canonical: {

@@ -32,6 +32,8 @@ export interface ListenerSpec {
   readonly address: ListenAddress;
   /** HTTPS (its servers have `tls`): a TLS socket offering h2 and http/1.1 (listen/tls.ts). */
   readonly tls: boolean;
+  /** Cleartext HTTP/2 with prior knowledge too (a server of the address has `http2: "h2c"`; listen/h2.ts). */
+  readonly h2c: boolean;
 }
 
 export interface Generation {
@@ -101,8 +103,8 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   for (const server of servers) {
     for (const address of server.config.listen) {
       const key = listenKey(address);
-      // The config check makes every server of an address agree on TLS.
-      listeners.set(key, { key, kind: 'site', address, tls: server.config.tls !== null });
+      // The config check makes every server of an address agree on TLS; h2c is the address's if any of its servers asks.
+      listeners.set(key, { key, kind: 'site', address, tls: server.config.tls !== null, h2c: server.config.h2c || (listeners.get(key)?.h2c ?? false) });
       let list = byListener.get(key);
       if (!list) byListener.set(key, (list = []));
       list.push(server);
@@ -116,7 +118,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   }
   const forward = config.forward ? compileForward(config.forward, config.cache.zones, environment.cacheZones) : null;
   // The config check refuses a forward address that a server listens on too.
-  for (const address of config.forward?.listen ?? []) listeners.set(listenKey(address), { key: listenKey(address), kind: 'forward', address, tls: false });
+  for (const address of config.forward?.listen ?? []) listeners.set(listenKey(address), { key: listenKey(address), kind: 'forward', address, tls: false, h2c: false });
   return {
     config,
     hosts,

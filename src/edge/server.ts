@@ -19,7 +19,8 @@ import { applyParserLimits } from './http/limits.js';
 import { gateConnections } from './middleware/conn-limit.js';
 import { createHttp1Server } from './listen/http1.js';
 import { serveKind, type Listener, type ListenerHost } from './listen/kinds.js';
-import { closeSessions, createTlsListener, destroySessions, type TlsTable } from './listen/tls.js';
+import { closeSessions, createH2cListener, destroySessions } from './listen/h2.js';
+import { createTlsListener, type TlsTable } from './listen/tls.js';
 
 export type { BoundAddress } from './bus.js';
 
@@ -83,11 +84,12 @@ export class EdgeServer implements ListenerHost {
     const server = createHttp1Server(this.#generation.config.http, () => this.#generation.serverHeader, settings);
     // HTTPS: the TLS socket server listens and hands each connection to `server` or to HTTP/2.
     // A reload reads `tlsTable` again per handshake, so new certificates apply at once.
-    const tls = spec.tls ? createTlsListener(settings, () => this.#tlsTable(key), server) : null;
-    const socketServer = tls ? tls.socketServer : server;
-    gateConnections(socketServer, () => this.#generation.config.http.maxConnections, this.#environment.limits, () => this.#generation.serverHeader, tls !== null);
+    // h2c: a cleartext socket server that sends connections opening with the HTTP/2 preface to HTTP/2.
+    const h2 = spec.tls ? createTlsListener(settings, () => this.#tlsTable(key), server) : spec.h2c ? createH2cListener(settings, server) : null;
+    const socketServer = h2 ? h2.socketServer : server;
+    gateConnections(socketServer, () => this.#generation.config.http.maxConnections, this.#environment.limits, () => this.#generation.serverHeader, spec.tls);
     const address = spec.address;
-    const listener: Listener = { kind: spec.kind, server, socketServer, tls, info: { scheme: tls ? 'https' : 'http', port: address.kind === 'tcp' ? address.port : 0, key }, draining: false };
+    const listener: Listener = { kind: spec.kind, server, socketServer, h2, info: { scheme: spec.tls ? 'https' : 'http', port: address.kind === 'tcp' ? address.port : 0, key }, draining: false };
     serveKind(listener, this);
     return listener;
   }
@@ -153,7 +155,10 @@ export class EdgeServer implements ListenerHost {
     for (const [key, listener] of this.#listeners) {
       const wanted = next.listeners.get(key);
       if (wanted === undefined) continue;
-      const change = wanted.kind !== listener.kind ? `from ${listener.kind} to ${wanted.kind}` : wanted.tls !== (listener.tls !== null) ? (wanted.tls ? 'from HTTP to HTTPS' : 'from HTTPS to HTTP') : null;
+      const https = listener.info.scheme === 'https';
+      const h2c = !https && listener.h2 !== null;
+      const change =
+        wanted.kind !== listener.kind ? `from ${listener.kind} to ${wanted.kind}` : wanted.tls !== https ? (wanted.tls ? 'from HTTP to HTTPS' : 'from HTTPS to HTTP') : wanted.h2c !== h2c ? (wanted.h2c ? 'to take h2c' : 'to stop taking h2c') : null;
       if (change !== null) {
         void next.close();
         next.accessLog?.close();
@@ -190,14 +195,14 @@ export class EdgeServer implements ListenerHost {
     listener.draining = true;
     const closed = new Promise<void>((resolve) => listener.socketServer.close(() => resolve()));
     // HTTP/2 sessions go on accepting streams until told otherwise: GOAWAY now, the streams in flight finish.
-    if (listener.tls) closeSessions(listener.tls);
+    if (listener.h2) closeSessions(listener.h2);
     listener.server.closeIdleConnections();
     // node:http leaves a keep-alive connection open after the response in flight at close()
     // (until its keep-alive timeout): close each one as soon as it is idle.
     const idle = setInterval(() => listener.server.closeIdleConnections(), 100);
     const timer = setTimeout(() => {
       listener.server.closeAllConnections();
-      if (listener.tls) destroySessions(listener.tls);
+      if (listener.h2) destroySessions(listener.h2);
       for (const socket of this.#tunnels.get(key) ?? []) socket.destroy();
       this.forward.closeTunnels(key);
     }, graceMs);

@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest, Agent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -424,3 +424,48 @@ describe('TLS session tickets are the node’s: a ticket from one edge worker re
     }
   });
 });
+
+describe('cleartext h2c (http2: "h2c"): HTTP/2 with prior knowledge and HTTP/1.1 on one port', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  it('an h2 prior-knowledge client and pipelined HTTP/1.1 requests are both served; h2c with tls is refused', async () => {
+    const port = await freePort();
+    const portico = await startWithConfig(dir.path, { workers: 1, servers: [{ listen: `127.0.0.1:${port}`, http2: 'h2c', routes: [{ respond: { status: 200, body: '$scheme $request_uri\n' } }] }] });
+    try {
+      const session = h2connect(`http://127.0.0.1:${port}`);
+      try {
+        const answer = await h2get(session, '/over-h2c');
+        assert.equal(answer.status, 200);
+        assert.equal(answer.body.toString(), 'http /over-h2c\n');
+      } finally {
+        session.close();
+      }
+      const curlH2c = await curl(['--http2-prior-knowledge', '-w', ' %{http_version}', `http://127.0.0.1:${port}/curl`]);
+      assert.equal(curlH2c.stdout, 'http /curl\n 2', curlH2c.stderr);
+      // Two pipelined HTTP/1.1 requests in one write: the first bytes decide the protocol, and none are lost.
+      const raw = await new Promise<string>((resolve, reject) => {
+        const socket = plainConnect(port);
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (text += chunk));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+        socket.write('GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+      });
+      assert.equal(raw.match(/HTTP\/1\.1 200 OK/g)?.length, 2, raw);
+      assert.match(raw, /http \/one\n[\s\S]*http \/two\n/);
+    } finally {
+      await portico.stop();
+    }
+    const path = writeConfig(dir.path, { servers: [{ listen: '127.0.0.1:0', http2: 'h2c', tls: { cert: './x.crt', key: './x.key' } }] }, 'h2c-tls.json');
+    const refused = await runCli(['check', '--config', path]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /servers\[0\]\.http2: expected only without "tls" \(over TLS, HTTP\/2 is negotiated by ALPN\)/);
+  });
+});
+
+/** A plain TCP connection to a loopback port. */
+function plainConnect(port: number): Socket {
+  return netConnect({ host: '127.0.0.1', port });
+}

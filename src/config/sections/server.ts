@@ -239,7 +239,15 @@ export const server = z.strictObject({
   cache: z.union([z.boolean(), routeCache]).optional(),
   /** HTTPS on this server's listen addresses: certificates (PEM files), strict SNI, HSTS. */
   tls: tlsOptions.optional(),
+  /**
+   * `"h2c"`: this server's (cleartext) addresses also take HTTP/2 with prior knowledge (RFC 9113
+   * §3.3), as a load balancer in front speaks it; HTTP/1.1 keeps working on the same port. Over
+   * TLS, HTTP/2 is negotiated by ALPN and needs no setting.
+   */
+  http2: z.literal('h2c').optional(),
   ...accessFields,
+}).superRefine((value, ctx) => {
+  if (value.http2 !== undefined && value.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['http2'], input: value.http2, message: 'expected only without "tls" (over TLS, HTTP/2 is negotiated by ALPN)' });
 });
 
 const STATIC_DEFAULTS: Omit<ResolvedStatic, 'root'> = {
@@ -434,6 +442,7 @@ export function resolveServer(server: ParsedServer, index: number, context: Rout
     id,
     listen: listenTexts.map((text) => parseListen(text) as ListenAddress),
     tls: server.tls ? resolveTls(server.tls, names, context.baseDir, `${id}.tls`, context.problems, context.warnings) : null,
+    h2c: server.http2 === 'h2c',
     names,
     default: server.default ?? false,
     canonical: {

@@ -24,7 +24,7 @@ import { closeAfterResponse, responseOnSocket, sendStatus } from '../http/respon
 import { publishRequestEnd, requestEnd } from '../observe.js';
 import { handleRequest, handleUpgrade } from '../pipeline.js';
 import { answerRaw } from './http1.js';
-import type { TlsParts } from './tls.js';
+import type { H2Listener } from './h2.js';
 
 /** What a listener needs of the edge server that owns it. */
 export interface ListenerHost {
@@ -42,8 +42,8 @@ export interface Listener {
   readonly server: Server;
   /** What listens: `server` itself in cleartext; for HTTPS the TLS socket server, which hands it its HTTP/1.1 connections. */
   readonly socketServer: NetServer;
-  /** HTTPS: the TLS socket server and the HTTP/2 server it hands `h2` connections to (tls.ts); null in cleartext. */
-  readonly tls: TlsParts | null;
+  /** A listener that speaks HTTP/2 (HTTPS: tls.ts; cleartext h2c: h2.ts): what listens and its HTTP/2 server; null for HTTP/1.1 only. */
+  readonly h2: H2Listener | null;
   info: ListenerInfo;
   /** Closing (a stop, or its address left the config): answers carry `Connection: close`. */
   draining: boolean;
@@ -98,17 +98,17 @@ function serveSite(listener: Listener, host: ListenerHost): void {
     socket.on('error', () => socket.destroy());
     answerRaw(socket, 501, host.generation.serverHeader);
   });
-  if (listener.tls) serveSiteH2(listener, listener.tls, host);
+  if (listener.h2) serveSiteH2(listener, listener.h2, host);
 }
 
 /**
- * HTTP/2 streams of an HTTPS listener, through node:http2's compatibility request and response,
+ * HTTP/2 streams (HTTPS, or h2c on a cleartext listener that allows it), through node:http2's compatibility request and response,
  * into the same pipeline. What HTTP/1.1 needs at phase 0 and HTTP/2 does not: the request count
  * per connection (a session ends with GOAWAY instead) and the framing checks (nghttp2 frames the
  * messages and refuses Transfer-Encoding, RFC 9113 §8.2.2). A CONNECT stream is refused by the
  * pipeline's router like any unknown method target: an origin server does not tunnel.
  */
-function serveSiteH2(listener: Listener, parts: TlsParts, host: ListenerHost): void {
+function serveSiteH2(listener: Listener, parts: H2Listener, host: ListenerHost): void {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const generation = host.generation;
     if (admittedH2(generation, listener.info, req, res)) handleRequest(generation, listener.info, req, res);

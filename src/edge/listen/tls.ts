@@ -16,15 +16,15 @@
  * connections already open keep theirs. Session ticket keys come from the node (the supervisor
  * makes them, so a ticket from one edge worker resumes on another) and are in every context.
  */
-import { constants, createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { ResolvedConfig, ResolvedTls } from '../../config/resolved.js';
 import { log } from '../../core/log.js';
 import { HostTable } from '../route/hosts.js';
 import type { CompiledServer } from '../route/router.js';
 import { readClientHello } from './client-hello.js';
+import { createH2Sessions, type H2Listener } from './h2.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
@@ -32,15 +32,6 @@ type HttpSettings = ResolvedConfig['http'];
 const MIN_VERSION = 'TLSv1.2';
 /** ALPN (RFC 7301): HTTP/2 first (RFC 9113 §3.2), HTTP/1.1 for the rest. */
 const ALPN = ['h2', 'http/1.1'];
-/**
- * The receive window of an HTTP/2 connection (all its streams together). The protocol's initial
- * 65,535 bytes caps a connection's uploads at one window per round trip (nodejs/node#31084);
- * nginx raises it likewise (http2_body_preread_size + its connection window of 2^31-1 less).
- */
-const SESSION_WINDOW = 16 * 1024 * 1024;
-/** Streams a client may have open at once (RFC 9113 §6.5.2; nginx 128, Caddy/Go 250, h2o 100). */
-export const MAX_CONCURRENT_STREAMS = 128;
-
 /** A secure context with a server's certificates (RSA and ECDSA pairs side by side: the handshake picks what the client supports). */
 function contextFor(tls: ResolvedTls, ticketKeys: Buffer): SecureContext {
   return createSecureContext({
@@ -91,86 +82,21 @@ export class TlsTable {
   }
 }
 
-export interface TlsParts {
-  /** The socket that listens: TCP in; each connection becomes a TLS socket once its ClientHello is read. */
-  readonly socketServer: NetServer;
-  /** HTTP/2 sessions (ALPN `h2`); it never listens itself. */
-  readonly h2: Http2Server;
-  /** Open HTTP/2 sessions: a stop or a listener's removal sends each a GOAWAY. */
-  readonly sessions: Set<ServerHttp2Session>;
-}
+/** An HTTPS listener: the TLS socket server and the HTTP/2 server it hands `h2` connections to. */
+export type TlsParts = H2Listener;
 
 /**
  * The TLS socket server of an address and its HTTP/2 server; `http1` (http1.ts) takes the
  * connections that do not negotiate h2. `table()` is the current generation's TlsTable.
  */
 export function createTlsListener(settings: () => HttpSettings, table: () => TlsTable, http1: { emit(event: 'connection', socket: TLSSocket): boolean }): TlsParts {
-  const http = settings();
-  const h2 = createH2Server({
-    // RFC 9113 §10.5: bounds on what one client may make the server hold.
-    maxSessionMemory: 16, // MiB of nghttp2 state per session (default 10); beyond it new streams are refused
-    maxHeaderListPairs: http.maxHeaders + 8, // header fields plus pseudo-headers; more → the stream is refused
-    maxSettings: 32,
-    maxSessionInvalidFrames: 100,
-    maxSessionRejectedStreams: 100,
-    settings: {
-      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
-      // The decoded header list (RFC 9113 §6.5.2): the request line's target and the fields, as HTTP/1.1 allows.
-      maxHeaderListSize: http.maxUriLength + http.maxHeaderSize,
-      initialWindowSize: 1024 * 1024,
-    },
-  });
-  const sessions = new Set<ServerHttp2Session>();
-  h2.on('session', (session: ServerHttp2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    // A session error (a protocol violation, a reset socket) ends that session only.
-    session.on('error', (error: NodeJS.ErrnoException) => log().debug({ code: error.code }, 'http2 session error'));
-    session.on('connect', () => {
-      try {
-        session.setLocalWindowSize(SESSION_WINDOW);
-      } catch {
-        // The session closed during its handshake.
-      }
-    });
-    // nginx keepalive_timeout for HTTP/2: a session with no frames for this long is closed (GOAWAY).
-    const idle = settings().keepAliveTimeout;
-    if (idle > 0) session.setTimeout(idle, () => session.close());
-    limitPings(session);
-  });
+  const { h2, sessions } = createH2Sessions(settings);
   const onSecure = (socket: TLSSocket): void => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
     else http1.emit('connection', socket);
   };
   const socketServer = createNetServer({ noDelay: true }, (raw: Socket) => acceptTls(raw, settings(), table, onSecure));
   return { socketServer, h2, sessions };
-}
-
-/** PINGs a session may send per window before it is ended (browsers send a few per minute; gRPC keepalives one per 10 s or more). */
-const PING_BURST = 1000;
-const PING_WINDOW_MS = 10_000;
-
-/**
- * A PING flood (RFC 9113 §10.5: "excessive" control frames): each PING costs an ACK, and a client
- * that never reads them makes them pile up in the socket's write buffer, which nghttp2's own
- * limit on queued ACKs does not see. Past PING_BURST in one window the session gets GOAWAY with
- * ENHANCE_YOUR_CALM and is closed.
- */
-function limitPings(session: ServerHttp2Session): void {
-  let count = 0;
-  let windowStart = 0;
-  session.on('ping', () => {
-    const now = Date.now();
-    if (now - windowStart > PING_WINDOW_MS) {
-      windowStart = now;
-      count = 0;
-    }
-    if (++count === PING_BURST + 1) {
-      log().debug({ pings: count }, 'http2: PING flood, ending the session');
-      session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.destroy();
-    }
-  });
 }
 
 /**
@@ -220,13 +146,3 @@ function acceptTls(raw: Socket, http: HttpSettings, table: () => TlsTable, onSec
 
 /** `secureConnecting` is node's own flag (not in its types): true until the handshake is done. */
 type ConnectingSocket = TLSSocket & { secureConnecting: boolean };
-
-/** GOAWAY to every session (RFC 9113 §6.8): streams in flight finish, no new ones start. */
-export function closeSessions(parts: TlsParts): void {
-  for (const session of parts.sessions) if (!session.closed) session.close();
-}
-
-/** What is left after the grace: every session destroyed. */
-export function destroySessions(parts: TlsParts): void {
-  for (const session of parts.sessions) session.destroy();
-}
