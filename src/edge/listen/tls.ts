@@ -16,6 +16,7 @@
  * connections already open keep theirs. Session ticket keys come from the node (the supervisor
  * makes them, so a ticket from one edge worker resumes on another) and are in every context.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
@@ -28,16 +29,28 @@ import { createH2Sessions, type H2Listener } from './h2.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
-/** TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1); node's default cipher list (forward secret) is kept. */
+/** TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1). */
 const MIN_VERSION = 'TLSv1.2';
 /** ALPN (RFC 7301): HTTP/2 first (RFC 9113 §3.2), HTTP/1.1 for the rest. */
 const ALPN = ['h2', 'http/1.1'];
+/**
+ * TLS 1.2 suites: ECDHE (forward secret) with AEAD ciphers only, Mozilla's "intermediate" list.
+ * node's default list also offers CBC suites (ECDHE-ECDSA-AES128-SHA256…), which testssl.sh
+ * flags as LUCKY13 (CVE-2013-0169); every client that speaks TLS 1.2 has one of these. TLS 1.3's
+ * suites (all AEAD) are node's defaults.
+ */
+const TLS12_CIPHERS = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':');
+
 /** A secure context with a server's certificates (RSA and ECDSA pairs side by side: the handshake picks what the client supports). */
 function contextFor(tls: ResolvedTls, ticketKeys: Buffer): SecureContext {
   return createSecureContext({
     cert: tls.certs.map((pair) => readFileSync(pair.cert, 'utf8')),
     key: tls.certs.map((pair) => readFileSync(pair.key, 'utf8')),
     minVersion: MIN_VERSION,
+    ciphers: TLS12_CIPHERS,
+    // No renegotiation (TLS 1.3 has none): a client-initiated one costs the server a handshake
+    // per request of the client's choosing, a denial-of-service lever (testssl.sh flags it).
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
     ticketKeys,
   });
 }
