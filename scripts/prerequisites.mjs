@@ -17,8 +17,10 @@ import { pathToFileURL } from 'node:url';
  * command → Debian package, and what runs it. htpasswd makes the basic-auth test files; nginx is
  * the rate-limit reference; slowhttptest runs the slow-client attack (prlimit, from util-linux,
  * raises Portico's open-file limit there); curl, openssl and chromium are the forward proxy's
- * clients (curl -x, a self-signed certificate, headless Chromium through playwright-core);
- * gunicorn and uwsgi run the Flask app the proxy tests front.
+ * clients (curl -x, a self-signed certificate, headless Chromium through playwright-core) and
+ * the HTTPS tests' (certificates made with openssl, s_client, curl --http2, Chromium over h2);
+ * testssl.sh checks the TLS listener for known vulnerabilities; gunicorn and uwsgi run the Flask
+ * app the proxy tests front.
  */
 export const COMMANDS = [
   ['git', 'git'],
@@ -32,6 +34,7 @@ export const COMMANDS = [
   ['curl', 'curl'],
   ['openssl', 'openssl'],
   ['chromium', 'chromium'],
+  ['testssl', 'testssl.sh'],
 ];
 
 // Debian's gunicorn and uwsgi run Debian's python3 (/usr/bin/python3), which may not be the
