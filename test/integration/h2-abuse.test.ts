@@ -171,37 +171,48 @@ describe('HTTP/2 abuse: each attack is bounded, the process stays up and serves 
 
   it('SETTINGS flood (200,000 frames, never reading the ACKs): the session is ended', async (t) => {
     const target = await attacker(port, ca.cert);
+    // A normal client on its own session while the attack runs.
+    const normal = normalClientServed();
     target.socket.pause();
     const sent = await flood(target, 200_000, () => frame(FRAME.SETTINGS, 0, 0));
     target.socket.resume();
     assert.ok(await target.ended(10_000), `the session was not ended after ${sent} SETTINGS`);
     target.socket.destroy();
+    await normal;
     t.diagnostic(await survived('a SETTINGS flood'));
   });
 
   it('PING flood (200,000 frames, never reading the ACKs): the session is ended', async (t) => {
     const target = await attacker(port, ca.cert);
+    // A normal client on its own session while the attack runs.
+    const normal = normalClientServed();
     target.socket.pause();
     const sent = await flood(target, 200_000, () => frame(FRAME.PING, 0, 0, Buffer.alloc(8)));
     target.socket.resume();
     assert.ok(await target.ended(10_000), `the session was not ended after ${sent} PINGs`);
     target.socket.destroy();
+    await normal;
     t.diagnostic(await survived('a PING flood'));
   });
 
   it('CONTINUATION flood (a header block that never ends, 100,000 frames of 1 KiB): the session is ended', async (t) => {
     const target = await attacker(port, ca.cert);
+    // A normal client on its own session while the attack runs.
+    const normal = normalClientServed();
     target.socket.write(frame(FRAME.HEADERS, 0, 1, requestBlock()));
     // Each CONTINUATION carries a literal header field without indexing (RFC 7541 §6.2.2), new name, 1000-byte value.
     const field = Buffer.concat([Buffer.from([0x00, 0x05]), Buffer.from('x-pad'), Buffer.from([0x7f, 1000 - 127]), Buffer.alloc(1000, 0x61)]);
     const sent = await flood(target, 100_000, () => frame(FRAME.CONTINUATION, 0, 1, field));
     assert.ok(await target.ended(10_000), `the session was not ended after ${sent} CONTINUATION frames`);
     target.socket.destroy();
+    await normal;
     t.diagnostic(await survived('a CONTINUATION flood'));
   });
 
   it('HPACK bomb (one 4 KiB entry in the dynamic table referenced 16,000 times per block, 200 blocks): refused, then the session is ended', async (t) => {
     const target = await attacker(port, ca.cert);
+    // A normal client on its own session while the attack runs.
+    const normal = normalClientServed();
     // Literal with incremental indexing, new name (RFC 7541 §6.2.1): "x-bomb" with a 4,000-byte value enters the dynamic table as index 62.
     const value = Buffer.alloc(4000, 0x62);
     const insert = Buffer.concat([Buffer.from([0x40, 0x06]), Buffer.from('x-bomb'), Buffer.from([0x7f, (4000 - 127) & 0x7f | 0x80, (4000 - 127) >> 7]), value]);
@@ -209,11 +220,14 @@ describe('HTTP/2 abuse: each attack is bounded, the process stays up and serves 
     const sent = await flood(target, 200, (i) => frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1 + 2 * i, Buffer.concat([requestBlock(), i === 0 ? insert : Buffer.alloc(0), references])));
     assert.ok(await target.ended(10_000), `the session was not ended after ${sent} bombs`);
     target.socket.destroy();
+    await normal;
     t.diagnostic(await survived('an HPACK bomb'));
   });
 
   it('more concurrent streams than SETTINGS_MAX_CONCURRENT_STREAMS (128): the excess is refused, the session is kept', async (t) => {
     const target = await attacker(port, ca.cert);
+    // A normal client on its own session while the attack runs.
+    const normal = normalClientServed();
     // Streams left open (no END_STREAM): 300 of them.
     const sent = await flood(target, 300, (i) => frame(FRAME.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, requestBlock()));
     assert.equal(sent, 300);
@@ -228,6 +242,7 @@ describe('HTTP/2 abuse: each attack is bounded, the process stays up and serves 
     assert.ok(refused > 0, `no stream past 128 was refused (resets: ${target.resets.length})`);
     assert.equal(target.goaway(), null, 'the session itself is not ended');
     target.socket.destroy();
+    await normal;
     t.diagnostic(await survived('too many streams'));
   });
 });

@@ -75,6 +75,7 @@ describe('HTTPS and HTTP/2', () => {
     workers: 1,
     log: { access: { format: 'json', path: accessLog } },
     http: { maxBodySize: '64kb' },
+    apps: { web: { module: './app.mjs', workers: 1 } },
     servers: [
       {
         listen: `127.0.0.1:${port}`,
@@ -84,6 +85,7 @@ describe('HTTPS and HTTP/2', () => {
         routes: [
           { prefix: '/api/', proxy: { to: `http://127.0.0.1:${upstreamPort}` } },
           { exact: '/scheme', respond: { status: 200, body: '$scheme $https' } },
+          { prefix: '/app/', app: 'web' },
           { prefix: '/' },
         ],
       },
@@ -100,6 +102,7 @@ describe('HTTPS and HTTP/2', () => {
     mkdirSync(join(dir.path, 'public'));
     writeFileSync(join(dir.path, 'public', 'index.html'), 'hello over tls\n');
     writeFileSync(join(dir.path, 'public', 'data.bin'), Buffer.alloc(200_000, 7));
+    writeFileSync(join(dir.path, 'app.mjs'), 'export default { fetch: (request) => new Response(request.url) };\n');
     upstream = createServer((req, res) => {
       let bytes = 0;
       req.on('data', (chunk: Buffer) => (bytes += chunk.length));
@@ -157,7 +160,7 @@ describe('HTTPS and HTTP/2', () => {
     assert.match(twelve.stdout, /Protocol *: TLSv1\.2/);
   });
 
-  it('over h2: static ranges and conditionals, HSTS, the scheme variables, no connection-specific fields', async () => {
+  it('over h2: static ranges and conditionals, HSTS, the scheme variables and an app’s request.url, no connection-specific fields', async () => {
     const session = h2connect(`https://localhost:${port}`, { ca: readFileSync(ca.cert) });
     try {
       const range = await h2get(session, '/data.bin', { range: 'bytes=100-199' });
@@ -170,6 +173,9 @@ describe('HTTPS and HTTP/2', () => {
       assert.equal(whole.headers['strict-transport-security'], 'max-age=86400; includeSubDomains');
       const scheme = await h2get(session, '/scheme');
       assert.equal(scheme.body.toString(), 'https on');
+      // An app behind the edge sees the scheme the client used in its request.url.
+      const app = await h2get(session, '/app/where?q=1');
+      assert.equal(app.body.toString(), `https://localhost:${port}/app/where?q=1`);
       const proxied = await h2get(session, '/api/x?y=1', { cookie: 'a=1' });
       assert.equal(proxied.status, 200);
       for (const name of ['connection', 'keep-alive', 'transfer-encoding']) assert.equal(proxied.headers[name], undefined, `${name} on an h2 response`);
@@ -469,3 +475,39 @@ describe('cleartext h2c (http2: "h2c"): HTTP/2 with prior knowledge and HTTP/1.1
 function plainConnect(port: number): Socket {
   return netConnect({ host: '127.0.0.1', port });
 }
+
+describe('a stop sends HTTP/2 sessions GOAWAY and lets their streams finish', () => {
+  const dir = tempDir();
+  after(() => dir.remove());
+
+  it('SIGTERM: the session gets GOAWAY, the stream in flight completes, no new stream starts, exit 0', async () => {
+    const ca = makeCa(dir.path);
+    const site = makeCert(dir.path, ca, 'site', ['localhost']);
+    const slow = createServer((_req, res) => setTimeout(() => res.end('slow answer\n'), 1500)).listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    const port = await freePort();
+    const portico = await startWithConfig(dir.path, { workers: 1, servers: [{ listen: `127.0.0.1:${port}`, names: ['localhost'], tls: { cert: site.cert, key: site.key }, routes: [{ proxy: { to: `http://127.0.0.1:${(slow.address() as { port: number }).port}` } }] }] });
+    const session = h2connect(`https://localhost:${port}`, { ca: readFileSync(ca.cert) });
+    session.on('error', () => {});
+    try {
+      let goaway = false;
+      session.on('goaway', () => (goaway = true));
+      const inFlight = h2get(session, '/slow');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const exited = once(portico.child, 'exit');
+      process.kill(portico.pid, 'SIGTERM');
+      for (let i = 0; i < 50 && !goaway; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok(goaway, 'the session received GOAWAY');
+      const answer = await inFlight;
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.toString(), 'slow answer\n');
+      assert.throws(() => session.request({ ':path': '/' }), /GOAWAY|session/i, 'no new stream after GOAWAY');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+    } finally {
+      session.destroy();
+      slow.close();
+      await portico.stop();
+    }
+  });
+});

@@ -229,7 +229,9 @@ function serveFetch(handler: FetchHandler, req: IncomingMessage, res: ServerResp
   res.on('close', onClose);
   let request: LazyRequest;
   try {
-    request = new LazyRequest(req);
+    // Behind the edge (a unix socket only it reaches) its X-Forwarded-Proto is the truth: it
+    // replaces any the client sent (edge/handlers/proxy/headers.ts SET_BY_PROXY).
+    request = new LazyRequest(req, options.behindEdge === true && req.headers['x-forwarded-proto'] === 'https');
   } catch (error) {
     res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Bad Request\n');
     log().warn({ err: error, url: req.url }, 'request could not be turned into a Fetch Request');

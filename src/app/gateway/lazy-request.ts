@@ -29,22 +29,26 @@ const HOST_CHARS = /^[\w.:[\]-]+$/;
 
 /**
  * The request's absolute URL, as undici's Request would serialise it. RFC 9112 §3.3: the origin
- * comes from Host (the app server speaks plain HTTP); absolute-form (§3.2.2) is taken as is.
- * Throws (a TypeError) for a target that is not a URL.
+ * comes from Host; the scheme is http, or https when the request reached the edge over TLS
+ * (`secure`: the gateway trusts the edge's X-Forwarded-Proto only behind it); absolute-form
+ * (§3.2.2) is taken as is. Throws (a TypeError) for a target that is not a URL.
  */
-export function requestUrl(req: IncomingMessage): string {
+export function requestUrl(req: IncomingMessage, secure = false): string {
   const target = req.url ?? '/';
   const rawHost = req.headers.host;
+  const scheme = secure ? 'https://' : 'http://';
+  // URL serialisation drops the scheme's default port (WHATWG URL, "special schemes").
+  const defaultPort = secure ? ':443' : ':80';
   // The common case first, with the fewest tests (this runs for every request): origin-form, a
   // plain Host (PLAIN_HOST is a subset of HOST_CHARS), nothing URL parsing would change.
-  if (target.charCodeAt(0) === 47 /* / */ && rawHost !== undefined && PLAIN_HOST.test(rawHost) && PLAIN_TARGET.test(target) && !rawHost.endsWith(':80') && !target.includes('/.') && (!target.includes('%') || !/%2e/i.test(target))) {
-    return `http://${rawHost}${target}`;
+  if (target.charCodeAt(0) === 47 /* / */ && rawHost !== undefined && PLAIN_HOST.test(rawHost) && PLAIN_TARGET.test(target) && !rawHost.endsWith(defaultPort) && !target.includes('/.') && (!target.includes('%') || !/%2e/i.test(target))) {
+    return `${scheme}${rawHost}${target}`;
   }
   if (/^https?:\/\//i.test(target)) return new URL(target).href;
   const host = rawHost && HOST_CHARS.test(rawHost) ? rawHost : 'localhost';
   // The common case needs no URL parser: the serialisation is the concatenation itself.
-  if (PLAIN_TARGET.test(target) && PLAIN_HOST.test(host) && !host.endsWith(':80') && !target.includes('/.') && !/%2e/i.test(target)) return `http://${host}${target}`;
-  return new URL(`http://${host}${target.startsWith('/') ? target : `/${target}`}`).href;
+  if (PLAIN_TARGET.test(target) && PLAIN_HOST.test(host) && !host.endsWith(defaultPort) && !target.includes('/.') && !/%2e/i.test(target)) return `${scheme}${host}${target}`;
+  return new URL(`${scheme}${host}${target.startsWith('/') ? target : `/${target}`}`).href;
 }
 
 /** The request's fields as a Headers (HTTP/2 pseudo-headers left out). */
@@ -81,10 +85,10 @@ export class LazyRequest implements Deadline {
   _next: Deadline | null = null;
   _queued = false;
 
-  constructor(incoming: IncomingMessage) {
+  constructor(incoming: IncomingMessage, secure = false) {
     this._incoming = incoming;
     this.method = incoming.method ?? 'GET';
-    this.url = requestUrl(incoming);
+    this.url = requestUrl(incoming, secure);
   }
 
   get headers(): Headers {
