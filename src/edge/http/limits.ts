@@ -288,8 +288,8 @@ export function limitBody(ctx: RequestContext, limit: number): void {
     const length = req.headers['content-length'];
     // RFC 9110 §15.5.14; the connection closes: the body that follows is not passed on.
     if (limit > 0 && length !== undefined && Number(length) > limit) {
-      if (req.httpVersionMajor === 2) endStreamAfterResponse(ctx.res);
-      else lingerOnClose(req.socket);
+      // HTTP/2: only the stream ends, reset once answered (listen/kinds.ts resetUnreadStream).
+      if (req.httpVersionMajor !== 2) lingerOnClose(req.socket);
       throw new HttpError(413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `request body of ${length} bytes (limit ${limit})`, { headers: { Connection: 'close' } });
     }
     if (limit > 0 && watch.received > limit) throw refuseBody(req, watch, 413, ErrorCodes.ERR_LIMIT_BODY_SIZE, `chunked request body over ${limit} bytes`);
@@ -351,30 +351,18 @@ function refuseBody(req: WatchedRequest, watch: BodyWatch, status: 408 | 413, co
  * The HTTP/2 side of refuseBody: the connection is shared, so only the stream ends. The body's
  * reader gets the error (the request object only: node:http2's compatibility request leaves its
  * stream open on destroy), the answer goes out, then RST_STREAM(NO_ERROR) tells the client to stop
- * sending the rest (RFC 9113 §8.1).
+ * sending the rest (RFC 9113 §8.1; listen/kinds.ts resetUnreadStream, for every HTTP/2 answer).
  */
 function refuseH2Body(req: WatchedRequest, watch: BodyWatch, refusal: HttpError): HttpError {
   if (watch.timed) {
     watch.timed = false;
     req.setTimeout(0);
   }
-  endStreamAfterResponse(watch.res);
   if (!req.destroyed) {
     req.on('error', ignore);
     req.destroy(refusal);
   }
   return refusal;
-}
-
-/** Once the answer is complete (or now, if it is), an HTTP/2 stream whose request body is unread is reset with NO_ERROR. */
-function endStreamAfterResponse(res: ServerResponse): void {
-  const stream = (res as ServerResponse & { stream?: { closed: boolean; close(code: number): void } }).stream;
-  if (!stream) return;
-  const reset = (): void => {
-    if (!stream.closed) stream.close(0 /* NGHTTP2_NO_ERROR */);
-  };
-  if (res.writableEnded) setImmediate(reset);
-  else res.once('finish', reset);
 }
 
 function ignore(): void {}

@@ -102,11 +102,12 @@ function serveSite(listener: Listener, host: ListenerHost): void {
 }
 
 /**
- * HTTP/2 streams (HTTPS, or h2c on a cleartext listener that allows it), through node:http2's compatibility request and response,
- * into the same pipeline. What HTTP/1.1 needs at phase 0 and HTTP/2 does not: the request count
- * per connection (a session ends with GOAWAY instead) and the framing checks (nghttp2 frames the
- * messages and refuses Transfer-Encoding, RFC 9113 §8.2.2). A CONNECT stream is refused by the
- * pipeline's router like any unknown method target: an origin server does not tunnel.
+ * HTTP/2 streams (HTTPS, or h2c on a cleartext listener that allows it), through node:http2's
+ * compatibility request and response, into the same pipeline. What HTTP/1.1 needs at phase 0 and
+ * HTTP/2 does not: the request count per connection (a session ends with GOAWAY instead) and the
+ * framing checks (nghttp2 frames the messages and refuses Transfer-Encoding, RFC 9113 §8.2.2). A
+ * CONNECT stream gets 405 from node:http2 itself (no 'connect' listener): an origin server does
+ * not tunnel, and RFC 8441's extended CONNECT is not offered.
  */
 function serveSiteH2(listener: Listener, parts: H2Listener, host: ListenerHost): void {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
