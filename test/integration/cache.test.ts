@@ -90,7 +90,10 @@ describe('storing and reusing (RFC 9111 §3, §4)', () => {
     upstream.on('/max-age', answer({ 'cache-control': 'max-age=60' }));
     const first = await get('/max-age');
     assert.equal(first.text, 'body 1\n');
-    assert.match(status(first), /^portico; fwd=miss; fwd-status=200; stored; ttl=(59|60)$/);
+    // ttl = max-age − apparent age (RFC 9111 §4.2.3), and Date has one-second resolution: the
+    // age is up to 1 s plus the response's delay, so 58 is right when the answer crossed a second
+    // boundary late in it (seen on a loaded machine); 59 and 60 otherwise.
+    assert.match(status(first), /^portico; fwd=miss; fwd-status=200; stored; ttl=(58|59|60)$/);
     const second = await get('/max-age');
     assert.equal(second.text, 'body 1\n');
     assert.match(status(second), /^portico; hit; ttl=\d+$/);
