@@ -74,14 +74,15 @@ type TlsInfo = { readonly version: string | null; readonly cipher: string | null
  * its session's socket.
  */
 export function rememberTls(req: IncomingMessage): void {
-  const socket = req.socket as Partial<TLSSocket>;
-  (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO] = { version: socket.getProtocol?.() ?? null, cipher: socket.getCipher?.()?.name ?? null };
+  (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO] = readTls(req);
 }
 
 /** nginx `$ssl_protocol` and `$ssl_cipher` of the request's connection. */
 export function tlsInfo(req: IncomingMessage): TlsInfo {
-  const kept = (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO];
-  if (kept) return kept;
+  return (req as IncomingMessage & { [TLS_INFO]?: TlsInfo })[TLS_INFO] ?? readTls(req);
+}
+
+function readTls(req: IncomingMessage): TlsInfo {
   const socket = req.socket as Partial<TLSSocket>;
   return { version: socket.getProtocol?.() ?? null, cipher: socket.getCipher?.()?.name ?? null };
 }

@@ -7,6 +7,7 @@ import { constants, createServer as createH2Server, type Http2Server, type Serve
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { ResolvedConfig } from '../../config/resolved.js';
 import { log } from '../../core/log.js';
+import { readFirstBytes } from './first-bytes.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
@@ -104,20 +105,14 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  */
 export function createH2cListener(settings: () => HttpSettings, http1: { emit(event: 'connection', socket: Socket): boolean }): H2Listener {
   const { h2, sessions } = createH2Sessions(settings);
+  const isPreface = (bytes: Buffer): boolean | undefined => {
+    const compared = Math.min(bytes.length, PREFACE.length);
+    const same = bytes.subarray(0, compared).equals(PREFACE.subarray(0, compared));
+    return same && bytes.length < PREFACE.length ? undefined : same;
+  };
   const socketServer = createNetServer({ noDelay: true }, (raw: Socket) => {
-    raw.on('error', () => raw.destroy());
-    // The first bytes are part of a request head: the same deadline as the rest of it.
-    const http = settings();
-    const deadline = setTimeout(() => raw.destroy(), http.headersTimeout > 0 ? http.headersTimeout : 60_000);
-    raw.once('close', () => clearTimeout(deadline));
-    let received: Buffer = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      const compared = Math.min(received.length, PREFACE.length);
-      const isH2 = received.subarray(0, compared).equals(PREFACE.subarray(0, compared));
-      if (isH2 && received.length < PREFACE.length) return;
-      clearTimeout(deadline);
-      raw.off('data', onData);
+    readFirstBytes(raw, settings().headersTimeout, isPreface, (isH2, received, done) => {
+      done();
       if (isH2) {
         // node:http2 reads what a socket has buffered before its own reads (nodejs/node#35475).
         raw.pause();
@@ -129,8 +124,7 @@ export function createH2cListener(settings: () => HttpSettings, http1: { emit(ev
         http1.emit('connection', raw);
         raw.emit('data', received);
       }
-    };
-    raw.on('data', onData);
+    });
   });
   return { socketServer, h2, sessions };
 }

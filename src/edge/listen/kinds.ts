@@ -124,10 +124,10 @@ function serveSiteH2(listener: Listener, parts: H2Listener, host: ListenerHost):
 /** Phase 0 for an HTTP/2 request: its head as the pipeline reads heads, the head limits, the body watch. */
 function admittedH2(generation: Generation, info: ListenerInfo, req: IncomingMessage, res: ServerResponse): boolean {
   const http = generation.config.http;
-  // A stream answered before its request body was read (a refusal, a redirect, an upstream that
-  // did not read it) is reset with NO_ERROR once the answer is complete, so the client stops
+  // A stream with a request body (a GET has none: no listener) answered before the body was read
+  // (a refusal, a redirect, an upstream that did not read it) is reset with NO_ERROR once the answer is complete, so the client stops
   // sending (RFC 9113 §8.1); left open, its flow-control window stalls it until a timeout.
-  res.once('finish', resetUnreadStream);
+  if (!(req as IncomingMessage & { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders) res.once('finish', resetUnreadStream);
   if (generation.accessLog !== null) rememberTls(req);
   const refusal = normaliseH2Request(req) ?? headRefusal(req, http);
   if (refusal) {
@@ -139,8 +139,8 @@ function admittedH2(generation: Generation, info: ListenerInfo, req: IncomingMes
 }
 
 function resetUnreadStream(this: ServerResponse): void {
-  const stream = (this as ServerResponse & { stream?: { closed: boolean; endAfterHeaders: boolean; readableEnded: boolean; close(code: number): void } }).stream;
-  if (stream && !stream.endAfterHeaders && !stream.closed && !stream.readableEnded) setImmediate(() => stream.closed || stream.close(0 /* NGHTTP2_NO_ERROR */));
+  const stream = (this as ServerResponse & { stream?: { closed: boolean; readableEnded: boolean; close(code: number): void } }).stream;
+  if (stream && !stream.closed && !stream.readableEnded) setImmediate(() => stream.closed || stream.close(0 /* NGHTTP2_NO_ERROR */));
 }
 
 /** Set on a socket once a request on it was refused for its framing: nothing after it is served. */

@@ -25,6 +25,7 @@ import { log } from '../../core/log.js';
 import { HostTable } from '../route/hosts.js';
 import type { CompiledServer } from '../route/router.js';
 import { readClientHello } from './client-hello.js';
+import { readFirstBytes } from './first-bytes.js';
 import { createH2Sessions, type H2Listener } from './h2.js';
 
 type HttpSettings = ResolvedConfig['http'];
@@ -95,14 +96,11 @@ export class TlsTable {
   }
 }
 
-/** An HTTPS listener: the TLS socket server and the HTTP/2 server it hands `h2` connections to. */
-export type TlsParts = H2Listener;
-
 /**
  * The TLS socket server of an address and its HTTP/2 server; `http1` (http1.ts) takes the
  * connections that do not negotiate h2. `table()` is the current generation's TlsTable.
  */
-export function createTlsListener(settings: () => HttpSettings, table: () => TlsTable, http1: { emit(event: 'connection', socket: TLSSocket): boolean }): TlsParts {
+export function createTlsListener(settings: () => HttpSettings, table: () => TlsTable, http1: { emit(event: 'connection', socket: TLSSocket): boolean }): H2Listener {
   const { h2, sessions } = createH2Sessions(settings);
   const onSecure = (socket: TLSSocket): void => {
     if (socket.alpnProtocol === 'h2') h2.emit('connection', socket);
@@ -118,20 +116,17 @@ export function createTlsListener(settings: () => HttpSettings, table: () => Tls
  * of receiving a request, and a client that opens connections and stays silent holds them.
  */
 function acceptTls(raw: Socket, http: HttpSettings, table: () => TlsTable, onSecure: (socket: TLSSocket) => void): void {
-  raw.on('error', () => raw.destroy());
-  const deadline = setTimeout(() => raw.destroy(), http.headersTimeout > 0 ? http.headersTimeout : 60_000);
-  let received: Buffer = Buffer.alloc(0);
-  const onData = (chunk: Buffer): void => {
-    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-    const hello = readClientHello(received);
-    if (!hello.done) return;
-    raw.off('data', onData);
+  // readClientHello is "done" (with no name) at the latest once CLIENT_HELLO_MAX bytes are in.
+  const servername = (bytes: Buffer): { name: string | null } | undefined => {
+    const hello = readClientHello(bytes);
+    return hello.done ? { name: hello.servername } : undefined;
+  };
+  readFirstBytes(raw, http.headersTimeout, servername, ({ name }, received, done) => {
     raw.pause();
-    const context = table().select(hello.servername);
+    const context = table().select(name);
     if (context === null) {
       // tls.strictSni: no server has that name; close before any handshake.
-      log().debug({ servername: hello.servername }, 'tls: refused a handshake for an unknown name (strictSni)');
-      clearTimeout(deadline);
+      log().debug({ servername: name }, 'tls: refused a handshake for an unknown name (strictSni)');
       raw.destroy();
       return;
     }
@@ -144,17 +139,13 @@ function acceptTls(raw: Socket, http: HttpSettings, table: () => TlsTable, onSec
       socket.destroy();
     });
     socket.once('secure', () => {
-      clearTimeout(deadline);
+      done();
       // What tls.Server does for the sockets it makes (onServerSocketSecure): node:http2 waits
       // for 'secureConnect' on a TLS socket that still says it is connecting.
       socket.secureConnecting = false;
       onSecure(socket);
     });
-    socket.once('close', () => clearTimeout(deadline));
-  };
-  raw.on('data', onData);
-  // Bounded: readClientHello answers "done" (no name) once CLIENT_HELLO_MAX bytes are in.
-  raw.once('close', () => clearTimeout(deadline));
+  });
 }
 
 /** `secureConnecting` is node's own flag (not in its types): true until the handshake is done. */
