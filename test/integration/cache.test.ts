@@ -120,6 +120,22 @@ describe('storing and reusing (RFC 9111 §3, §4)', () => {
     assert.equal(upstream.count('/expires-0'), 2);
   });
 
+  it('an Expires outside the three HTTP-date forms is invalid, so already expired (RFC 9110 §5.6.7, RFC 9111 §5.3)', async () => {
+    // Each of these Date.parse reads as a date decades ahead; none is an HTTP-date.
+    const lookalikes = ['Fri, 01 Jan 2100 00:00:00 UTC', 'Fri 01 Jan 2100 00:00:00 GMT', 'Fri, 01 Jan 2100 0:00:00 GMT', 'Fri, 01-Jan-2100 00:00:00 GMT', '2100-01-01T00:00:00Z'];
+    for (const [index, expires] of lookalikes.entries()) {
+      const path = `/expires-lookalike-${index}`;
+      upstream.on(path, answer({ expires, date: new Date().toUTCString() }));
+      await get(path);
+      assert.doesNotMatch(status(await get(path)), /hit/, expires);
+      assert.equal(upstream.count(path), 2, `${expires}: both requests reach the origin`);
+    }
+    // RFC 850's two-digit year "50" is 2050 (within 50 years), so fresh.
+    upstream.on('/expires-rfc850', answer({ expires: 'Friday, 18-Aug-50 00:00:00 GMT', date: new Date().toUTCString() }));
+    await get('/expires-rfc850');
+    assert.match(status(await get('/expires-rfc850')), /hit/);
+  });
+
   it('conflicting max-age values make the response stale (§4.2.1)', async () => {
     upstream.on('/conflict', answer({ 'cache-control': 'max-age=60, max-age=120' }));
     await get('/conflict');

@@ -43,6 +43,7 @@ import { compileTemplate, type Template } from '../../variables.js';
 import { addVary, compressBuffer, encodeHead, type ContentCoding, type RouteEncoder } from '../../middleware/encode.js';
 import { evaluatePreconditions } from '../static/conditional.js';
 import type { Handler } from '../types.js';
+import { parseHttpDate } from '../../http/date.js';
 import type { Exchange, ResponseSink } from '../proxy/attempt.js';
 import {
   correctedInitialAge,
@@ -51,7 +52,6 @@ import {
   freshnessLifetime,
   invalidationTargets,
   parseCacheControl,
-  parseHttpDate,
   remainingTtl,
   reuseDecision,
   SAFE_METHODS,

@@ -13,6 +13,7 @@
  *
  * Times are milliseconds since the epoch; lifetimes and ages are kept in seconds (HTTP's unit).
  */
+import { parseHttpDate } from '../../http/date.js';
 
 /** Parsed `Cache-Control` (§5.2). Names are lower case; a directive without argument maps to ''. */
 export type Directives = ReadonlyMap<string, string>;
@@ -68,15 +69,6 @@ export function qualifiedFields(directives: Directives, name: string): readonly 
     .split(',')
     .map((field) => field.trim().toLowerCase())
     .filter((field) => field !== '');
-}
-
-/** An HTTP-date (RFC 9110 §5.6.7) in ms, or NaN. */
-export function parseHttpDate(value: string | undefined): number {
-  if (value === undefined) return NaN;
-  // Date.parse accepts IMF-fixdate, RFC 850 and asctime forms, and much else: demand a weekday
-  // or a day number, so "0" or "-1" (which Date.parse may read as a year) stay invalid.
-  if (!/[a-z]{3}/i.test(value)) return NaN;
-  return Date.parse(value);
 }
 
 /** Statuses a cache may give heuristic freshness (RFC 9110 §15.1 "heuristically cacheable"). */

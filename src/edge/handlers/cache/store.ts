@@ -11,7 +11,8 @@
  * Vary names of a primary key are kept beside it (`vary`) so a lookup knows which fields to read.
  */
 import type { Readable } from 'node:stream';
-import { field, parseCacheControl, parseHttpDate, qualifiedFields, type Directives, type Freshness } from './policy.js';
+import { parseHttpDate } from '../../http/date.js';
+import { field, parseCacheControl, qualifiedFields, type Directives, type Freshness } from './policy.js';
 
 /** The JSON-serialisable description of a stored response (the disk tier's entry header). */
 export interface StoredMeta {

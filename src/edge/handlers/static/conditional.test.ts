@@ -86,6 +86,7 @@ describe('evaluatePreconditions', () => {
     it('a failed If-Match wins over a matching If-None-Match (412 before 304)', () => {
       assert.equal(pre({ 'if-match': OTHER, 'if-none-match': ETAG }), 412);
       assert.equal(pre({ 'if-unmodified-since': BEFORE, 'if-none-match': ETAG }), 412);
+      assert.equal(pre({ 'if-unmodified-since': 'Wed, 01 May 2024 11:59:59 UTC' }), PROCEED, 'not an HTTP-date: ignored');
     });
   });
 
@@ -98,6 +99,11 @@ describe('evaluatePreconditions', () => {
     it('ignored for other methods, for an invalid date and without Last-Modified', () => {
       assert.equal(pre({ 'if-modified-since': LAST_MODIFIED }, 'POST'), PROCEED);
       assert.equal(pre({ 'if-modified-since': 'not a date' }), PROCEED);
+      // Not an HTTP-date (RFC 9110 §5.6.7), though Date.parse reads both as after the mtime.
+      assert.equal(pre({ 'if-modified-since': 'Wed, 01 May 2024 12:00:01 UTC' }), PROCEED);
+      assert.equal(pre({ 'if-modified-since': '2024-05-01T12:00:01Z' }), PROCEED);
+      assert.equal(pre({ 'if-modified-since': 'Wednesday, 01-May-24 12:00:01 GMT' }), 304, 'RFC 850 form');
+      assert.equal(pre({ 'if-modified-since': 'Wed May  1 12:00:01 2024' }), 304, 'asctime form');
       assert.equal(pre({ 'if-modified-since': LAST_MODIFIED }, 'GET', ETAG, null), PROCEED);
     });
     it('evaluated after a passing If-Match', () => {

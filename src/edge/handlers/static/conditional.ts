@@ -4,6 +4,7 @@
  * else If-Modified-Since (GET/HEAD) → 304 (412 for other methods on If-None-Match).
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { parseHttpDate } from '../../http/date.js';
 
 export const PROCEED = 0;
 
@@ -36,7 +37,7 @@ function weakMatch(header: string, etag: string): boolean {
 }
 
 /** HTTP-date → whole seconds, or NaN (an invalid date makes the condition ignored, §13.1.3/4). */
-const seconds = (date: string): number => Math.floor(Date.parse(date) / 1000);
+const seconds = (date: string): number => Math.floor(parseHttpDate(date) / 1000);
 
 /**
  * Returns PROCEED (0), 304 or 412. `etag` null = no entity tag; `mtimeMs` null = no Last-Modified.
