@@ -306,6 +306,10 @@ export interface ResolvedConfig {
     readonly maxHeaderSize: number;
     readonly maxHeaders: number;
     readonly maxBodySize: number;
+    /** Request header names with `_` pass (nginx `underscores_in_headers`). */
+    readonly underscoresInHeaders: boolean;
+    /** Invalid request header names and framing lookalikes are dropped (nginx `ignore_invalid_headers`). */
+    readonly ignoreInvalidHeaders: boolean;
     readonly maxRequestsPerConnection: number;
     readonly trustedProxies: readonly string[];
     /** Open client connections per node; 0 = no cap. */

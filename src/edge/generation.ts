@@ -17,6 +17,7 @@ import { compileEncoder } from './middleware/encode.js';
 import { compileHeaderFilter } from './middleware/headers.js';
 import { compileRealIp, type RealIp } from './middleware/real-ip.js';
 import { compileRewrites } from './middleware/rewrite.js';
+import { compileHeaderNameFilter, type HeaderNameFilter } from './http/header-names.js';
 import { TlsTable } from './listen/tls.js';
 import { HostTable } from './route/hosts.js';
 import { Router, type CompiledRoute, type CompiledServer } from './route/router.js';
@@ -48,6 +49,8 @@ export interface Generation {
   readonly unknownHost: ResolvedConfig['http']['unknownHost'];
   readonly accessLog: AccessLog | null;
   readonly realIp: RealIp | null;
+  /** Drops request fields with invalid names or framing lookalikes (http.ignoreInvalidHeaders), or null when all pass. */
+  readonly headerNames: HeaderNameFilter | null;
   readonly upstreams: ReadonlyMap<string, UpstreamGroup>;
   /** The forward proxy of this config (its listeners are those of kind "forward"), or null. */
   readonly forward: CompiledForward | null;
@@ -128,6 +131,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
     unknownHost: config.http.unknownHost,
     accessLog: config.log.access ? createAccessLog(config.log.access) : null,
     realIp: compileRealIp(config.http.trustedProxies),
+    headerNames: compileHeaderNameFilter(config.http),
     upstreams,
     forward,
     start() {

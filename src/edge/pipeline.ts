@@ -3,7 +3,8 @@
  * this order (docs/lifecycle.md draws it with the status each phase can produce):
  *
  *   0. accept + protocol limits     edge/server.ts (node:http: head size 431, timeouts 408, parse errors 400)
- *   1. parse                        request target and Host validated and normalised (400);
+ *   1. parse                        invalid header names dropped (edge/http/header-names.ts);
+ *                                   request target and Host validated and normalised (400);
  *                                   the real client IP from trusted proxies (nginx realip)
  *   2. virtual host                 Host → server; unknown → default server, or 404/421 as configured
  *   3. canonical redirects          https / www / trailing slash (301/308…)
@@ -32,7 +33,7 @@ import { log } from '../core/log.js';
 import { RequestContext, type ListenerInfo } from './context.js';
 import type { Generation } from './generation.js';
 import { REROUTE, type HandlerResult } from './handlers/index.js';
-import { normaliseHost } from './http/host.js';
+import { requestHost } from './http/host.js';
 import { limitBody } from './http/limits.js';
 import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
@@ -83,7 +84,8 @@ export function handleUpgrade(generation: Generation, listener: ListenerInfo, re
 
 function runPhases(ctx: RequestContext): void | Promise<void> {
   const req = ctx.req;
-  // 1. parse
+  // 1. parse (fields with invalid names are dropped first, so no phase sees them)
+  ctx.generation.headerNames?.(req);
   const target = parseTarget(req.url ?? '', req.method ?? 'GET');
   ctx.uri = target.path;
   ctx.query = target.query;
@@ -116,29 +118,6 @@ function runPhases(ctx: RequestContext): void | Promise<void> {
 
   // 5.–7. route, access, content
   return routeAndServe(ctx);
-}
-
-/**
- * Host from an absolute-form target (RFC 9112 §3.2.2: it replaces Host) or the single Host header.
- * The Host header is checked either way: RFC 9112 §3.2 requires a 400 for any request with more
- * than one Host line or an invalid one, absolute-form included.
- */
-function requestHost(req: IncomingMessage, authority: string | null): string {
-  const host = req.headers.host;
-  let name = '';
-  if (host === undefined) {
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (HTTP/1.0 may omit it).
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'HTTP/1.1 request without Host');
-  } else {
-    const raw = req.rawHeaders;
-    let seen = 0;
-    for (let i = 0; i < raw.length; i += 2) {
-      const header = raw[i] as string;
-      if (header.length === 4 && header.toLowerCase() === 'host' && ++seen > 1) throw new HttpError(400, ErrorCodes.ERR_REQUEST_HOST, 'more than one Host header');
-    }
-    name = normaliseHost(host);
-  }
-  return authority !== null ? normaliseHost(authority) : name;
 }
 
 function routeAndServe(ctx: RequestContext): void | Promise<void> {

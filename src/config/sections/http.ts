@@ -67,6 +67,18 @@ export const httpSection = z.strictObject({
    * limit), the client gets 413 and the connection closes. Servers and routes may set their own.
    */
   maxBodySize: size().prefault('1mb'),
+  /**
+   * Request header names with underscores are dropped (nginx `underscores_in_headers off`): a
+   * backend that builds a CGI/WSGI environ maps `_` and `-` alike, so `X_Real_IP` or
+   * `Content_Length` would land on the same variable as the field this server checked.
+   */
+  underscoresInHeaders: z.boolean().prefault(false),
+  /**
+   * Request header names with characters other than letters, digits and `-` (and `_` as above)
+   * are dropped, as are lookalikes of framing fields (`Transfer--Encoding`, `Content_Length`):
+   * nginx `ignore_invalid_headers on`. `false` passes them on.
+   */
+  ignoreInvalidHeaders: z.boolean().prefault(true),
   /** Requests served on one connection before it is closed (nginx `keepalive_requests`): the last one is answered with `Connection: close`. */
   maxRequestsPerConnection: z.number().int().min(1).prefault(1000),
   /** Peers trusted to say who the client is: from them, the client address is taken from X-Forwarded-For (nginx `set_real_ip_from`, recursive). */
@@ -127,6 +139,8 @@ export function resolveHttp(http: ParsedHttp, problems: string[]): ResolvedConfi
     maxHeaderSize: http.maxHeaderSize,
     maxHeaders: http.maxHeaders,
     maxBodySize: http.maxBodySize,
+    underscoresInHeaders: http.underscoresInHeaders,
+    ignoreInvalidHeaders: http.ignoreInvalidHeaders,
     maxRequestsPerConnection: http.maxRequestsPerConnection,
     trustedProxies: http.trustedProxies,
     maxConnections: http.maxConnections,

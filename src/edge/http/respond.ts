@@ -122,9 +122,24 @@ export function sendStatus(ctx: RequestContext, status: number, extra?: Readonly
   sendBody(ctx, status, headers, statusBody(status));
 }
 
-/** A redirect; the small body names the target, as nginx's does. */
+// What a URI reference cannot hold raw (RFC 3986 §2): controls, space, DEL and non-ASCII.
+const NOT_IN_URI = /[^\x21-\x7e]/;
+const NOT_IN_URI_RUNS = /[^\x21-\x7e]+/g;
+
+/**
+ * A redirect; the small body names the target, as nginx's does. A Location built from the decoded
+ * URI (`$uri`, captures) may hold a "%0A" that was decoded, or non-ASCII: each such run is
+ * percent-encoded again (UTF-8), so it stays data and never splits the header. Escapes already in
+ * the target are left as they are.
+ */
 export function sendRedirect(ctx: RequestContext, status: number, location: string): void {
-  sendBody(ctx, status, ['Location', location, 'Content-Type', 'text/plain; charset=utf-8'], `${status} Redirect to ${location}\n`);
+  const safe = NOT_IN_URI.test(location) ? location.replace(NOT_IN_URI_RUNS, encodeRun) : location;
+  sendBody(ctx, status, ['Location', safe, 'Content-Type', 'text/plain; charset=utf-8'], `${status} Redirect to ${safe}\n`);
+}
+
+function encodeRun(run: string): string {
+  // toWellFormed-equivalent: a lone surrogate (from a template, never from a decoded path) becomes U+FFFD.
+  return encodeURIComponent(run.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'));
 }
 
 /**

@@ -72,8 +72,17 @@ describe('parseTarget: origin-form', () => {
   it('overlong and invalid UTF-8 are a 400 (%C0%AE is not ".")', () => {
     for (const raw of ['/%C0%AE%C0%AE/etc', '/%C0%AF', '/%E0%80%AE', '/%C3', '/%FF', '/%ED%A0%80']) assert400(() => parseTarget(raw, 'GET'), raw);
   });
-  it('malformed escapes, NUL and control characters are a 400', () => {
-    for (const raw of ['/%', '/%2', '/%zz', '/a%00b', '/%0a', '/%7f', '/a?b\x01', '/a?b\x7f']) assert400(() => parseTarget(raw, 'GET'), JSON.stringify(raw));
+  it('malformed escapes, an encoded NUL and raw control characters in the query are a 400', () => {
+    for (const raw of ['/%', '/%2', '/%zz', '/a%00b', '/%00', '/a?b\x01', '/a?b\x7f']) assert400(() => parseTarget(raw, 'GET'), JSON.stringify(raw));
+  });
+
+  it('percent-encoded control bytes other than NUL are data (#20: nginx, Caddy and HAProxy serve them)', () => {
+    assert.equal(path('/a%09b'), '/a\tb');
+    assert.equal(path('/a%0Ab'), '/a\nb');
+    assert.equal(path('/a%0D%0Ab'), '/a\r\nb');
+    assert.equal(path('/%7f'), '/\x7f');
+    assert.equal(path('/a%0a/../b'), '/b', 'dot segments are still removed');
+    assert400(() => parseTarget('/%0a/../../etc/passwd', 'GET'), 'and climbing out is still refused');
   });
   it('raw spaces, non-ASCII bytes and fragments are a 400', () => {
     for (const raw of ['/a b', '/café', '/a\tb', '/a#frag', '/a?b#c']) assert400(() => parseTarget(raw, 'GET'), JSON.stringify(raw));

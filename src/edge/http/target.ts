@@ -3,7 +3,8 @@
  * routing, so every later phase sees one canonical decoded path (nginx's `$uri`): percent-decoded
  * once, UTF-8 checked strictly, dot segments removed, repeated slashes merged. A target that
  * cannot be made canonical, or that climbs above "/", is a 400: no later phase ever has to think
- * about traversal again. Double encoding is safe by construction: "%252e" decodes once to the
+ * about traversal again. The decoded path may hold any character but NUL (a "%0A" is data): what
+ * writes it into a header or a request line encodes it again (respond.ts sendRedirect, the proxy). Double encoding is safe by construction: "%252e" decodes once to the
  * literal name "%2e", never to ".".
  */
 import { ErrorCodes, HttpError } from '../../core/errors.js';
@@ -70,7 +71,10 @@ export function canonicalPath(rawPath: string): string {
   } catch {
     throw bad('malformed percent-encoding or invalid UTF-8');
   }
-  if (CONTROL.test(decoded)) throw bad('NUL or control character in path');
+  // Percent-encoded bytes are data: "%09", "%0A" or "%7F" name a file no one has (404) and go
+  // upstream encoded as they came, as in nginx, Caddy and HAProxy. NUL stays refused (nginx does
+  // too): file system calls stop at it, so "/a.php%00.txt" would name another file than it shows.
+  if (decoded.includes('\0')) throw bad('NUL in path');
   return removeDotSegments(decoded);
 }
 

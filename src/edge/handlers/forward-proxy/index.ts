@@ -21,6 +21,7 @@
  * Denials answer with a short reason in the body. Every request and tunnel gets an access-log
  * line with the destination, the bytes each way and the duration (and the cache's verdict).
  */
+import { requestHost } from '../../http/host.js';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -311,6 +312,7 @@ async function* counted(req: IncomingMessage, info: NonNullable<RequestContext['
 async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Promise<void> {
   const forward = ctx.generation.forward as CompiledForward;
   const req = ctx.req;
+  ctx.generation.headerNames?.(req);
   const admitted = await admit(ctx, forward);
   if (admitted) return refuse(ctx, admitted);
   const target = req.url ?? '';
@@ -319,6 +321,13 @@ async function forwardRequest(ctx: RequestContext, runtime: ForwardRuntime): Pro
   if (!/^http:\/\//i.test(target)) {
     const reason = target.startsWith('/') || target === '*' ? 'this is a forward proxy: send the absolute URL (GET http://host/path) or CONNECT host:port' : 'only http:// URLs are forwarded (use CONNECT for https)';
     return refuse(ctx, new Refusal(400, reason));
+  }
+  // RFC 9112 §3.2: the Host field is checked as on the origin side (one, and a valid host), even
+  // though the URI's authority replaces it upstream (§3.2.2, upstreamRequestHeaders).
+  try {
+    requestHost(req, null);
+  } catch (error) {
+    return refuse(ctx, new Refusal(400, (error as Error).message));
   }
   let url: URL;
   try {
