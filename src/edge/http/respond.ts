@@ -7,6 +7,7 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
+import { log } from '../../core/log.js';
 import type { RequestContext } from '../context.js';
 import { compressBuffer, type ContentCoding, type RouteEncoder } from '../middleware/encode.js';
 import { statusBody } from './status.js';
@@ -35,6 +36,48 @@ function writeHead(ctx: RequestContext, status: number, headers: string[]): void
     for (let i = headers.length - 2; i >= 0; i -= 2) if (CONNECTION_SPECIFIC.has((headers[i] as string).toLowerCase())) headers.splice(i, 2);
   }
   ctx.res.writeHead(status, headers);
+}
+
+type InterimResponse = Writable & {
+  headersSent: boolean;
+  writeEarlyHints?(hints: Record<string, string | string[]>): void;
+  writeProcessing?(): void;
+};
+
+/**
+ * An upstream's interim (1xx) response, passed on before the final one: RFC 9110 §15.2 has a
+ * proxy forward every 1xx it did not ask for itself (100 Continue to the client's Expect is
+ * node:http's own, 101 is the tunnel's). node:http's public API writes 103 (`writeEarlyHints`,
+ * HTTP/1.1 and HTTP/2) and 102 (`writeProcessing`); other codes (104, unregistered ones) have no
+ * way out through it and are not passed on. Never cached: the cache stores final responses only.
+ * `headers` is flat and already filtered (hop-by-hop and hidden fields removed).
+ */
+export function sendInterim(ctx: RequestContext, status: number, headers: readonly string[]): void {
+  const res = ctx.res as InterimResponse;
+  // A response that has begun (a background revalidation's client was answered long ago) takes none.
+  if (res.headersSent || res.writableEnded) return;
+  try {
+    if (status === 103 && res.writeEarlyHints) {
+      const hints: Record<string, string | string[]> = {};
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i] as string;
+        if (ctx.req.httpVersionMajor === 2 && CONNECTION_SPECIFIC.has(name)) continue;
+        const value = headers[i + 1] as string;
+        // node checks each Link value on its own (RFC 8288 §3 link-value): a field listing several
+        // ("<a>; rel=preload, <b>; rel=preload") is split where the next "<" begins one.
+        const values = name === 'link' ? value.split(/\s*,\s*(?=<)/) : [value];
+        const prior = hints[name];
+        hints[name] = prior === undefined ? (values.length === 1 ? value : values) : [...(Array.isArray(prior) ? prior : [prior]), ...values];
+      }
+      // node sends a 103 only with a Link field (the point of early hints, RFC 8297 §2).
+      if (hints.link !== undefined) res.writeEarlyHints(hints);
+    } else if (status === 102 && res.writeProcessing) {
+      res.writeProcessing();
+    }
+  } catch (error) {
+    // A Link value node refuses to write (not RFC 8288 syntax): the hint is dropped, the response goes on.
+    log().debug({ err: error, status }, 'interim response not passed on');
+  }
 }
 
 /** The response filters on the flat head; returns the coding to compress the body with, or null. */

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Deadline } from '../../../core/deadline-queue.js';
 import { log } from '../../../core/log.js';
-import { sendHead } from '../../http/respond.js';
+import { sendHead, sendInterim } from '../../http/respond.js';
 import { DONE, type BodySink, type Outcome } from './attempt.js';
 import { CLIENT_GONE, ClientGone, HeaderTimeout, RETRY_STATUS, RetryOnStatus, TotalTimeout, classifyFailure, errorCode } from './errors.js';
 import { clientResponseHeadersRaw } from './headers.js';
@@ -99,9 +99,12 @@ export class HttpAttempt implements Deadline {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    // 1xx (e.g. 100 Continue to undici's own Expect) are not forwarded: node:http already
-    // answered the client's Expect: 100-continue itself.
-    if (statusCode < 200) return true;
+    // An interim response (103 Early Hints, 102): passed on to the client (RFC 9110 §15.2), never
+    // to the cache. undici gives no 100 here (it never sends Expect; node:http answered the client's).
+    if (statusCode < 200) {
+      sendInterim(this.#request.ctx, statusCode, clientResponseHeadersRaw(rawHeaders, this.#request.proxy.drop));
+      return true;
+    }
     const request = this.#request;
     const proxy = request.proxy;
     proxy.headDeadlines?.remove(this);
