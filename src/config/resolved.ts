@@ -165,6 +165,10 @@ export interface ResolvedCacheRules {
   readonly heuristicPercent: number;
   /** Seconds. */
   readonly heuristicMax: number;
+  /** RFC 9213 targeted fields obeyed over Cache-Control, lower case, most specific first. */
+  readonly targeted: readonly string[];
+  /** Targeted fields removed before the client (lower case). */
+  readonly stripTargeted: readonly string[];
   /** Addresses/CIDRs allowed to PURGE, or null when PURGE is not handled by the cache. */
   readonly purge: readonly string[] | null;
 }

@@ -48,6 +48,8 @@ before(async () => {
           { prefix: '/off/', proxy: { to }, cache: false },
           { prefix: '/down/', proxy: { to: down.url }, cache: true },
           { prefix: '/enc/', proxy: { to }, cache: true, encode: true },
+          { prefix: '/cdn-only/', proxy: { to }, cache: { targeted: ['CDN-Cache-Control'], stripTargeted: [] } },
+          { prefix: '/untargeted/', proxy: { to }, cache: { targeted: [] } },
         ],
       },
     ],
@@ -696,5 +698,56 @@ describe('with compression (encode)', () => {
     const ranged = await get('/enc/x', { 'accept-encoding': 'gzip', range: 'bytes=0-9' });
     assert.equal(ranged.headers['content-encoding'], undefined);
     assert.equal(upstream.count('/enc/x'), 1);
+  });
+});
+
+describe('targeted cache control (RFC 9213, #20)', () => {
+  const twice = async (path: string): Promise<[SimpleResponse, SimpleResponse]> => [await get(path), await get(path)];
+
+  it('CDN-Cache-Control overrides Cache-Control for this cache, and reaches the client', async () => {
+    upstream.on('/t/cdn', answer({ 'cache-control': 'no-store', 'cdn-cache-control': 'max-age=60' }));
+    const [first, second] = await twice('/t/cdn');
+    assert.match(status(first), /stored/);
+    assert.match(status(second), /hit/);
+    assert.equal(upstream.count('/t/cdn'), 1);
+    assert.equal(second.headers['cdn-cache-control'], 'max-age=60', 'meant for caches further down too');
+    assert.equal(second.headers['cache-control'], 'no-store', 'Cache-Control is passed on untouched, for the browser');
+  });
+
+  it('Portico-Cache-Control comes first, and is removed before the client (miss and hit)', async () => {
+    upstream.on('/t/portico', answer({ 'cache-control': 'no-store', 'cdn-cache-control': 'no-store', 'portico-cache-control': 'max-age=60' }));
+    const [first, second] = await twice('/t/portico');
+    assert.match(status(second), /hit/);
+    assert.equal(upstream.count('/t/portico'), 1);
+    for (const response of [first, second]) assert.equal(response.headers['portico-cache-control'], undefined);
+    upstream.on('/t/portico-no', answer({ 'cache-control': 'max-age=60', 'portico-cache-control': 'no-store' }));
+    const [, again] = await twice('/t/portico-no');
+    assert.doesNotMatch(status(again), /hit/);
+    assert.equal(upstream.count('/t/portico-no'), 2, 'a targeted no-store keeps it out of the cache whatever Cache-Control says');
+  });
+
+  it('a targeted field that is not a valid Structured Fields Dictionary is ignored (Cache-Control decides)', async () => {
+    for (const [index, value] of ['Max-Age=60', 'max-age=60,', '"max-age=60"', 'max-age=(60)x'].entries()) {
+      const path = `/t/invalid-${index}`;
+      upstream.on(path, answer({ 'cache-control': 'no-store', 'cdn-cache-control': value }));
+      await twice(path);
+      assert.equal(upstream.count(path), 2, `${value}: invalid, so no-store applies`);
+    }
+  });
+
+  it('with a targeted field, Expires is ignored too (RFC 9213 §2.1)', async () => {
+    upstream.on('/t/expires', answer({ expires: new Date(Date.now() + 3_600_000).toUTCString(), date: new Date().toUTCString(), 'cdn-cache-control': 'public' }));
+    await twice('/t/expires');
+    assert.equal(upstream.count('/t/expires'), 2, 'no lifetime from the targeted field, and Expires does not count');
+  });
+
+  it('the list is configurable: a route obeying only CDN-Cache-Control ignores and passes Portico-Cache-Control', async () => {
+    upstream.on('/cdn-only/a', answer({ 'cache-control': 'max-age=60', 'portico-cache-control': 'no-store' }));
+    const [, second] = await twice('/cdn-only/a');
+    assert.match(status(second), /hit/);
+    assert.equal(second.headers['portico-cache-control'], 'no-store');
+    upstream.on('/untargeted/a', answer({ 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' }));
+    const [, again] = await twice('/untargeted/a');
+    assert.match(status(again), /hit/, 'targeted: [] means Cache-Control alone');
   });
 });

@@ -6,7 +6,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { ResolvedCacheRules, ResolvedCacheZone, ResolvedHandler, ResolvedRouteCache } from '../resolved.js';
-import { cidr, duration, entryName, size, template, timerDuration } from './values.js';
+import { cidr, duration, entryName, fieldName, size, template, timerDuration } from './values.js';
 
 /** nginx `proxy_cache_use_stale`: the failures after which a stale stored response is served. */
 const useStaleCondition = z.enum(['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504', 'updating']);
@@ -41,6 +41,13 @@ export const routeCache = z.strictObject({
   heuristicPercent: z.number().min(0).max(100).prefault(10),
   /** Upper bound of a heuristic lifetime. */
   heuristicMax: duration().prefault('1d'),
+  /**
+   * Targeted cache-control fields (RFC 9213) this cache obeys instead of Cache-Control and
+   * Expires, most specific first: the first present and valid one decides.
+   */
+  targeted: z.array(fieldName).prefault(['Portico-Cache-Control', 'CDN-Cache-Control']),
+  /** Targeted fields removed from responses before they reach the client (CDN-Cache-Control is meant for caches further down too, so it stays). */
+  stripTargeted: z.array(fieldName).prefault(['Portico-Cache-Control']),
   /** `PURGE` requests (a key, or a prefix when the path ends in "*") from these addresses remove entries; others get 403. `false`: PURGE is passed on like any other method. */
   purge: z.union([z.literal(false), z.strictObject({ allow: z.array(cidr) })]).prefault({ allow: ['127.0.0.1', '::1'] }),
 });
@@ -127,6 +134,8 @@ function resolveCacheRules(options: ParsedCacheRules, at: string, zones: Readonl
     heuristicPercent: options.heuristicPercent,
     // Seconds: the cache's freshness arithmetic is in seconds (RFC 9111 §4.2.1).
     heuristicMax: Math.floor(options.heuristicMax / 1000),
+    targeted: options.targeted,
+    stripTargeted: options.stripTargeted,
     purge: options.purge === false ? null : options.purge.allow,
   }
 }

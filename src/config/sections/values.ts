@@ -110,6 +110,12 @@ export const headerOps = z.strictObject({
   remove: z.array(z.string()).optional(),
 });
 
+/** A header field name (RFC 9110 §5.1: a token), kept lower case. */
+export const fieldName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header field name (a token: letters, digits and !#$%&\'*+.^_`|~-)')
+  .transform((name) => name.toLowerCase());
+
 /** "10.0.0.0/8", "192.168.1.7", "fd00::/8": an address or a CIDR block. */
 export const cidr: z.ZodType<string> = z.string().superRefine((text, ctx) => {
   if (!parseIpBlock(text)) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR block like "10.0.0.0/8" or "::1", got ${show(text)}` });

@@ -52,6 +52,8 @@ import {
   freshnessLifetime,
   invalidationTargets,
   parseCacheControl,
+  responseDirectives,
+  withoutExpires,
   remainingTtl,
   reuseDecision,
   SAFE_METHODS,
@@ -665,8 +667,10 @@ class StoringSink extends EventEmitter implements ResponseSink {
     // A new response: may it be stored?
     const request = ctx ?? null;
     const reqHeaders = request?.req.headers ?? {};
-    const facts: ResponseFacts = { status, headers };
-    const directives = parseCacheControl(valuesOf(headers, 'cache-control'));
+    const governing = responseDirectives(headers, cache.config.targeted);
+    const directives = governing.directives;
+    // RFC 9213 §2.1: a targeted field that decides makes Expires ignored as well.
+    const facts: ResponseFacts = governing.targeted === null ? { status, headers } : withoutExpires({ status, headers });
     const verdict = storability(facts, directives, {
       authorization: reqHeaders.authorization !== undefined,
       request: parseCacheControl(reqHeaders['cache-control']),
@@ -720,13 +724,15 @@ class StoringSink extends EventEmitter implements ResponseSink {
       }
     }
     headers.push('cache-status', cacheStatus);
-    this.#client = sendHead(ctx, status, headers);
+    this.#client = sendHead(ctx, status, stripFields(headers, cache.config.stripTargeted));
   }
 
   #metaFor(status: number, headers: readonly string[], secondary: string, now: number, bodySize: number): StoredMeta {
     const config = this.#cache.config;
     const date = dateOf(headers, now);
-    const directives = parseCacheControl(valuesOf(headers, 'cache-control'));
+    const { directives, targeted } = responseDirectives(headers, config.targeted);
+    const facts: ResponseFacts = targeted === null ? { status, headers } : withoutExpires({ status, headers });
+    const hiddenOnHit = config.stripTargeted.filter((name) => field(headers, name) !== undefined);
     return {
       key: this.#plan.primary,
       secondary,
@@ -734,7 +740,9 @@ class StoringSink extends EventEmitter implements ResponseSink {
       headers,
       requestTime: this.#requestTime,
       responseTime: now,
-      lifetime: freshnessLifetime({ status, headers }, directives, date, config.heuristicPercent, config.heuristicMax),
+      lifetime: freshnessLifetime(facts, directives, date, config.heuristicPercent, config.heuristicMax),
+      ...(targeted === null ? {} : { targeted }),
+      ...(hiddenOnHit.length === 0 ? {} : { hiddenOnHit }),
       initialAge: correctedInitialAge(headers, this.#requestTime, now, date),
       bodySize,
     };
@@ -784,10 +792,11 @@ class StoringSink extends EventEmitter implements ResponseSink {
   }
 }
 
-function valuesOf(headers: readonly string[], name: string): string[] | undefined {
-  let out: string[] | undefined;
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) (out ??= []).push(headers[i + 1] as string);
-  return out;
+/** The head without the fields named in `names` (lower case), in place; most routes name none that are present. */
+function stripFields(headers: string[], names: readonly string[]): string[] {
+  if (names.length === 0) return headers;
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (names.includes(headers[i] as string)) headers.splice(i, 2);
+  return headers;
 }
 
 /** The Date of a response (ms), or when it was received when it has none or an invalid one. */

@@ -13,6 +13,7 @@
  *
  * Times are milliseconds since the epoch; lifetimes and ages are kept in seconds (HTTP's unit).
  */
+import { parseDictionary, Token } from 'structured-headers';
 import { parseHttpDate } from '../../http/date.js';
 
 /** Parsed `Cache-Control` (§5.2). Names are lower case; a directive without argument maps to ''. */
@@ -94,6 +95,42 @@ export interface ResponseFacts {
 export function field(headers: readonly string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
   return undefined;
+}
+
+/**
+ * The directives that govern storing and reusing a response in this cache, and the targeted field
+ * they came from (RFC 9213 §2.1): the first of `targeted` (most specific first) that is present and
+ * a valid, non-empty Structured Fields Dictionary (RFC 8941 §3.2) decides, and then Cache-Control
+ * and Expires are ignored; with none, Cache-Control does. A member's value becomes the directive's
+ * argument as in Cache-Control: `?1` none, an integer, string or token its text; `?0` and inner
+ * lists name no directive. An invalid targeted field is ignored as if absent (§2.2).
+ */
+export function responseDirectives(headers: readonly string[], targeted: readonly string[]): { directives: Directives; targeted: string | null } {
+  for (const name of targeted) {
+    const value = fieldList(headers, name);
+    if (value === undefined) continue;
+    let dictionary: ReturnType<typeof parseDictionary>;
+    try {
+      dictionary = parseDictionary(value);
+    } catch {
+      continue;
+    }
+    const directives = new Map<string, string>();
+    for (const [key, [item]] of dictionary) {
+      if (item === false || Array.isArray(item)) continue;
+      directives.set(key, item === true ? '' : typeof item === 'number' || typeof item === 'string' || item instanceof Token ? String(item) : '');
+    }
+    if (directives.size > 0) return { directives, targeted: name };
+  }
+  return { directives: parseCacheControl(fieldList(headers, 'cache-control')), targeted: null };
+}
+
+/** The response as RFC 9213 §2.1 has a cache see it when a targeted field governs: without Expires. */
+export function withoutExpires(response: ResponseFacts): ResponseFacts {
+  if (field(response.headers, 'expires') === undefined) return response;
+  const headers: string[] = [];
+  for (let i = 0; i < response.headers.length; i += 2) if (response.headers[i] !== 'expires') headers.push(response.headers[i] as string, response.headers[i + 1] as string);
+  return { status: response.status, headers };
 }
 
 /** All values of a field, joined as one list (RFC 9110 §5.3), or undefined when absent. */

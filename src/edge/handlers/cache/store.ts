@@ -12,7 +12,7 @@
  */
 import type { Readable } from 'node:stream';
 import { parseHttpDate } from '../../http/date.js';
-import { field, parseCacheControl, qualifiedFields, type Directives, type Freshness } from './policy.js';
+import { field, qualifiedFields, responseDirectives, type Directives, type Freshness } from './policy.js';
 
 /** The JSON-serialisable description of a stored response (the disk tier's entry header). */
 export interface StoredMeta {
@@ -30,9 +30,15 @@ export interface StoredMeta {
   /** corrected_initial_age, seconds (§4.2.3). */
   readonly initialAge: number;
   readonly bodySize: number;
+  /** The RFC 9213 targeted field whose directives govern this response (then Cache-Control does not), when one does. */
+  readonly targeted?: string;
+  /** Stored fields not sent on a hit (targeted fields the route strips before the client). */
+  readonly hiddenOnHit?: readonly string[];
 }
 
 export const fullKey = (primary: string, secondary: string): string => `${primary}\0${secondary}`;
+
+const NO_TARGETED: readonly string[] = [];
 
 /** Fields not sent from a stored response as they are: we send our own Age (RFC 9111 §5.1). */
 const REPLACED_ON_HIT = new Set(['age', 'content-length']);
@@ -74,7 +80,7 @@ export class CacheEntry implements Freshness {
     this.meta = meta;
     this.body = body;
     this.open = open;
-    this.directives = parseCacheControl(headerValues(meta.headers, 'cache-control'));
+    this.directives = responseDirectives(meta.headers, meta.targeted === undefined ? NO_TARGETED : [meta.targeted]).directives;
     this.lifetime = meta.lifetime;
     this.initialAge = meta.initialAge;
     this.responseTime = meta.responseTime;
@@ -89,7 +95,7 @@ export class CacheEntry implements Freshness {
     const hit: string[] = [];
     for (let i = 0; i < meta.headers.length; i += 2) {
       const name = meta.headers[i] as string;
-      if (REPLACED_ON_HIT.has(name) || hidden?.includes(name)) continue;
+      if (REPLACED_ON_HIT.has(name) || hidden?.includes(name) || meta.hiddenOnHit?.includes(name)) continue;
       hit.push(name, meta.headers[i + 1] as string);
     }
     // The stored body's length, whatever framing the upstream used (chunked has none).
@@ -106,13 +112,6 @@ export class CacheEntry implements Freshness {
     if (this.variants) for (const variant of this.variants.values()) size += variant.body.length + 256;
     return size;
   }
-}
-
-/** Several field lines of one name as a list, as Cache-Control parsing wants. */
-function headerValues(headers: readonly string[], name: string): string[] | undefined {
-  let out: string[] | undefined;
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) (out ??= []).push(headers[i + 1] as string);
-  return out;
 }
 
 export type FillLock = { readonly leader: true; release(): void } | { readonly leader: false; readonly released: boolean };
