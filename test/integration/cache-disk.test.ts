@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, request, startPortico, startWithConfig, tempDir, type RunningPortico, type SimpleResponse } from '../helpers/portico.js';
@@ -274,6 +274,71 @@ describe('disk tier', () => {
       for (const response of after) assert.ok(!before.has(response.text), `"${response.text}" was stored before the purge`);
     } finally {
       await shared.stop();
+    }
+  });
+
+  it('with the memory tier off, refreshed and Vary entries are read whole under concurrent load: no request misses (#20)', async () => {
+    const body = bodyOf(4 * KiB, 5);
+    // Fresh for 1 s, then revalidated with If-None-Match: every request after the first that
+    // reaches the origin must be conditional (a 304), or the disk tier lost the entry.
+    upstream.on('/race/refresh', (req, res) => {
+      if (req.headers['if-none-match'] === '"v1"') res.writeHead(304, { etag: '"v1"', 'cache-control': 'max-age=1' }).end();
+      else res.writeHead(200, { etag: '"v1"', 'cache-control': 'max-age=1', 'content-type': 'application/octet-stream' }).end(body);
+    });
+    upstream.on('/race/vary', (req, res) => {
+      const coding = req.headers['accept-encoding'] === 'gzip' ? 'gzip' : 'identity';
+      res.writeHead(200, { vary: 'Accept-Encoding', 'cache-control': 'max-age=600', 'x-variant': coding }).end(bodyOf(4 * KiB, coding === 'gzip' ? 7 : 8));
+    });
+    const racePort = await freePort();
+    const raceDir = join(work.path, 'race');
+    const racing = await startWithConfig(work.path, {
+      workers: 1,
+      log: { access: false, level: 'error' },
+      cache: { dir: raceDir, memoryEntryMax: 0 },
+      servers: [{ listen: `127.0.0.1:${racePort}`, routes: [{ proxy: { to: upstream.url }, cache: true }] }],
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const fetchOne = (path: string, headers: Record<string, string>) =>
+      new Promise<{ status: number; body: Buffer; variant: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: racePort, path, headers, agent }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), variant: String(res.headers['x-variant'] ?? '') }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      // 16 clients for 3.5 s (three expiries of the refreshed entry), loopback only, then stop.
+      const until = Date.now() + 3_500;
+      let served = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, client) => {
+          for (let n = 0; Date.now() < until; n++) {
+            if ((client + n) % 2 === 0) {
+              const response = await fetchOne('/race/refresh', {});
+              assert.equal(response.status, 200);
+              assert.equal(sha(response.body), sha(body));
+            } else {
+              const gzip = (client + n) % 4 === 1;
+              const response = await fetchOne('/race/vary', { 'accept-encoding': gzip ? 'gzip' : 'identity' });
+              assert.equal(response.status, 200);
+              assert.equal(response.variant, gzip ? 'gzip' : 'identity');
+              assert.equal(sha(response.body), sha(bodyOf(4 * KiB, gzip ? 7 : 8)));
+            }
+            served++;
+          }
+        }),
+      );
+      assert.ok(served > 100, `only ${served} requests were made`);
+      const unconditional = upstream.received('/race/refresh').filter((received) => received.headers['if-none-match'] === undefined);
+      assert.equal(unconditional.length, 1, `the refreshed entry was lost ${unconditional.length - 1} time(s) of ${upstream.count('/race/refresh')} origin requests`);
+      assert.ok(upstream.count('/race/refresh') >= 2, 'it was revalidated');
+      assert.equal(upstream.count('/race/vary'), 2, 'one origin request per variant');
+    } finally {
+      agent.destroy();
+      await racing.stop();
     }
   });
 });

@@ -262,16 +262,19 @@ export class DiskStore implements CacheStore {
         }
         return new CacheEntry(parsed.meta, body);
       }
-      // Large: streamed from this file when served. The file may be replaced meanwhile (a newer
-      // response renamed over it); the stream then reads the new file, whose checks it verifies.
-      const { bodyOffset, bodyLength, bodyCrc } = parsed;
+      // Large: streamed from this file when served. The file may be replaced meanwhile: a 304
+      // refresh rewrites it with new headers (of another length) and the same body, which is
+      // served from its new offset; a different body (a newer response renamed over it) is not
+      // this entry's, and the lookup fails (the handler asks the upstream).
+      const { bodyLength, bodyCrc } = parsed;
       return new CacheEntry(parsed.meta, null, async () => {
         const file = await open(path, 'r');
         const again = await readHead(file).catch(() => null);
-        if (!again || again.bodyOffset !== bodyOffset || again.bodyLength !== bodyLength || again.bodyCrc !== bodyCrc) {
+        if (!again || again.bodyLength !== bodyLength || again.bodyCrc !== bodyCrc) {
           await file.close();
           throw new Error('cache entry changed');
         }
+        const bodyOffset = again.bodyOffset;
         const stream = createReadStream('', { fd: file, start: bodyOffset, end: bodyOffset + bodyLength - 1, autoClose: true });
         return verifying(stream, bodyCrc, bodyLength, () => void this.#discard(rel, 'corrupt entry body'));
       });

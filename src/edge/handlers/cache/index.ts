@@ -213,7 +213,12 @@ export class CacheHandler {
     return false;
   }
 
-  async #lookup(ctx: RequestContext, primary: string, request: RequestFacts): Promise<void> {
+  /**
+   * `again`: this request waited on a fill of the same primary key that turned out to be another
+   * variant (its Vary was unknown until that response came); it looks up once more, so that the
+   * requests for its own variant wait on one fill too instead of each going upstream.
+   */
+  async #lookup(ctx: RequestContext, primary: string, request: RequestFacts, again = false): Promise<void> {
     const names = await this.#store.getVary(primary);
     const key = fullKey(primary, secondaryKey(names, ctx.req.headers));
     let entry = this.#store.peek(key) ?? (await this.#store.get(key));
@@ -236,12 +241,18 @@ export class CacheHandler {
       try {
         // Across processes (a disk tier shared by edge workers): a lock file per key.
         const shared = this.#store.lockFill ? await this.#store.lockFill(key, this.#config.lockTimeout) : { leader: true as const, release: () => {} };
-        if (shared.leader) unlock = shared.release;
-        else {
-          const again = await this.#store.getVary(primary);
-          const key2 = fullKey(primary, secondaryKey(again, ctx.req.headers));
+        if (shared.leader) {
+          unlock = shared.release;
+          // A fill of this key may have completed between this request's lookup and its lock
+          // (the lookup awaited the disk): what it stored is served, not fetched again.
+          const filled = this.#store.peek(key) ?? (await this.#store.get(key));
+          if (filled && filled !== entry && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+        } else {
+          const names2 = await this.#store.getVary(primary);
+          const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
           const filled = this.#store.peek(key2) ?? (await this.#store.get(key2));
           if (filled && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+          if (!filled && key2 !== key && !again) return await this.#lookup(ctx, primary, request, true);
           entry = filled ?? entry;
         }
         const storeIt = shared.leader || shared.released ? mayStore : false;
@@ -258,10 +269,12 @@ export class CacheHandler {
     const released = await Promise.race([pending.promise.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#config.lockTimeout, false)))]);
     clearTimeout(timer);
     if (released) {
-      const again = await this.#store.getVary(primary);
-      const key2 = fullKey(primary, secondaryKey(again, ctx.req.headers));
+      const names2 = await this.#store.getVary(primary);
+      const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
       entry = this.#store.peek(key2) ?? (await this.#store.get(key2));
       if (entry && this.#tryServe(ctx, entry, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+      // The fill was another variant: wait on (or lead) the fill of this one.
+      if (!entry && key2 !== key && !again) return this.#lookup(ctx, primary, request, true);
     }
     // Timed out (its response is not stored, as nginx), or the first one stored nothing usable.
     await this.#fetch({ primary, stale: entry ?? null, conditional: entry !== undefined && hasValidators(entry), mayStore: released ? mayStore : false, fwd, client: ctx, context: ctx, lock: null });
