@@ -28,7 +28,7 @@ import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CrashStreak } from '../core/crash-streak.js';
+import { CrashStreak, GROUP_SIGNAL_WINDOW_MS } from '../core/crash-streak.js';
 import { log } from '../core/log.js';
 import { appEnvironment } from './environment.js';
 import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
@@ -519,6 +519,9 @@ export class Arbiter {
           this.#poke();
         }
         break;
+      case 'portico:signalled':
+        this.#stoppedFromOutside(w);
+        break;
       case 'portico:retiring':
         if (w.state === 'ready' || w.state === 'booting') {
           log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
@@ -543,7 +546,29 @@ export class Arbiter {
     }
   }
 
+  /**
+   * A worker stops on a SIGTERM portico did not send (GROUP_SIGNAL_WINDOW_MS says where such a
+   * signal comes from): no more connections for it, and no crash; its replacement starts after
+   * the window, unless the arbiter is told to stop within it.
+   */
+  #stoppedFromOutside(w: WorkerRecord, exited = false): void {
+    if (w.planned || w.killed || this.#stopping) return;
+    w.planned = true;
+    w.state = 'stopping';
+    void this.#detach(w, exited ? 0 : this.#options.gracefulTimeoutMs);
+    this.#nextSpawnAt = Math.max(this.#nextSpawnAt, Date.now() + GROUP_SIGNAL_WINDOW_MS);
+    log().debug({ worker: w.pid }, 'arbiter: worker received SIGTERM from outside portico');
+    // Said only when it was not a stop of the whole group (the arbiter was not told to stop).
+    setTimeout(() => {
+      if (this.#stopping || this.#result) return;
+      log().warn({ worker: w.pid }, `arbiter: worker ${w.pid} stopped on a SIGTERM portico did not send; replacing it`);
+      this.#poke();
+    }, GROUP_SIGNAL_WINDOW_MS).unref();
+  }
+
   #onExit(w: WorkerRecord, code: number | null, signal: NodeJS.Signals | null): void {
+    // Killed by a SIGTERM before its handler was installed (still loading): the same.
+    if (signal === 'SIGTERM') this.#stoppedFromOutside(w, true);
     clearTimeout(w.killTimer);
     this.#workers.delete(w.id);
     w.settle(false);

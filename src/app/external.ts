@@ -16,12 +16,17 @@
  * - stopped with SIGTERM to the process (gunicorn's graceful stop; uWSGI needs `--die-on-term`),
  *   then SIGKILL to its group after `gracefulTimeout`; the `exit` hook of portico SIGKILLs any
  *   group still running, so it never outlives a portico that exits (a SIGKILL of portico itself
- *   cannot be caught: a service manager's cgroup is the answer there).
+ *   cannot be caught: a service manager's cgroup is the answer there, and the next start finds
+ *   the group through its file, `groupFileOf`, and stops it before starting the command again).
  *
  * Never imports edge/: the supervisor (supervisor/external.ts) turns the hooks into group membership.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ListenAddress, ResolvedExternalApp } from '../config/resolved.js';
 import { PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -40,6 +45,64 @@ const START_ATTEMPTS = 6;
 const STABLE_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 30_000;
 const READY_POLL_MS = 100;
+
+/**
+ * Where the command's process group is written while it runs (`<pgid> <start time>`), so that a
+ * portico killed with SIGKILL (no exit hook runs) does not leave it serving beside the next one:
+ * the next start of the same app finds the file and stops that group first. One file per app
+ * (its name, command, folder and socket), in the temporary folder, as portico's own pid file.
+ */
+export function groupFileOf(app: ResolvedExternalApp): string {
+  const identity = JSON.stringify([app.name, app.command, app.cwd, app.socket]);
+  return join(tmpdir(), `portico-app-${app.name.replace(/[^A-Za-z0-9_.-]/g, '_')}-${createHash('sha256').update(identity).digest('hex').slice(0, 12)}.pgid`);
+}
+
+/** Field 22 of /proc/PID/stat, the process's start time (clock ticks after boot): with the pid, it names one process for ever. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const groupAlive = (pgid: number): boolean => {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Stops what an earlier portico left of this app's process group: SIGTERM to the group, SIGKILL
+ * after `graceMs`. The group is ours when its leader is the process the file names (same start
+ * time), or when the leader is gone but the group still has members (its workers): Linux does not
+ * give a process id that still names a process group to a new process, so such a group can only
+ * be the one the file recorded.
+ */
+async function stopLeftover(file: string, app: ResolvedExternalApp): Promise<void> {
+  let recorded: string;
+  try {
+    recorded = readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  const [pidText, startTime] = recorded.trim().split(' ');
+  const pgid = Number(pidText);
+  rmSync(file, { force: true });
+  if (!Number.isInteger(pgid) || pgid <= 1 || !groupAlive(pgid)) return;
+  const leaderStart = startTimeOf(pgid);
+  if (leaderStart !== null && leaderStart !== startTime) return;
+  log().warn({ app: app.name, pgid }, `app "${app.name}": its command was left running by an earlier portico (process group ${pgid}); stopping it before starting a new one`);
+  killGroup(pgid, 'SIGTERM');
+  const deadline = Date.now() + app.gracefulTimeout;
+  while (groupAlive(pgid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  killGroup(pgid, 'SIGKILL');
+  for (let i = 0; i < 40 && groupAlive(pgid); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+}
 
 /** Whether something accepts a connection at `address` now. */
 export function accepts(address: ListenAddress, timeoutMs = 1_000): Promise<boolean> {
@@ -78,9 +141,17 @@ export class ExternalApp {
   /** Restarts so far (for the banner and tests). */
   restarts = 0;
 
+  readonly #groupFile: string;
+
   constructor(app: ResolvedExternalApp, hooks: ExternalHooks) {
     this.#app = app;
     this.#hooks = hooks;
+    this.#groupFile = groupFileOf(app);
+  }
+
+  /** The group is gone for good (portico stops it): nothing for a later start to find. */
+  #forgetGroup(): void {
+    rmSync(this.#groupFile, { force: true });
   }
 
   get pid(): number | null {
@@ -88,7 +159,8 @@ export class ExternalApp {
   }
 
   /** Starts the command; resolves once its socket accepts, rejects when it cannot start. */
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    await stopLeftover(this.#groupFile, this.#app);
     return new Promise<void>((resolve, reject) => {
       this.#started = { resolve, reject };
       this.#spawn();
@@ -112,6 +184,13 @@ export class ExternalApp {
     });
     this.#child = child;
     this.#startedAt = Date.now();
+    if (child.pid !== undefined) {
+      try {
+        writeFileSync(this.#groupFile, `${child.pid} ${startTimeOf(child.pid) ?? ''}\n`);
+      } catch (error) {
+        log().warn({ err: error, file: this.#groupFile }, 'app command: its process group file could not be written');
+      }
+    }
     child.once('error', (error: NodeJS.ErrnoException) => {
       // Not started at all (ENOENT, EACCES): no 'exit' follows. It will not fix itself.
       if (child !== this.#child) return;
@@ -172,7 +251,10 @@ export class ExternalApp {
     this.#started?.reject(new PorticoError('ERR_APP_START', `app "${this.#app.name}": stopped before it was ready`));
     this.#started = null;
     const child = this.#child;
-    if (!child || child.pid === undefined) return;
+    if (!child || child.pid === undefined) {
+      this.#forgetGroup();
+      return;
+    }
     this.#hooks.down();
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     try {
@@ -184,6 +266,7 @@ export class ExternalApp {
     await exited;
     clearTimeout(timer);
     killGroup(child.pid, 'SIGKILL');
+    this.#forgetGroup();
   }
 
   /** Last resort (portico's `exit`): synchronous SIGKILL to the whole group. */
@@ -191,5 +274,6 @@ export class ExternalApp {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     killGroup(this.#child?.pid, 'SIGKILL');
+    this.#forgetGroup();
   }
 }

@@ -50,7 +50,9 @@ export type FromWorker =
    * An uncaught exception: send no more connections, start a replacement; the worker finishes its
    * requests in flight (at most `CRASH_DRAIN_MS`) and exits 1 (a crash).
    */
-  | { readonly type: 'portico:crashing'; readonly message: string };
+  | { readonly type: 'portico:crashing'; readonly message: string }
+  /** The worker received a SIGTERM (the arbiter never sends one but to a stale worker) and drains: not a crash (core/crash-streak.ts GROUP_SIGNAL_WINDOW_MS). */
+  | { readonly type: 'portico:signalled'; readonly signal: 'SIGTERM' };
 
 export function isFromWorker(message: unknown): message is FromWorker {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('portico:');

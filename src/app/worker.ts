@@ -71,7 +71,12 @@ async function main(): Promise<void> {
   // So do a hangup and `kill -HUP -<pgid>` (a SIGHUP killed every worker at once, which the
   // arbiter then counted as crashes) and the job-control signals meant for the arbiter.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
-  process.on('SIGTERM', () => drain());
+  // A SIGTERM from outside (the whole process group): the arbiter hears of it first, so it does
+  // not take the exit for a crash.
+  process.on('SIGTERM', () => {
+    send({ type: 'portico:signalled', signal: 'SIGTERM' });
+    drain();
+  });
   // An uncaught exception (a timer's throw, an unhandled 'error' event): the worker's state is
   // suspect, so it goes, but not with the other requests it is serving (they did nothing wrong;
   // exiting at once reset them): once serving, it tells the arbiter (no more connections, a

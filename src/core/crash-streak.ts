@@ -5,6 +5,14 @@
  * `STABLE_MS` or more before dying starts a new count, and so does a quiet spell of 3 × that.
  */
 
+/**
+ * A worker that stops on a SIGTERM portico did not send is not a crash: systemd's default
+ * `KillMode=control-group`, `timeout` and `npm start` followed by SIGTERM signal the whole process
+ * group, so the workers hear it beside their supervisor, sometimes first. The supervisor replaces
+ * such a worker only after this window, within which its own SIGTERM, when it is one, arrives.
+ */
+export const GROUP_SIGNAL_WINDOW_MS = 1000;
+
 /** A process that lived this long before dying does not extend a crash streak. */
 export const STABLE_MS = 10_000;
 

@@ -32,6 +32,40 @@ export function createLogger(options: { level: LogLevel; destination: 'stderr' |
   return pino({ level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
 
+/** The destination and settings `useErrorLog` set the root logger up with (a file's stream can be reopened). */
+let configured: { level: LogLevel; destination: string; stream: { reopen(): void; flushSync(): void; end(): void } } | null = null;
+
+/**
+ * Sets the process's error log from the config (level and destination), and reopens its file:
+ * a reload after logrotate moved the file writes to a new one at the same path, as the access
+ * log does (each generation opens its own). The same file keeps its stream (SonicBoom's reopen);
+ * another destination gets a new logger, the old stream flushed and closed.
+ */
+export function useErrorLog(options: { level: LogLevel; destination: 'stderr' | 'stdout' | string }): void {
+  const isFile = options.destination !== 'stderr' && options.destination !== 'stdout';
+  if (configured && root && configured.destination === options.destination) {
+    root.level = options.level;
+    configured.level = options.level;
+    if (isFile) configured.stream.reopen();
+    return;
+  }
+  const previous = configured;
+  const { pino } = loadPino();
+  const fd = options.destination === 'stderr' ? 2 : options.destination === 'stdout' ? 1 : undefined;
+  const stream = pino.destination(fd !== undefined ? { fd, sync: false } : { dest: options.destination, mkdir: true, sync: false });
+  root?.flush();
+  root = pino({ level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, stream);
+  configured = { level: options.level, destination: options.destination, stream };
+  if (previous && previous.destination !== 'stderr' && previous.destination !== 'stdout') {
+    try {
+      previous.stream.flushSync();
+    } catch {
+      // Nothing buffered.
+    }
+    previous.stream.end();
+  }
+}
+
 /** The process-wide error log. */
 export function log(): Logger {
   return (root ??= createLogger({ level: 'info', destination: 'stderr' }));
@@ -39,6 +73,7 @@ export function log(): Logger {
 
 export function setLogger(logger: Logger): void {
   root = logger;
+  configured = null;
 }
 
 /** Writes out what the error log buffered, if anything was ever logged (it does not create the log to flush it). */

@@ -63,7 +63,9 @@ export type ControlFromEdge =
   | { readonly type: 'portico:edge:listening'; readonly addresses: BoundAddress[] }
   | { readonly type: 'portico:edge:start-failed'; readonly code: string; readonly message: string }
   | { readonly type: 'portico:edge:reloaded'; readonly seq: number; readonly error: string | null }
-  | { readonly type: 'portico:edge:removed'; readonly seq: number };
+  | { readonly type: 'portico:edge:removed'; readonly seq: number }
+  /** The worker received a SIGTERM (the supervisor stops workers over this bus, never by signal) and stops: not a crash. */
+  | { readonly type: 'portico:edge:signalled'; readonly signal: 'SIGTERM' };
 
 /** Supervisor → edge worker: the whole union. */
 export type ToEdge = ControlToEdge | LimitReply | CachePurge;

@@ -14,7 +14,7 @@
 import type { ResolvedConfig } from '../config/resolved.js';
 import { NodeBus, type IpcChannel } from '../core/bus.js';
 import { IpcLimitStore } from '../core/limit-ipc.js';
-import { createLogger, log, setLogger } from '../core/log.js';
+import { log, useErrorLog } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment } from '../edge/environment.js';
@@ -34,10 +34,9 @@ function send(message: ControlFromEdge): void {
   bus.send(message);
 }
 
-function applyLog(next: ResolvedConfig, previous: ResolvedConfig | null): void {
-  if (previous && previous.log.level === next.log.level && previous.log.error === next.log.error) return;
-  log().flush();
-  setLogger(createLogger({ level: next.log.level, destination: next.log.error }));
+/** The error log as the config says, its file reopened on every reload (with the access log, which each generation opens anew). */
+function applyLog(next: ResolvedConfig): void {
+  useErrorLog({ level: next.log.level, destination: next.log.error });
 }
 
 /** The node's TLS ticket keys, as the supervisor sends them (start, then each rotation). */
@@ -46,7 +45,7 @@ let ticketKeys: TicketKeys | null = null;
 async function start(initial: ResolvedConfig, members: Members, keys: string): Promise<void> {
   ticketKeys = new TicketKeys(Buffer.from(keys, 'base64'));
   config = initial;
-  applyLog(initial, null);
+  applyLog(initial);
   for (const upstream of Object.values(initial.upstreams)) {
     if (upstream.app === null) continue;
     const group = new UpstreamGroup(upstream);
@@ -75,7 +74,7 @@ async function reload(seq: number, next: ResolvedConfig): Promise<void> {
   if (!server || stopping) return send({ type: 'portico:edge:reloaded', seq, error: 'not serving' });
   try {
     await server.reload(next);
-    applyLog(next, config);
+    applyLog(next);
     config = next;
     send({ type: 'portico:edge:reloaded', seq, error: null });
   } catch (error) {
@@ -108,4 +107,8 @@ bus.on('portico:edge:member-remove', (message) => {
 bus.on('portico:edge:stop', (message) => void stop(message.graceMs));
 send({ type: 'portico:edge:hello' });
 for (const signal of ['SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
-process.on('SIGTERM', () => void stop(config?.gracefulTimeout ?? 30_000));
+process.on('SIGTERM', () => {
+  // From outside (the whole process group): the supervisor hears of it before the exit.
+  send({ type: 'portico:edge:signalled', signal: 'SIGTERM' });
+  void stop(config?.gracefulTimeout ?? 30_000);
+});

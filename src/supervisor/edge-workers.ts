@@ -27,7 +27,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { NodeBus } from '../core/bus.js';
-import { CrashStreak } from '../core/crash-streak.js';
+import { CrashStreak, GROUP_SIGNAL_WINDOW_MS } from '../core/crash-streak.js';
 import { PorticoError } from '../core/errors.js';
 import { serveLimits } from '../core/limit-ipc.js';
 import type { LimitStore } from '../core/limit-store.js';
@@ -35,7 +35,7 @@ import { log } from '../core/log.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
 import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, ToEdge } from '../edge/bus.js';
 
-const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed'];
+const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
 /** Consecutive edge worker crashes before the supervisor gives up. */
 const MAX_CRASHES = 6;
@@ -217,6 +217,9 @@ export class EdgeWorkers {
         record.failedStart = message.message;
         record.settle(new PorticoError(message.code === 'ERR_LISTEN' ? 'ERR_LISTEN' : 'ERR_EDGE_WORKER', message.message));
         break;
+      case 'portico:edge:signalled':
+        this.#stoppedFromOutside(record);
+        break;
       case 'portico:edge:reloaded':
       case 'portico:edge:removed': {
         const pending = this.#pending.get(message.seq);
@@ -309,7 +312,27 @@ export class EdgeWorkers {
     void record.exited.then(() => clearTimeout(timer));
   }
 
+  /**
+   * A worker stops on a SIGTERM portico did not send (core/crash-streak.ts GROUP_SIGNAL_WINDOW_MS):
+   * not a crash; it is replaced after the window, unless the supervisor is told to stop within it.
+   */
+  #stoppedFromOutside(record: EdgeRecord): void {
+    if (record.planned || this.#stopping || !this.#started) return;
+    record.planned = true;
+    record.state = 'stopping';
+    log().debug({ worker: record.pid }, 'edge worker received SIGTERM from outside portico');
+    clearTimeout(this.#respawnTimer);
+    this.#respawnTimer = setTimeout(() => {
+      // Said only when it was not a stop of the whole group (the supervisor was not told to stop).
+      if (this.#stopping) return;
+      log().warn({ worker: record.pid }, `edge worker ${record.pid} stopped on a SIGTERM portico did not send; replacing it`);
+      this.#refill();
+    }, GROUP_SIGNAL_WINDOW_MS);
+  }
+
   #onExit(record: EdgeRecord, code: number | null, signal: string | null): void {
+    // Killed by a SIGTERM before its handler was installed: the same.
+    if (signal === 'SIGTERM') this.#stoppedFromOutside(record);
     this.#workers.delete(record.worker.id);
     record.detachState();
     record.settle(new PorticoError('ERR_EDGE_WORKER', record.failedStart ?? `edge worker ${record.pid} exited (${signal ?? code}) before listening`));

@@ -22,7 +22,7 @@ import { ConfigError } from '../config/errors.js';
 import type { ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
-import { complain, createLogger, log, setLogger } from '../core/log.js';
+import { complain, log, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
@@ -111,7 +111,7 @@ class InProcessEdge implements Edge {
 }
 
 function applyLogConfig(config: ResolvedConfig): void {
-  setLogger(createLogger({ level: config.log.level, destination: config.log.error }));
+  useErrorLog({ level: config.log.level, destination: config.log.error });
 }
 
 /** Writes the pid file; returns its remover (only if it still names this process: a newer instance may own it). */
@@ -403,11 +403,9 @@ export class Supervisor {
       // New app code and settings: a rolling restart, one worker at a time, each new worker
       // in the edge's group before an old one leaves it.
       pools?.reload(next);
-      // The error log follows the reloaded config too (its level or destination may have changed).
-      if (next.log.level !== current.log.level || next.log.error !== current.log.error) {
-        log().flush();
-        applyLogConfig(next);
-      }
+      // The error log follows the reloaded config too (its level or destination may have changed),
+      // and its file is reopened, as the access log's is (logrotate's postrotate: portico reload).
+      applyLogConfig(next);
       this.#config = next;
       this.#generation++;
       this.#lastReload = { at: Date.now(), ok: true, trigger: why, problem: null };
