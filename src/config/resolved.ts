@@ -310,6 +310,8 @@ export interface ResolvedConfig {
     readonly maxHeaderSize: number;
     readonly maxHeaders: number;
     readonly maxBodySize: number;
+    /** nginx `send_timeout` (ms): a response the client takes nothing of for this long is cut; 0 = none. */
+    readonly sendTimeout: number;
     /** Request header names with `_` pass (nginx `underscores_in_headers`). */
     readonly underscoresInHeaders: boolean;
     /** Invalid request header names and framing lookalikes are dropped (nginx `ignore_invalid_headers`). */

@@ -68,6 +68,11 @@ export const httpSection = z.strictObject({
    */
   maxBodySize: size().prefault('1mb'),
   /**
+   * Longest time a client may take nothing of a response (nginx `send_timeout`): when no byte of
+   * the response could be written for this long, the connection is closed. `0` = none.
+   */
+  sendTimeout: timerDuration().prefault('60s'),
+  /**
    * Request header names with underscores are dropped (nginx `underscores_in_headers off`): a
    * backend that builds a CGI/WSGI environ maps `_` and `-` alike, so `X_Real_IP` or
    * `Content_Length` would land on the same variable as the field this server checked.
@@ -139,6 +144,7 @@ export function resolveHttp(http: ParsedHttp, problems: string[]): ResolvedConfi
     maxHeaderSize: http.maxHeaderSize,
     maxHeaders: http.maxHeaders,
     maxBodySize: http.maxBodySize,
+    sendTimeout: http.sendTimeout,
     underscoresInHeaders: http.underscoresInHeaders,
     ignoreInvalidHeaders: http.ignoreInvalidHeaders,
     maxRequestsPerConnection: http.maxRequestsPerConnection,

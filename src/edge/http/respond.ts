@@ -214,3 +214,25 @@ export function responseOnSocket(req: IncomingMessage, socket: Socket): ServerRe
   });
   return res;
 }
+
+/**
+ * Resolves true once this response is the one its connection writes (at once on HTTP/2, and for
+ * the first request of an HTTP/1.1 connection; a pipelined one waits until the responses before
+ * it are sent), false when the client left before that.
+ */
+export function responseTurn(ctx: RequestContext): true | Promise<boolean> {
+  const res = ctx.res;
+  if (res.socket !== null) return true;
+  return new Promise((resolve) => {
+    const onSocket = (): void => {
+      res.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = (): void => {
+      res.off('socket', onSocket);
+      resolve(false);
+    };
+    res.once('socket', onSocket);
+    res.once('close', onClose);
+  });
+}

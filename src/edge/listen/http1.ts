@@ -11,6 +11,7 @@ import type { ResolvedConfig } from '../../config/resolved.js';
 import { log } from '../../core/log.js';
 import { closeAfterResponse } from '../http/respond.js';
 import { disableNodeLimits, overflowStatus, parserOptions } from '../http/limits.js';
+import { watchSends } from '../http/send-timeout.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
@@ -29,6 +30,8 @@ export function createHttp1Server(http: HttpSettings, serverHeader: () => string
     noDelay: true,
   });
   disableNodeLimits(server);
+  // Cleartext connections, and HTTPS ones that speak HTTP/1.1 (the TLS listener emits them here).
+  server.on('connection', (socket: Socket) => watchSends(socket, () => settings().sendTimeout));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, serverHeader(), settings()));
   return server;
 }

@@ -17,6 +17,7 @@ import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type Exchange, type Outcome } from './attempt.js';
 import { responseDropSet, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
+import { responseTurn } from '../../http/respond.js';
 import { expireHead, type HttpAttempt } from './http-attempt.js';
 import { ProxyRequest } from './request.js';
 import { tunnel } from './tunnel.js';
@@ -100,7 +101,12 @@ export class ProxyHandler {
   }
 
   handle(ctx: RequestContext): Promise<void> {
-    return this.exchange(ctx, null);
+    // A pipelined request waits until the responses before it are sent (nginx reads the next
+    // request only then): otherwise each one held an upstream request and a body chunk queued
+    // behind a client that may not be reading at all.
+    const turn = responseTurn(ctx);
+    if (turn === true) return this.exchange(ctx, null);
+    return turn.then((current) => (current ? this.exchange(ctx, null) : undefined));
   }
 
   /**
