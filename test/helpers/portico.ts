@@ -90,12 +90,15 @@ export interface CliProcess {
  * Spawns `bin/portico ...args` (the built CLI), collecting stdout and stderr. `PORTICO_WORKERS=1`
  * (the default edge worker count when neither the config nor `--workers` says): tests run in one
  * process unless they ask for edge workers (`workers: 2` in the config, or their own env).
+ * `detached`: in a process group of its own, for tests that signal the whole group.
  */
-export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliProcess {
+export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean } = {}): CliProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, PORTICO_WORKERS: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own (its pid is the group id), as a service manager starts it.
+    detached: options.detached ?? false,
   });
   let out = '';
   let err = '';

@@ -9,13 +9,11 @@
  *   - the error log file is reopened on reload, as the access log is (logrotate's postrotate).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { APPS, get, sleep } from '../helpers/app.js';
-import { BIN, freePort, startWithConfig, tempDir, waitForOutput, writeConfig, type CliProcess } from '../helpers/portico.js';
-import { once } from 'node:events';
+import { freePort, spawnCli, startWithConfig, tempDir, waitForOutput, writeConfig } from '../helpers/portico.js';
 
 const PID_APP = join(APPS, 'pid.mjs');
 const dirs: { remove(): void }[] = [];
@@ -39,33 +37,6 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
   }
 }
 
-/** `portico up` in a process group of its own (its pid is the group id), as a service manager starts it. */
-function spawnGroupLeader(configPath: string, cwd: string): CliProcess & { stopGroup(signal: NodeJS.Signals): void } {
-  const child = spawn(process.execPath, [BIN, 'up', '--config', configPath], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = once(child, 'close').then(() => child.exitCode);
-  const pid = child.pid as number;
-  return {
-    child,
-    pid,
-    out: () => out,
-    err: () => err,
-    exited,
-    stopGroup: (signal) => process.kill(-pid, signal),
-    async stop(signal, killAfterMs) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      process.kill(pid, signal);
-      const timer = setTimeout(() => alive(pid) && process.kill(-pid, 'SIGKILL'), killAfterMs);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
-
 const CRASH_WORDS = /died|crash|restarting|replacing it/i;
 
 describe('process edges (#20)', () => {
@@ -80,12 +51,12 @@ describe('process edges (#20)', () => {
       apps: { web: { module: PID_APP, workers: 2 } },
       servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/', app: 'web' }] }],
     });
-    const portico = spawnGroupLeader(path, dir.path);
+    const portico = spawnCli(['up', '--config', path], { cwd: dir.path, detached: true });
     try {
       await waitForOutput(portico, /listening on/, Date.now() + 30_000);
       for (let i = 0; i < 5; i++) assert.equal((await get(`http://127.0.0.1:${port}/`)).status, 200);
       const startedBefore = (portico.err().match(/worker started/g) ?? []).length;
-      portico.stopGroup('SIGTERM');
+      process.kill(-portico.pid, 'SIGTERM');
       const code = await Promise.race([portico.exited, sleep(15_000).then(() => 'timeout' as const)]);
       assert.equal(code, 0, `exit: ${String(code)}\n${portico.err().slice(-3000)}`);
       const log = portico.err();
