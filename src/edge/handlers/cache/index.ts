@@ -243,10 +243,14 @@ export class CacheHandler {
         const shared = this.#store.lockFill ? await this.#store.lockFill(key, this.#config.lockTimeout) : { leader: true as const, release: () => {} };
         if (shared.leader) {
           unlock = shared.release;
-          // A fill of this key may have completed between this request's lookup and its lock
-          // (the lookup awaited the disk): what it stored is served, not fetched again.
-          const filled = this.#store.peek(key) ?? (await this.#store.get(key));
+          // A fill may have completed between this request's lookup and its lock (the lookup
+          // awaited the disk): what it stored is served, not fetched again. It may have been the
+          // first response to name a Vary, so the key is worked out again.
+          const names2 = await this.#store.getVary(primary);
+          const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
+          const filled = this.#store.peek(key2) ?? (await this.#store.get(key2));
           if (filled && filled !== entry && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+          if (!filled && key2 !== key && !again) return await this.#lookup(ctx, primary, request, true);
         } else {
           const names2 = await this.#store.getVary(primary);
           const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
@@ -481,6 +485,19 @@ export class CacheHandler {
     return this.#config;
   }
 
+  /**
+   * A fill that began before its key's Vary was known (its lock is on the key without a
+   * secondary part) turns out to fill `key`: requests for `key` that come meanwhile wait on the
+   * same lock instead of fetching it a second time.
+   */
+  aliasLock(key: string, lock: Lock): void {
+    if (this.#locks.has(key)) return;
+    this.#locks.set(key, lock);
+    void lock.promise.then(() => {
+      if (this.#locks.get(key) === lock) this.#locks.delete(key);
+    });
+  }
+
   /** minUses: counts this request and says whether the key has been asked for often enough. */
   countUse(primary: string): boolean {
     const uses = this.#uses;
@@ -703,7 +720,10 @@ class StoringSink extends EventEmitter implements ResponseSink {
         const secondary = secondaryKey(names, reqHeaders);
         const meta = this.#metaFor(status, stored, secondary, now, Number.isNaN(length) ? 0 : length);
         this.#writer = cache.store.open(meta);
-        if (this.#writer) cache.store.setVary(plan.primary, names);
+        if (this.#writer) {
+          cache.store.setVary(plan.primary, names);
+          if (plan.lock && secondary !== '') cache.aliasLock(fullKey(plan.primary, secondary), plan.lock);
+        }
         else detail = 'not-stored';
       }
     }
