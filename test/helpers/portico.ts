@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -24,9 +24,36 @@ export const BIN = join(ROOT, 'bin', 'portico');
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await isFree(port)) return port;
+    if (claim(port) && (await isFree(port))) return port;
   }
   throw new Error('no free port below the ephemeral range');
+}
+
+const CLAIMS = join(tmpdir(), 'portico-test-ports');
+/** A claim older than this is from an earlier run: the port may be handed out again. */
+const CLAIM_MS = 30 * 60_000;
+
+/**
+ * Claims a port for this test run across the processes the suite runs side by side (a file
+ * created with O_EXCL per port): two test files that both found a port free, before either bound
+ * it, got the same one (a reload test found its "unused" second port answering).
+ */
+function claim(port: number): boolean {
+  const file = join(CLAIMS, String(port));
+  try {
+    mkdirSync(CLAIMS, { recursive: true });
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+    try {
+      if (Date.now() - statSync(file).mtimeMs < CLAIM_MS) return false;
+      writeFileSync(file, String(process.pid));
+      return true;
+    } catch {
+      return false;
+    }
+  }
 }
 
 async function isFree(port: number): Promise<boolean> {
@@ -52,7 +79,7 @@ async function isFree(port: number): Promise<boolean> {
 export async function freePortPair(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20_000 + 2 * Math.floor(Math.random() * 6000);
-    if ((await isFree(port)) && (await isFree(port + 1))) return port;
+    if (claim(port) && claim(port + 1) && (await isFree(port)) && (await isFree(port + 1))) return port;
   }
   throw new Error('no free port pair');
 }
