@@ -181,8 +181,9 @@ export function sendRedirect(ctx: RequestContext, status: number, location: stri
 }
 
 function encodeRun(run: string): string {
-  // toWellFormed-equivalent: a lone surrogate (from a template, never from a decoded path) becomes U+FFFD.
-  return encodeURIComponent(run.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'));
+  // A lone surrogate (from a template, never from a decoded path) becomes U+FFFD: encodeURIComponent
+  // throws on it. (String.prototype.toWellFormed: Node 20+, ES2024, above the configured lib.)
+  return encodeURIComponent((run as string & { toWellFormed(): string }).toWellFormed());
 }
 
 /**

@@ -30,6 +30,7 @@
  * Coalescing holds within one process; across edge processes sharing a disk tier each process
  * makes its own first request (see docs/config.md, Response cache).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { EventEmitter } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import type { ResolvedCacheRules } from '../../../config/resolved.js';
@@ -213,15 +214,21 @@ export class CacheHandler {
     return false;
   }
 
+  /** The stored response for a request: its primary key's Vary names, its full key and the entry (memory, then disk). */
+  async #find(primary: string, headers: IncomingHttpHeaders): Promise<{ names: readonly string[]; key: string; entry: CacheEntry | undefined }> {
+    const names = await this.#store.getVary(primary);
+    const key = fullKey(primary, secondaryKey(names, headers));
+    return { names, key, entry: this.#store.peek(key) ?? (await this.#store.get(key)) };
+  }
+
   /**
    * `again`: this request waited on a fill of the same primary key that turned out to be another
    * variant (its Vary was unknown until that response came); it looks up once more, so that the
    * requests for its own variant wait on one fill too instead of each going upstream.
    */
   async #lookup(ctx: RequestContext, primary: string, request: RequestFacts, again = false): Promise<void> {
-    const names = await this.#store.getVary(primary);
-    const key = fullKey(primary, secondaryKey(names, ctx.req.headers));
-    let entry = this.#store.peek(key) ?? (await this.#store.get(key));
+    const { names, key, entry: stored } = await this.#find(primary, ctx.req.headers);
+    let entry = stored;
     const now = Date.now();
     if (entry && this.#tryServe(ctx, entry, request, now)) return;
     // §5.2.1.7 only-if-cached: nothing usable without the origin → 504.
@@ -241,24 +248,15 @@ export class CacheHandler {
       try {
         // Across processes (a disk tier shared by edge workers): a lock file per key.
         const shared = this.#store.lockFill ? await this.#store.lockFill(key, this.#config.lockTimeout) : { leader: true as const, release: () => {} };
-        if (shared.leader) {
-          unlock = shared.release;
-          // A fill may have completed between this request's lookup and its lock (the lookup
-          // awaited the disk): what it stored is served, not fetched again. It may have been the
-          // first response to name a Vary, so the key is worked out again.
-          const names2 = await this.#store.getVary(primary);
-          const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
-          const filled = this.#store.peek(key2) ?? (await this.#store.get(key2));
-          if (filled && filled !== entry && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
-          if (!filled && key2 !== key && !again) return await this.#lookup(ctx, primary, request, true);
-        } else {
-          const names2 = await this.#store.getVary(primary);
-          const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
-          const filled = this.#store.peek(key2) ?? (await this.#store.get(key2));
-          if (filled && this.#tryServe(ctx, filled, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
-          if (!filled && key2 !== key && !again) return await this.#lookup(ctx, primary, request, true);
-          entry = filled ?? entry;
-        }
+        if (shared.leader) unlock = shared.release;
+        // Leader or not, a fill may have completed between this request's lookup and now (the
+        // lookup awaited the disk, or another process filled it): what it stored is served, not
+        // fetched again. It may have been the first response to name a Vary: the key is worked
+        // out again, and a request for another variant waits on (or leads) that one's fill.
+        const found = await this.#find(primary, ctx.req.headers);
+        if (found.entry && found.entry !== entry && this.#tryServe(ctx, found.entry, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
+        if (!found.entry && found.key !== key && !again) return await this.#lookup(ctx, primary, request, true);
+        if (!shared.leader) entry = found.entry ?? entry;
         const storeIt = shared.leader || shared.released ? mayStore : false;
         await this.#fetch({ primary, stale: entry ?? null, conditional: entry !== undefined && hasValidators(entry), mayStore: storeIt, fwd, client: ctx, context: ctx, lock });
       } finally {
@@ -273,12 +271,11 @@ export class CacheHandler {
     const released = await Promise.race([pending.promise.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, this.#config.lockTimeout, false)))]);
     clearTimeout(timer);
     if (released) {
-      const names2 = await this.#store.getVary(primary);
-      const key2 = fullKey(primary, secondaryKey(names2, ctx.req.headers));
-      entry = this.#store.peek(key2) ?? (await this.#store.get(key2));
+      const found = await this.#find(primary, ctx.req.headers);
+      entry = found.entry;
       if (entry && this.#tryServe(ctx, entry, request, Date.now(), 'portico; fwd=miss; collapsed')) return;
       // The fill was another variant: wait on (or lead) the fill of this one.
-      if (!entry && key2 !== key && !again) return this.#lookup(ctx, primary, request, true);
+      if (!entry && found.key !== key && !again) return this.#lookup(ctx, primary, request, true);
     }
     // Timed out (its response is not stored, as nginx), or the first one stored nothing usable.
     await this.#fetch({ primary, stale: entry ?? null, conditional: entry !== undefined && hasValidators(entry), mayStore: released ? mayStore : false, fwd, client: ctx, context: ctx, lock: null });
