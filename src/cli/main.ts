@@ -223,22 +223,28 @@ function upstreamSummary(group: ResolvedConfig['upstreams'][string] | undefined,
   return group.name.includes('[') ? names.join(', ') : `${group.name} [${names.join(', ')}; ${group.balance}]`;
 }
 
+/**
+ * The startup banner, written to stdout in one write: a reader of the pipe (a test, a process
+ * manager's log) then never sees its first line without the rest.
+ */
 function banner(title: string, view: NodeView): void {
   const config = view.config;
-  say(`portico ${VERSION}: ${title}`);
-  for (const address of view.addresses) if (address.kind === 'site') say(`  listening on ${address.url}`);
+  const lines: string[] = [];
+  const add = (line: string): number => lines.push(line);
+  add(`portico ${VERSION}: ${title}`);
+  for (const address of view.addresses) if (address.kind === 'site') add(`  listening on ${address.url}`);
   const forward = config.forward;
   if (forward) {
     const ports = forward.connectPorts.map(([low, high]) => (low === high ? String(low) : `${low}-${high}`)).join(', ');
     const zone = forward.cache ? config.cache.zones[forward.cache.zone] : undefined;
     const cache = zone ? `; caching in zone "${zone.name}" (${zone.dir === null ? 'memory' : `memory and ${zone.dir}`})` : '';
     for (const address of view.addresses.filter((a) => a.kind === 'forward')) {
-      say(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''}${cache})`);
+      add(`  forward proxy on ${address.url} (clients ${forward.allow.join(', ')}; CONNECT ports ${ports}${forward.allowDest.length ? `; also reaches ${forward.allowDest.join(', ')}` : ''}${forward.auth ? `; users of ${forward.auth.htpasswd}` : ''}${cache})`);
     }
   }
-  for (const line of view.processes) say(`  ${line}`);
+  for (const line of view.processes) add(`  ${line}`);
   for (const s of config.servers) {
-    say(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
+    add(`  server ${s.id}${s.names.length ? ` (${s.names.join(', ')})` : ''}${s.default ? ' [default]' : ''}`);
     for (const route of s.routes) {
       const m = route.match;
       const match = m.kind === 'exact' ? `= ${m.path}` : m.kind === 'prefix' ? `${m.skipRegex ? '^~ ' : ''}${m.path}` : `~${m.caseInsensitive ? '*' : ''} ${m.source}`;
@@ -255,9 +261,10 @@ function banner(title: string, view: NodeView): void {
                 : 'no handler (404)';
       const rewrites = route.rewrite.length ? `  [rewrite ${route.rewrite.map((r) => `${r.from} → ${r.to}${r.flag ? ` ${r.flag}` : ''}`).join('; ')}]` : '';
       const cache = route.cache ? `  [cache ${route.cache.zone}]` : '';
-      say(`    ${match.padEnd(28)} ${action}${cache}${rewrites}`);
+      add(`    ${match.padEnd(28)} ${action}${cache}${rewrites}`);
     }
   }
+  say(lines.join('\n'));
 }
 
 /** Runs a config until a signal stops it (src/supervisor/node.ts: reload, stop, edge workers). */
