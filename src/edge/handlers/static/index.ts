@@ -6,7 +6,7 @@
  * above "/"; it is then joined under the root as plain string concatenation (no `resolve`), and
  * the file cache refuses any path whose real location (symlinks followed) leaves the root.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import rangeParser from 'range-parser';
 import type { ResolvedRoute, ResolvedStatic } from '../../../config/resolved.js';
@@ -19,6 +19,7 @@ import { REROUTE, type Handler, type HandlerResult } from '../types.js';
 import { evaluatePreconditions, ifRangeAllows, PROCEED } from './conditional.js';
 import { FileCache, type FileEntry, type PathEntry } from './file-cache.js';
 import { renderListing } from './listing.js';
+import { sendFileRange } from './send-file.js';
 
 const ALLOW = { Allow: 'GET, HEAD' };
 
@@ -279,65 +280,6 @@ export class StaticHandler {
     }
     return undefined;
   }
-}
-
-/** Bytes read from a file per write: the size of nginx's output buffers (`output_buffers 2 32k`), one buffer per connection. */
-const FILE_CHUNK = 32 * 1024;
-
-/**
- * Streams bytes `start`..`end` of an open file to `out`, reading the next chunk only once `out`
- * took the previous one (its write returned true, or it drained): a response holds at most one
- * 64 KiB buffer however slowly its client reads. (createReadStream reads ahead to its
- * highWaterMark while the last chunk still waits in the socket: two buffers per response, and a
- * slow reader held both for as long as it liked.) The file is closed when the range is sent,
- * when reading fails (the response is cut: its head is gone) and when the client leaves.
- */
-function sendFileRange(ctx: RequestContext, handle: FileHandle, start: number, end: number, out: Writable): void {
-  const res = ctx.res;
-  let position = start;
-  let done = false;
-  // Straight to the socket, one buffer serves the whole response: the next chunk is read into it
-  // only once the socket holds none of it (drained). Through a compressor, which may still hold a
-  // chunk after taking it, each chunk is a buffer of its own.
-  const direct = out === res && ctx.req.httpVersionMajor === 1;
-  let reusable: Buffer | null = null;
-  const finish = (error?: Error): void => {
-    if (done) return;
-    done = true;
-    res.off('close', onClose);
-    void handle.close().catch(() => undefined);
-    if (error && !res.destroyed) res.destroy(error);
-  };
-  const onClose = (): void => finish();
-  const next = (): void => {
-    if (done) return;
-    const length = Math.min(FILE_CHUNK, end + 1 - position);
-    if (length <= 0) {
-      out.end();
-      finish();
-      return;
-    }
-    const buffer = reusable ?? Buffer.allocUnsafeSlow(FILE_CHUNK);
-    reusable = null;
-    handle.read(buffer, 0, length, position).then(({ bytesRead }) => {
-      if (done) return;
-      // The file shrank under us: what was promised (Content-Length) cannot be sent.
-      if (bytesRead === 0) return finish(new Error('file shorter than its stat'));
-      position += bytesRead;
-      const taken = out.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
-      if (taken && (!direct || res.socket?.writableLength !== 0)) return next();
-      if (taken) {
-        reusable = buffer;
-        return next();
-      }
-      out.once('drain', () => {
-        if (direct) reusable = buffer;
-        next();
-      });
-    }, finish);
-  };
-  res.once('close', onClose);
-  next();
 }
 
 export function createStaticHandler(route: ResolvedRoute, options: ResolvedStatic): Handler {
