@@ -3,7 +3,8 @@
 //
 // usage: npm run bench [-- OPTIONS]
 //   --quick              short run: 1 round, 3 s measured after 1 s warm-up, no repeats
-//   --only A[,B]         scenarios: static-1k https-static-1k h2-static-1k static-1m proxy cache-hit app-hello idle (default: these),
+//   --only A[,B]         scenarios: static-1k https-static-1k h2-static-1k static-1m proxy cache-hit app-hello
+//                        gunicorn-flask uwsgi-flask idle (default: these),
 //                        proxy-transports (undici Pool.dispatch / .stream / .request, http.Agent; on request)
 //   --servers A[,B]      only these servers (their names as printed; the reference is always kept)
 //   --rounds N           interleaved rounds (default 3)        --duration S   measured seconds (default 8)
@@ -36,7 +37,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { busyTicks, freePort, HZ, probe, quietWait, runH2load, runWrk, sleep, startServer, stopServer, treeRssKb, treeTicks } from './lib/proc.mjs';
 import { chart, goals, summarise, table } from './lib/report.mjs';
-import { originServer, SCENARIOS } from './lib/servers.mjs';
+import { appServer, originServer, SCENARIOS } from './lib/servers.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -100,8 +101,11 @@ function which(command) {
  * port 80; the benchmark runs private instances.
  */
 function ensureTools(install) {
-  const wanted = { nginx: 'nginx', caddy: 'caddy', haproxy: 'haproxy', wrk: 'wrk', taskset: 'util-linux', h2load: 'nghttp2-client', openssl: 'openssl' };
+  const wanted = { nginx: 'nginx', caddy: 'caddy', haproxy: 'haproxy', wrk: 'wrk', taskset: 'util-linux', h2load: 'nghttp2-client', openssl: 'openssl', gunicorn: 'gunicorn', uwsgi: 'uwsgi' };
   const missing = Object.entries(wanted).filter(([command]) => !which(command)).map(([, pkg]) => pkg);
+  // The Flask stacks: Flask for Debian's python3, and uWSGI's python3 plugin.
+  if (spawnSync('/usr/bin/python3', ['-c', 'import flask'], { stdio: 'ignore' }).status !== 0) missing.push('python3-flask');
+  if (!existsSync('/usr/lib/uwsgi/plugins/python3_plugin.so')) missing.push('uwsgi-plugin-python3');
   if (missing.length > 0 && install && process.getuid?.() === 0 && which('apt-get')) {
     say(`installing Debian packages: ${missing.join(' ')} (service starts denied meanwhile)`);
     const policy = '/usr/sbin/policy-rc.d';
@@ -118,7 +122,7 @@ function ensureTools(install) {
   } else if (missing.length > 0) {
     say(`missing: ${missing.join(' ')} (${install ? 'run as root with apt-get to install them' : '--no-install'}); their peers are reported as unable to run`);
   }
-  return { nginx: which('nginx'), caddy: which('caddy'), haproxy: which('haproxy'), wrk: which('wrk'), taskset: which('taskset'), h2load: which('h2load'), openssl: which('openssl') };
+  return { nginx: which('nginx'), caddy: which('caddy'), haproxy: which('haproxy'), wrk: which('wrk'), taskset: which('taskset'), h2load: which('h2load'), openssl: which('openssl'), gunicorn: which('gunicorn'), uwsgi: which('uwsgi') };
 }
 
 function versionOf(argv, pattern) {
@@ -159,7 +163,7 @@ function packageProblem(argv, missing) {
 async function measure(ctx, scenario, name, def, round, opts, originPid) {
   // Over TLS the URL names localhost (the certificate's name) at the loopback address.
   const url = scenario.tls ? `https://localhost:${ctx.port}${scenario.path}` : `http://127.0.0.1:${ctx.port}${scenario.path}`;
-  const load = (seconds, latency) => (scenario.client === 'h2load' ? runH2load({ url, seconds, cpus: '1' }) : runWrk({ url, seconds, connections: opts.connections, cpus: '1', latency }));
+  const load = (seconds, latency) => (scenario.client === 'h2load' ? runH2load({ url, seconds, cpus: '1' }) : runWrk({ url, seconds, connections: scenario.connections ?? opts.connections, cpus: '1', latency }));
   for (let attempt = 1; ; attempt++) {
     const waited = await quietWait(opts.quietMax);
     if (waited > 0) say(`waited ${waited} s for other load to settle`);
@@ -314,7 +318,7 @@ async function main() {
       if (stopping) break;
       const scenario = { name: scenarioName, ...SCENARIOS[scenarioName] };
       const port = await freePort();
-      const ctx = { root: ROOT, tmp, docroot, logs, tools, port, origin: `127.0.0.1:${port + 1}`, ...certificate };
+      const ctx = { root: ROOT, tmp, docroot, logs, tools, port, origin: `127.0.0.1:${port + 1}`, appSocket: join(tmp, `${scenarioName}.sock`), ...certificate };
       let entries = Object.entries(scenario.servers).filter(([name]) => !opts.servers || opts.servers.includes(name) || name === scenario.reference);
       if (opts.compare) {
         // The baseline right after this checkout's Portico, so both meet the same moment of the machine.
@@ -342,6 +346,15 @@ async function main() {
         }
         origin = await startServer({ argv: o.argv, cpus: '1', port: port + 1, logFile: join(logs, `${scenarioName}.origin.log`), cwd: ROOT });
       }
+      if (scenario.app) {
+        // The app server behind the fronts: on the server's CPU, for the whole scenario.
+        const a = appServer(ctx, scenario.app, `unix:${ctx.appSocket}`);
+        if (a.unavailable) {
+          for (const [name] of defs) result.runs.push({ scenario: scenarioName, server: name, unavailable: `no app server: ${a.unavailable}` });
+          continue;
+        }
+        origin = await startServer({ argv: a.argv, cpus: '0', port: ctx.appSocket, logFile: join(logs, `${scenarioName}.app.log`), cwd: ROOT });
+      }
       try {
         const rounds = scenario.kind === 'idle' ? Math.min(opts.rounds, 2) : opts.rounds;
         for (let round = 1; round <= rounds && !stopping; round++) {
@@ -358,7 +371,7 @@ async function main() {
           }
         }
       } finally {
-        if (origin) await stopServer(origin, port + 1);
+        if (origin) await stopServer(origin, scenario.app ? ctx.appSocket : port + 1);
       }
     }
   } finally {

@@ -87,7 +87,8 @@ export async function quietWait(maxSeconds, pct = 10) {
 
 export function portOpen(port) {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    // A string is a unix socket's path (the app servers of the Flask stacks).
+    const socket = connect(typeof port === 'string' ? { path: port } : { host: '127.0.0.1', port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);

@@ -30,6 +30,13 @@ function nginx(ctx, name, mode, { port = ctx.port, workers = 1, tls = null } = {
       upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }`;
       location = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";';
       break;
+    case 'gunicorn':
+      // A unix socket, no keep-alive to the upstream: gunicorn's sync workers close every connection.
+      location = `proxy_pass http://unix:${ctx.appSocket}:;`;
+      break;
+    case 'uwsgi':
+      location = `include /etc/nginx/uwsgi_params; uwsgi_pass unix:${ctx.appSocket};`;
+      break;
     case 'cache':
       upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }
   proxy_cache_path "${dir}/cache" keys_zone=bench:10m;`;
@@ -116,6 +123,22 @@ function portico(ctx, name, servers) {
   };
   writeFileSync(file, JSON.stringify(config, null, 2));
   return { argv: [node, join(ctx.root, 'bin', 'portico'), 'up', '--config', file] };
+}
+
+/**
+ * The Python app servers of the Flask stacks, from Debian: gunicorn with 2 sync workers and uWSGI
+ * with 2 processes, serving bench/servers/flask_hello.py on `bind` (a unix socket behind a front,
+ * or the scenario's port when measured alone).
+ */
+export function appServer(ctx, kind, bind) {
+  const dir = join(ctx.root, 'bench', 'servers');
+  if (kind === 'gunicorn') {
+    if (!ctx.tools.gunicorn) return { unavailable: 'gunicorn is not installed (Debian packages gunicorn, python3-flask)' };
+    return { argv: [ctx.tools.gunicorn, '--workers', '2', '--bind', bind, '--chdir', dir, '--log-level', 'warning', 'flask_hello:app'] };
+  }
+  if (!ctx.tools.uwsgi) return { unavailable: 'uwsgi is not installed (Debian packages uwsgi, uwsgi-plugin-python3, python3-flask)' };
+  const socket = bind.startsWith('unix:') ? ['--uwsgi-socket', bind.slice('unix:'.length), '--chmod-socket=666'] : ['--http-socket', bind];
+  return { argv: [ctx.tools.uwsgi, '--plugin', 'python3', ...socket, '--wsgi-file', join(dir, 'flask_hello.py'), '--callable', 'app', '--master', '--processes', '2', '--die-on-term', '--disable-logging'] };
 }
 
 const nodePeer = (ctx, script, ...args) => ({ argv: [node, join(ctx.root, 'bench', 'servers', script), ...args] });
@@ -244,6 +267,37 @@ export const SCENARIOS = {
       'portico app': (ctx) => ({ argv: [node, join(ctx.root, 'bin', 'portico'), 'app', join(ctx.root, 'bench', 'hello-fetch.mjs'), '--workers', '2', '--bind', `127.0.0.1:${ctx.port}`] }),
       'node:http cluster': (ctx) => ({ ...nodePeer(ctx, 'node-hello.mjs'), env: { WORKERS: '2' } }),
       '@hono/node-server cluster': (ctx) => ({ argv: [node, join(ctx.root, 'bench', 'hono-node-server.mjs')], env: { WORKERS: '2' } }),
+    },
+  },
+  // The classic stack (issue #19): browser → front → gunicorn/uWSGI → Flask. The app server runs
+  // for the whole scenario on the server's CPU 0 (a small box: front and app share a core), wrk
+  // with 32 connections on CPU 1; the app server alone, on the port, is the ceiling.
+  'gunicorn-flask': {
+    title: 'Flask on gunicorn (2 sync workers, unix socket), front and app on one CPU',
+    path: '/',
+    bytes: 13,
+    app: 'gunicorn',
+    connections: 32,
+    reference: 'nginx',
+    goal: { ratio: 0.95 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'gunicorn', [{ routes: [{ prefix: '/', proxy: { to: `unix:${ctx.appSocket}` } }] }]),
+      nginx: (ctx) => nginx(ctx, 'gunicorn', 'gunicorn'),
+      'gunicorn alone': (ctx) => ({ ...appServer(ctx, 'gunicorn', `127.0.0.1:${ctx.port}`) }),
+    },
+  },
+  'uwsgi-flask': {
+    title: 'Flask on uWSGI (2 processes, uwsgi protocol on a unix socket), front and app on one CPU',
+    path: '/',
+    bytes: 13,
+    app: 'uwsgi',
+    connections: 32,
+    reference: 'nginx',
+    goal: { ratio: 0.95 },
+    servers: {
+      portico: (ctx) => portico(ctx, 'uwsgi', [{ routes: [{ prefix: '/', proxy: { to: `uwsgi+unix:${ctx.appSocket}` } }] }]),
+      nginx: (ctx) => nginx(ctx, 'uwsgi', 'uwsgi'),
+      'uwsgi alone (--http-socket)': (ctx) => ({ ...appServer(ctx, 'uwsgi', `127.0.0.1:${ctx.port}`) }),
     },
   },
   idle: {
