@@ -201,3 +201,17 @@ export function clientResponseHeadersRaw(raw: readonly (Buffer | string)[], drop
   for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i] as string)) kept.push(out[i] as string, out[i + 1] as string);
   return kept;
 }
+
+/**
+ * Whether an upstream's response head (undici's flat raw list) says `Connection: close` (RFC 9112
+ * §9.6): the server will not take another request on this connection.
+ */
+export function saysConnectionClose(raw: readonly (Buffer | string)[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as Buffer | string;
+    if (name.length !== 10 || nameOf(name) !== 'connection') continue;
+    const value = raw[i + 1] as Buffer | string;
+    for (const token of (typeof value === 'string' ? value : latin1(value)).split(',')) if (token.trim().toLowerCase() === 'close') return true;
+  }
+  return false;
+}

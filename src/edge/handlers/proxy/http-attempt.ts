@@ -4,7 +4,7 @@ import { log } from '../../../core/log.js';
 import { sendHead, sendInterim } from '../../http/respond.js';
 import { DONE, type BodySink, type Outcome } from './attempt.js';
 import { CLIENT_GONE, ClientGone, HeaderTimeout, RETRY_STATUS, RetryOnStatus, TotalTimeout, classifyFailure, errorCode } from './errors.js';
-import { clientResponseHeadersRaw } from './headers.js';
+import { clientResponseHeadersRaw, saysConnectionClose } from './headers.js';
 import type { ProxyRequest } from './request.js';
 import type { UpstreamServer } from './upstream.js';
 
@@ -108,6 +108,9 @@ export class HttpAttempt implements Deadline {
     const request = this.#request;
     const proxy = request.proxy;
     proxy.headDeadlines?.remove(this);
+    const server = this.#server;
+    // A server that closes every connection is better served one connection per request (oneshot.ts).
+    if (server.direct !== null && saysConnectionClose(rawHeaders)) server.closesConnections = true;
     const statuses = proxy.group.config.retry.statuses;
     if (statuses.length > 0 && statuses.includes(statusCode) && request.mayRetryAfter(false)) {
       this.#abort?.(new RetryOnStatus(`status ${statusCode}`));

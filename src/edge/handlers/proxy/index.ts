@@ -7,8 +7,8 @@
  * or stack to the client: it gets 502 (error) or 504 (timeout).
  *
  * This file holds what a route's proxy knows (path, Host and forwarded fields, hidden fields);
- * request.ts walks one request through the group's servers, http-attempt.ts, uwsgi.ts and
- * tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
+ * request.ts walks one request through the group's servers, http-attempt.ts, oneshot.ts (with
+ * uwsgi.ts) and tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
  */
 import type { ResolvedHandler } from '../../../config/resolved.js';
 import { DeadlineQueue } from '../../../core/deadline-queue.js';
@@ -22,6 +22,7 @@ import { expireHead, type HttpAttempt } from './http-attempt.js';
 import { ProxyRequest } from './request.js';
 import { tunnel } from './tunnel.js';
 import type { UpstreamGroup, UpstreamServer } from './upstream.js';
+import { forwardOneShot, httpRequestHead, type SocketAddress } from './oneshot.js';
 import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
@@ -153,6 +154,30 @@ export class ProxyHandler {
   /** One attempt on a uwsgi server (proxy/uwsgi.ts). */
   uwsgi(ctx: RequestContext, server: UpstreamServer, address: UwsgiAddress, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
     return forwardUwsgi({ ctx, address, requestUri: path, headers, hide: this.#hide, group: this.#group.config, canRetry, name: server.name, method, sink: exchange?.sink ?? null });
+  }
+
+  /** One attempt over HTTP on a connection of its own, to a server that closes every connection (proxy/oneshot.ts). */
+  oneShot(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
+    const fields = ctx.req.headers;
+    const chunked = fields['transfer-encoding'] !== undefined;
+    const body = chunked ? 'chunked' : fields['content-length'] !== undefined && fields['content-length'] !== '0' ? 'raw' : 'none';
+    return forwardOneShot({
+      ctx,
+      address: server.direct as SocketAddress,
+      protocol: 'http',
+      head: httpRequestHead(method, path, headers, chunked),
+      body,
+      hide: this.#hide,
+      group: this.#group.config,
+      canRetry,
+      name: server.name,
+      method,
+      sink: exchange?.sink ?? null,
+      // A server that keeps its connection after all goes back to the pool.
+      onFinalHead: (head) => {
+        if (!head.close) server.closesConnections = false;
+      },
+    });
   }
 
   /** One attempt of a WebSocket or other `Upgrade` (proxy/tunnel.ts). */

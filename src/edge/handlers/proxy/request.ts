@@ -1,6 +1,7 @@
 /**
  * One request's way through an upstream group: which server each attempt goes to, by which
- * transport (HTTP through undici: http-attempt.ts; uwsgi: uwsgi.ts; an Upgrade: tunnel.ts), and
+ * transport (HTTP through undici: http-attempt.ts; HTTP to a server that closes every
+ * connection, and uwsgi: oneshot.ts; an Upgrade: tunnel.ts), and
  * whether a failed attempt moves on to the next server (nginx `proxy_next_upstream`).
  */
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
@@ -134,6 +135,8 @@ export class ProxyRequest {
       this.#await(server, () => proxy.uwsgi(ctx, server, server.uwsgi as UwsgiAddress, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
     } else if (ctx.upgrade && !this.exchange) {
       this.#await(server, () => proxy.tunnel(ctx, server, this.#path, headers));
+    } else if (server.closesConnections) {
+      this.#await(server, () => proxy.oneShot(ctx, server, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
     } else {
       new HttpAttempt(this, server).dispatch(this.#path, headers);
     }

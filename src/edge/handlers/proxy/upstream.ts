@@ -14,6 +14,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
+import type { SocketAddress } from './oneshot.js';
 import { parseUwsgiUrl, type UwsgiAddress } from './uwsgi.js';
 
 export class UpstreamServer implements Balanced {
@@ -33,6 +34,15 @@ export class UpstreamServer implements Balanced {
   readonly uwsgi: UwsgiAddress | null;
   /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
   readonly authority: string;
+  /** Where an `http://` or `unix:` server is reached on a raw socket (proxy/oneshot.ts); null for https and uwsgi. */
+  readonly direct: SocketAddress | null;
+  /**
+   * The server closes every connection (its last answer said `Connection: close`, as gunicorn's
+   * sync workers always do): each request then goes on a connection of its own (oneshot.ts)
+   * rather than through the pool, whose per-connection costs would be paid for every request.
+   * An answer that keeps its connection turns this off again.
+   */
+  closesConnections = false;
   /** Attempts in flight on this server now. */
   active = 0;
   /** Attempts made on this server since it joined the group (for snapshots and metrics). */
@@ -60,6 +70,8 @@ export class UpstreamServer implements Balanced {
     const origin = unix || this.uwsgi ? 'http://localhost' : config.url;
     this.name = unix ? `unix:${unix}` : this.uwsgi?.kind === 'unix' ? config.url : new URL(config.url).host;
     this.authority = unix || this.uwsgi?.kind === 'unix' ? 'localhost' : new URL(config.url).host;
+    const parsed = unix || this.uwsgi ? null : new URL(config.url);
+    this.direct = unix ? { kind: 'unix', path: unix } : parsed?.protocol === 'http:' ? { kind: 'tcp', host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port || 80) } : null;
     this.pool = new Pool(origin, {
       connections: group.keepAlive.connections,
       pipelining: 1,
