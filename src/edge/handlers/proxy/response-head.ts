@@ -69,8 +69,12 @@ function parse(text: string, http: boolean): ParsedHttpHead | string {
     length = null;
     delete headers['content-length'];
   }
-  const tokens = connection.split(',').map((token) => token.trim());
-  const close = tokens.includes('close') || (match[1] === '0' && !tokens.includes('keep-alive'));
+  // Only an HTTP server's answer is asked whether it keeps its connection (a uwsgi one never does).
+  let close = false;
+  if (http) {
+    const tokens = connection === '' ? [] : connection.split(',').map((token) => token.trim());
+    close = tokens.includes('close') || (match[1] === '0' && !tokens.includes('keep-alive'));
+  }
   return { status, headers, length, chunked, close };
 }
 
