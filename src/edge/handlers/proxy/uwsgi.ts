@@ -13,11 +13,10 @@
  * bounded; the body is streamed to the client with back-pressure both ways. Failures come back
  * as an Outcome, so the proxy handler's retries, balancing and passive health apply unchanged.
  */
-import type { ResolvedUpstream } from '../../../config/resolved.js';
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import type { RequestContext } from '../../context.js';
-import type { Outcome, ResponseSink } from './attempt.js';
-import { forwardOneShot, type SocketAddress } from './oneshot.js';
+import type { Outcome } from './attempt.js';
+import { forwardOneShot, type OneShotAttempt, type SocketAddress } from './oneshot.js';
 
 export { parseResponseHead } from './response-head.js';
 
@@ -103,23 +102,13 @@ export function uwsgiVars(ctx: RequestContext, requestUri: string, headers: read
   return vars;
 }
 
-export interface UwsgiAttempt {
-  readonly ctx: RequestContext;
+/** What one uwsgi attempt is told: the one-connection attempt's fields, and the request to encode. */
+export interface UwsgiAttempt extends Pick<OneShotAttempt, 'ctx' | 'hide' | 'group' | 'canRetry' | 'name' | 'method' | 'sink'> {
   readonly address: UwsgiAddress;
   /** The request URI sent (path and query), as the HTTP transport would put in its request line. */
   readonly requestUri: string;
   /** The forwarded request head, flat, from upstreamRequestHeaders (forwarding fields included). */
   readonly headers: readonly string[];
-  readonly hide: ReadonlySet<string>;
-  readonly group: ResolvedUpstream;
-  /** Whether a failing status in `retry.on` may still move to another server. */
-  readonly canRetry: () => boolean;
-  /** Server name for logs. */
-  readonly name: string;
-  /** The method sent (the cache sends a HEAD as GET). */
-  readonly method: string;
-  /** Where the response goes instead of the client (the cache), or null. */
-  readonly sink: ResponseSink | null;
 }
 
 /** One attempt over uwsgi (oneshot.ts: one connection per request). Resolves once the response went to the client (or the client left). */
