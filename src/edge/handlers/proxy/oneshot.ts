@@ -62,11 +62,11 @@ const LAST_CHUNK = Buffer.from('0\r\n\r\n');
  * The client's decoded body, chunked again onto `socket` (RFC 9112 §7.1), with back-pressure:
  * the client's body pauses while the socket's buffer is full.
  */
-function pipeChunked(req: RequestContext['req'], socket: Socket): void {
+function pipeChunked(req: RequestContext['req'], socket: Socket): () => void {
   const resume = (): void => {
     req.resume();
   };
-  req.on('data', (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     if (chunk.length === 0) return;
     socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
     socket.write(chunk);
@@ -74,8 +74,17 @@ function pipeChunked(req: RequestContext['req'], socket: Socket): void {
       req.pause();
       socket.once('drain', resume);
     }
-  });
-  req.once('end', () => socket.write(LAST_CHUNK));
+  };
+  const onEnd = (): void => {
+    socket.write(LAST_CHUNK);
+  };
+  req.on('data', onData);
+  req.once('end', onEnd);
+  // Detached when the attempt settles, as `unpipe` detaches a sized body.
+  return () => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+  };
 }
 
 /** One attempt on one connection. Resolves once the response went to the client (or the client left). */
@@ -97,6 +106,7 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
     let head: Buffer | null = Buffer.alloc(0);
     let remaining: number | null = null;
     let chunked: ChunkedDecoder | null = null;
+    let detachChunked: (() => void) | null = null;
     const timers: NodeJS.Timeout[] = [];
     const settle = (outcome: Outcome): void => {
       if (settled) return;
@@ -104,6 +114,7 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       for (const timer of timers) clearTimeout(timer);
       res.off('close', onClientClose);
       req.unpipe(socket);
+      detachChunked?.();
       socket.destroy();
       resolve(outcome);
     };
@@ -135,7 +146,7 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       socket.write(attempt.head);
       // `end: false`: no half-close; the server reads the framing it was told.
       if (attempt.body === 'raw') req.pipe(socket, { end: false });
-      else if (attempt.body === 'chunked') pipeChunked(req, socket);
+      else if (attempt.body === 'chunked') detachChunked = pipeChunked(req, socket);
     });
     // While the client is slow to take the body, the upstream socket is paused on purpose: the
     // idle timer (a silent upstream) is off until it flows again.
