@@ -13,11 +13,12 @@ import { ConfigError } from './errors.js';
 import type { ResolvedApp, ResolvedConfig, ResolvedExternalApp, ResolvedUpstream } from './resolved.js';
 import type { ParsedConfig } from './schema.js';
 import { resolveApp, resolveExternalApp } from './sections/app.js';
+import { resolveAcme } from './sections/acme.js';
 import { resolveCacheZones } from './sections/cache.js';
 import { resolveForward } from './sections/forward.js';
 import { defaultPidFile, resolveHttp, resolveLog } from './sections/http.js';
 import { resolveLimits } from './sections/limits.js';
-import { checkServers, resolveServer } from './sections/server.js';
+import { checkManagedTls, checkServers, resolveServer } from './sections/server.js';
 import { checkUpstream, resolveUpstream } from './sections/upstream.js';
 
 export { defaultPidFile } from './sections/http.js';
@@ -70,6 +71,8 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   };
   const servers = (parsed.servers ?? []).map((server, i) => resolveServer(server, i, context));
   checkServers(servers, problems);
+  const acme = resolveAcme(parsed.acme, baseDir, problems);
+  checkManagedTls(servers, acme, problems, warnings);
   const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, cacheZones, problems) : null;
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   return deepFreeze({
@@ -82,6 +85,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     externalApps: Object.fromEntries(externalApps),
     cache: { zones: cacheZones },
     workers: parsed.workers ?? null,
+    acme,
     gracefulTimeout: parsed.gracefulTimeout,
     pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,

@@ -236,14 +236,34 @@ export interface ResolvedRoute {
   readonly access: ResolvedAccess;
 }
 
-/** A server's TLS (config/sections/tls.ts): checked PEM files, read again by each generation. */
+/** A server's TLS (config/sections/tls.ts): checked PEM files, or certificates Portico manages itself. */
 export interface ResolvedTls {
-  /** Absolute paths; several pairs (RSA and ECDSA) are offered together. */
+  /** Absolute paths; several pairs (RSA and ECDSA) are offered together. Empty when `managed`. */
   readonly certs: readonly { readonly cert: string; readonly key: string }[];
+  /** `"acme"`: ordered from the `acme` CA for each name (`tls: "auto"`); `"internal"`: issued by the local CA; null: the files of `certs`. */
+  readonly managed: 'acme' | 'internal' | null;
+  /** On-demand TLS: a name this server answers gets its certificate at its first handshake (after `acme.onDemand.ask` allows it). */
+  readonly onDemand: boolean;
   /** Refuse a handshake whose SNI names no server of the address (read from the address's default server). */
   readonly strictSni: boolean;
   /** The `Strict-Transport-Security` value, or null. */
   readonly hsts: string | null;
+}
+
+/** The `acme` section (config/sections/acme.ts), with defaults. */
+export interface ResolvedAcme {
+  readonly email: string | null;
+  /** The directory URL. */
+  readonly directory: string;
+  /** An extra trusted root (PEM file) for the directory's HTTPS, or null. */
+  readonly ca: string | null;
+  readonly eab: { readonly kid: string; readonly hmacKey: string } | null;
+  readonly challenges: readonly ('http-01' | 'tls-alpn-01')[];
+  /** Absolute path of the data folder. */
+  readonly dataDir: string;
+  /** First retry delay after a failed order (ms); doubles up to an hour. */
+  readonly retryDelay: number;
+  readonly onDemand: { readonly ask: string; readonly burst: number; readonly interval: number } | null;
 }
 
 export interface ResolvedServer {
@@ -332,6 +352,8 @@ export interface ResolvedConfig {
   readonly cache: { readonly zones: Readonly<Record<string, ResolvedCacheZone>> };
   /** Edge worker processes as the config says (`"auto"`: one per core), or null when it does not say (then `--workers`, `PORTICO_WORKERS`, or one per core). */
   readonly workers: number | 'auto' | null;
+  /** Automatic HTTPS: the ACME account and CA, the data folder (also the local CA's), on-demand TLS. */
+  readonly acme: ResolvedAcme;
   /** Grace for requests in flight on SIGTERM/SIGINT (ms). */
   readonly gracefulTimeout: number;
   /** Absolute path of the pid file, or null (an embedded config, without `pidFile`). */

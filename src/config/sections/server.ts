@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import zlib from 'node:zlib';
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import type { ResolvedCacheZone, ResolvedEncode, ResolvedHandler, ResolvedRewrite, ResolvedRoute, ResolvedServer, ResolvedStatic, ResolvedUpstream } from '../resolved.js';
+import type { ResolvedAcme, ResolvedCacheZone, ResolvedEncode, ResolvedHandler, ResolvedRewrite, ResolvedRoute, ResolvedServer, ResolvedStatic, ResolvedUpstream } from '../resolved.js';
 import { resolveAppRoute } from './app.js';
 import { resolveRouteCache, routeCache } from './cache.js';
 import { accessFields, resolveAccess, type ZoneNames } from './limits.js';
@@ -489,6 +489,22 @@ export function checkServers(servers: readonly ResolvedServer[], problems: strin
   }
 }
 
+/**
+ * Managed certificates against the `acme` section: on-demand issuance needs its ask hook (without
+ * one, anyone who points a name at the server makes it order certificates: Caddy refuses it too),
+ * and a CA validates names only on ports 80 (HTTP-01) and 443 (TLS-ALPN-01, RFC 8737 §3).
+ */
+export function checkManagedTls(servers: readonly ResolvedServer[], acme: ResolvedAcme, problems: string[], warnings: string[]): void {
+  const cleartextOn80 = servers.some((server) => server.tls === null && server.listen.some((address) => address.kind === 'tcp' && address.port === 80));
+  for (const server of servers) {
+    if (server.tls?.managed !== 'acme') continue;
+    if (server.tls.onDemand && acme.onDemand === null) problems.push(`${server.id}.tls.onDemand: expected "acme.onDemand.ask" to be set (the URL that allows each name), got none: without it anyone could make this server order certificates`);
+    const on443 = server.listen.some((address) => address.kind === 'tcp' && address.port === 443);
+    const http01 = acme.challenges.includes('http-01') && cleartextOn80;
+    const alpn = acme.challenges.includes('tls-alpn-01') && on443;
+    if (!http01 && !alpn) warnings.push(`${server.id}.tls: "auto" with no listener a CA validates on (a cleartext one on port 80 for HTTP-01, this server on port 443 for TLS-ALPN-01): a public CA will not validate its names`);
+  }
+}
 
 export type ParsedServer = z.output<typeof server>;
 export type ParsedRoute = z.output<typeof route>;

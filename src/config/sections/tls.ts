@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { ResolvedTls } from '../resolved.js';
-import { duration } from './values.js';
+import { duration, show } from './values.js';
 
 const certificatePair = z.strictObject({
   /** PEM certificate file, relative to the config file's folder; it may hold the chain after the leaf. */
@@ -24,8 +24,20 @@ const certificatePair = z.strictObject({
 });
 
 /** TLS for a server: its listen addresses then speak HTTPS (HTTP/1.1 and HTTP/2 by ALPN). */
-export const tlsOptions = z
+const tlsObject = z
   .strictObject({
+    /**
+     * Certificates Portico obtains and renews itself instead of files: `"auto"` orders one per
+     * name from the `acme` CA (Let's Encrypt by default), `"internal"` issues them from a local CA
+     * kept in `acme.dataDir` (for development: `portico trust` installs it).
+     */
+    mode: z.enum(['auto', 'internal']).optional(),
+    /**
+     * With `mode: "auto"`: names this server answers (its wildcard names, or any name for a default
+     * server without names) get a certificate at their first handshake, once `acme.onDemand.ask`
+     * allows each name. @default false
+     */
+    onDemand: z.boolean().optional(),
     /** PEM certificate file (the leaf, then the chain). With `key`; or `certs` for several pairs. */
     cert: z.string().min(1).optional(),
     /** PEM private key file of `cert`. */
@@ -52,16 +64,24 @@ export const tlsOptions = z
         }),
       ])
       .optional(),
-  })
+  }, { error: (issue) => (issue.code === 'invalid_type' ? `expected "auto", "internal" or an object (certificate files, or "mode"), got ${show(issue.input)}` : undefined) })
   .superRefine((value, ctx) => {
     const single = value.cert !== undefined || value.key !== undefined;
+    if (value.onDemand && value.mode !== 'auto') ctx.addIssue({ code: 'custom', path: ['onDemand'], input: value.onDemand, message: 'expected only with "mode": "auto" (on-demand certificates come from the ACME CA)' });
+    if (value.mode !== undefined) {
+      if (single || value.certs !== undefined) ctx.addIssue({ code: 'custom', path: ['mode'], input: value.mode, message: `expected either "mode" or certificate files ("cert"/"key", "certs"), got both` });
+      return;
+    }
     if (single && value.certs !== undefined) ctx.addIssue({ code: 'custom', message: 'expected either "cert" and "key" or "certs", got both' });
     else if (!single && value.certs === undefined) ctx.addIssue({ code: 'custom', message: 'expected "cert" and "key" (PEM files), or "certs"' });
     else if (single && value.cert === undefined) ctx.addIssue({ code: 'custom', path: ['cert'], input: undefined, message: 'is required with "key": expected a PEM certificate file' });
     else if (single && value.key === undefined) ctx.addIssue({ code: 'custom', path: ['key'], input: undefined, message: 'is required with "cert": expected a PEM private key file' });
   });
 
-export type ParsedTls = z.output<typeof tlsOptions>;
+/** The object form, or `"auto"` / `"internal"` for `{ mode }` alone. */
+export const tlsOptions = z.preprocess((value) => (value === 'auto' || value === 'internal' ? { mode: value } : value), tlsObject);
+
+export type ParsedTls = z.output<typeof tlsObject>;
 
 const YEAR_MS = 365 * 24 * 3600 * 1000;
 
@@ -105,6 +125,7 @@ function covers(certificate: X509Certificate, name: string): boolean {
  * matched to its certificate. `warnings` gets what is suspicious but served.
  */
 export function resolveTls(parsed: ParsedTls, names: readonly string[], baseDir: string, field: string, problems: string[], warnings: string[]): ResolvedTls {
+  if (parsed.mode !== undefined) return resolveManaged(parsed, names, field, problems, warnings);
   const pairs = parsed.certs ?? [{ cert: parsed.cert as string, key: parsed.key as string }];
   const certs = pairs.map((pair, i) => {
     const at = parsed.certs ? `${field}.certs[${i}]` : field;
@@ -115,7 +136,28 @@ export function resolveTls(parsed: ParsedTls, names: readonly string[], baseDir:
     if (certText !== null && keyText !== null) checkPair(certText, keyText, names, at, pair, problems, warnings);
     return { cert, key };
   });
-  return { certs, strictSni: parsed.strictSni ?? false, hsts: hstsValue(parsed.hsts) };
+  return { certs, managed: null, onDemand: false, strictSni: parsed.strictSni ?? false, hsts: hstsValue(parsed.hsts) };
+}
+
+/**
+ * `mode: "auto"` / `"internal"`: which names can have a certificate. HTTP-01 and TLS-ALPN-01
+ * cannot validate a wildcard (RFC 8555 §7.1.3: wildcards need DNS-01, which Portico does not
+ * answer), so a wildcard name is served only on demand, one certificate per name met.
+ */
+function resolveManaged(parsed: ParsedTls, names: readonly string[], field: string, problems: string[], warnings: string[]): ResolvedTls {
+  const managed = parsed.mode === 'auto' ? 'acme' : 'internal';
+  const onDemand = parsed.onDemand ?? false;
+  const wildcards = names.filter((name) => name.includes('*') || name.startsWith('~'));
+  if (managed === 'acme' && !onDemand) {
+    if (names.length === 0) problems.push(`${field}.mode: expected the server to have "names" to order certificates for (or "onDemand": true), got none`);
+    else if (wildcards.length > 0) problems.push(`${field}.mode: expected names an ACME CA can validate by HTTP-01 or TLS-ALPN-01, got ${wildcards.map((name) => JSON.stringify(name)).join(', ')} (a wildcard needs DNS-01; use "onDemand": true for a certificate per name)`);
+  }
+  if (managed === 'internal' && wildcards.some((name) => !name.startsWith('*.'))) problems.push(`${field}.mode: expected host names or "*.domain" wildcards for the local CA, got ${wildcards.map((name) => JSON.stringify(name)).join(', ')}`);
+  if (managed === 'acme') {
+    const local = names.filter((name) => isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost'));
+    if (local.length > 0) warnings.push(`${field}: ${local.map((name) => JSON.stringify(name)).join(', ')} cannot get a certificate from a public ACME CA (an IP address or localhost); use "mode": "internal" for it`);
+  }
+  return { certs: [], managed, onDemand, strictSni: parsed.strictSni ?? false, hsts: hstsValue(parsed.hsts) };
 }
 
 function checkPair(certText: string, keyText: string, names: readonly string[], at: string, given: { cert: string; key: string }, problems: string[], warnings: string[]): void {
