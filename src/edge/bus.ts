@@ -8,6 +8,9 @@
  *             supervisor → worker  limit:reply
  *   cache     both ways            cache:purge (a worker announces it; the supervisor relays it
  *                                  to every other worker, each drops the key from its memory tier)
+ *   tls       supervisor → worker  tls:certificate (a managed certificate, new or renewed: every
+ *                                  worker, and all of them to a worker that starts), tls:refused
+ *             worker → supervisor  tls:want (a handshake for a name with no certificate yet)
  *
  * The resolved config travels as JSON (it is JSON-serialisable by design): a worker never loads
  * the config file itself, so every worker serves exactly the config the supervisor validated.
@@ -67,10 +70,20 @@ export type ControlFromEdge =
   /** The worker received a SIGTERM (the supervisor stops workers over this bus, never by signal) and stops: not a crash. */
   | { readonly type: 'portico:edge:signalled'; readonly signal: 'SIGTERM' };
 
+/** Managed certificates (src/certs/manager.ts → edge/listen/managed-certificates.ts). */
+export type TlsToEdge =
+  /** A certificate for `name` (PEM): later handshakes get it. */
+  | { readonly type: 'portico:tls:certificate'; readonly name: string; readonly cert: string; readonly key: string }
+  /** No certificate for `name` now: the handshakes waiting for it fail. */
+  | { readonly type: 'portico:tls:refused'; readonly name: string };
+
+/** A handshake in a worker wants a certificate for `name` (on demand): answered with `certificate` or `refused`. */
+export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: string; readonly issuer: 'acme' | 'internal' };
+
 /** Supervisor → edge worker: the whole union. */
-export type ToEdge = ControlToEdge | LimitReply | CachePurge;
+export type ToEdge = ControlToEdge | LimitReply | CachePurge | TlsToEdge;
 /** Edge worker → supervisor: the whole union. */
-export type FromEdge = ControlFromEdge | LimitRequest | CachePurge;
+export type FromEdge = ControlFromEdge | LimitRequest | CachePurge | TlsFromEdge;
 
 /** An edge worker's end of the bus. */
 export type EdgeBus = Bus<FromEdge, ToEdge>;

@@ -12,11 +12,14 @@
  *   sharedUpstreams  groups whose members outlive generations (an app's workers)
  *   bus              this process's end of the node bus, or null in a one-process node
  *   ticketKeys       the node's TLS session ticket keys (made and rotated by the supervisor)
+ *   certificates     the managed certificates (`tls: "auto"` / `"internal"`) this process holds:
+ *                    the supervisor's certificate manager fills them, directly or over the bus
  */
 import type { LimitStore } from '../core/limit-store.js';
 import { MemoryLimitStore } from '../core/limit-store.js';
 import type { EdgeBus } from './bus.js';
 import { CacheZones } from './handlers/cache/zones.js';
+import { ManagedCertificates } from './listen/managed-certificates.js';
 import { TicketKeys } from './listen/ticket-keys.js';
 import type { UpstreamGroup } from './handlers/proxy/upstream.js';
 
@@ -26,16 +29,19 @@ export interface EdgeEnvironment {
   readonly sharedUpstreams: ReadonlyMap<string, UpstreamGroup>;
   readonly bus: EdgeBus | null;
   readonly ticketKeys: TicketKeys;
+  readonly certificates: ManagedCertificates;
 }
 
 /** An environment with what is not given made fresh and local: a one-process node, a test. */
 export function createEdgeEnvironment(given: Partial<EdgeEnvironment> = {}): EdgeEnvironment {
   const bus = given.bus ?? null;
+  const ticketKeys = given.ticketKeys ?? new TicketKeys();
   return {
     limits: given.limits ?? new MemoryLimitStore(),
     cacheZones: given.cacheZones ?? new CacheZones(bus),
     sharedUpstreams: given.sharedUpstreams ?? new Map(),
     bus,
-    ticketKeys: given.ticketKeys ?? new TicketKeys(),
+    ticketKeys,
+    certificates: given.certificates ?? new ManagedCertificates(ticketKeys),
   };
 }

@@ -18,6 +18,7 @@ import { compileHeaderFilter } from './middleware/headers.js';
 import { compileRealIp, type RealIp } from './middleware/real-ip.js';
 import { compileRewrites } from './middleware/rewrite.js';
 import { compileHeaderNameFilter, type HeaderNameFilter } from './http/header-names.js';
+import { AcmeChallenges } from './listen/acme-challenges.js';
 import { TlsTable } from './listen/tls.js';
 import { HostTable } from './route/hosts.js';
 import { Router, type CompiledRoute, type CompiledServer } from './route/router.js';
@@ -45,6 +46,8 @@ export interface Generation {
   readonly listeners: ReadonlyMap<string, ListenerSpec>;
   /** The certificates of each HTTPS listener, by listen key (read from the files when this generation was built). */
   readonly tls: ReadonlyMap<string, TlsTable>;
+  /** HTTP-01 and TLS-ALPN-01 answers (listen/acme-challenges.ts), when a server orders certificates from an ACME CA. */
+  readonly acmeChallenges: AcmeChallenges | null;
   readonly serverHeader: string | null;
   readonly unknownHost: ResolvedConfig['http']['unknownHost'];
   readonly accessLog: AccessLog | null;
@@ -115,9 +118,11 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   }
   const hosts = new Map<string, HostTable>();
   const tls = new Map<string, TlsTable>();
+  // The CA's validations are answered only where certificates are ordered from one.
+  const acmeChallenges = config.servers.some((server) => server.tls?.managed === 'acme') ? new AcmeChallenges(config.acme.dataDir) : null;
   for (const [key, list] of byListener) {
     hosts.set(key, new HostTable(list));
-    if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, environment.ticketKeys.current));
+    if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, () => environment.ticketKeys.current, environment.certificates, acmeChallenges));
   }
   const forward = config.forward ? compileForward(config.forward, config.cache.zones, environment.cacheZones) : null;
   // The config check refuses a forward address that a server listens on too.
@@ -127,6 +132,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
     hosts,
     listeners,
     tls,
+    acmeChallenges,
     serverHeader: config.http.serverHeader,
     unknownHost: config.http.unknownHost,
     accessLog: config.log.access ? createAccessLog(config.log.access) : null,

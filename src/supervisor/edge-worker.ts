@@ -16,6 +16,7 @@ import { NodeBus, type IpcChannel } from '../core/bus.js';
 import { IpcLimitStore } from '../core/limit-ipc.js';
 import { log, useErrorLog } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
+import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment } from '../edge/environment.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
@@ -40,10 +41,13 @@ function applyLog(next: ResolvedConfig): void {
 }
 
 /** The node's TLS ticket keys, as the supervisor sends them (start, then each rotation). */
-let ticketKeys: TicketKeys | null = null;
+const ticketKeys = new TicketKeys();
+/** The node's managed certificates, as the supervisor sends them (after the start message, then each new one). */
+const certificates = new ManagedCertificates(ticketKeys);
+certificates.asker = (name, issuer) => bus.send({ type: 'portico:tls:want', name, issuer });
 
 async function start(initial: ResolvedConfig, members: Members, keys: string): Promise<void> {
-  ticketKeys = new TicketKeys(Buffer.from(keys, 'base64'));
+  ticketKeys.set(Buffer.from(keys, 'base64'));
   config = initial;
   applyLog(initial);
   for (const upstream of Object.values(initial.upstreams)) {
@@ -54,7 +58,7 @@ async function start(initial: ResolvedConfig, members: Members, keys: string): P
   }
   // The node's state, handed in: limits are the supervisor's (asked over the bus), cache purges
   // go out on the bus and come back from the other workers through it.
-  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys });
+  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys, certificates });
   const edge = new EdgeServer(initial, environment);
   try {
     await edge.start();
@@ -97,7 +101,9 @@ async function stop(graceMs: number): Promise<void> {
 bus.on('portico:edge:start', (message) => {
   started = start(message.config, message.members, message.ticketKeys);
 });
-bus.on('portico:edge:ticket-keys', (message) => ticketKeys?.set(Buffer.from(message.keys, 'base64')));
+bus.on('portico:edge:ticket-keys', (message) => ticketKeys.set(Buffer.from(message.keys, 'base64')));
+bus.on('portico:tls:certificate', (message) => certificates.set(message.name, { cert: message.cert, key: message.key }));
+bus.on('portico:tls:refused', (message) => certificates.refuse(message.name));
 bus.on('portico:edge:reload', (message) => void reload(message.seq, message.config));
 bus.on('portico:edge:member-add', (message) => groups.get(message.group)?.addServer(message.url));
 bus.on('portico:edge:member-remove', (message) => {

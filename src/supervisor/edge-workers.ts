@@ -32,8 +32,9 @@ import { PorticoError } from '../core/errors.js';
 import { serveLimits } from '../core/limit-ipc.js';
 import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
+import type { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
-import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, ToEdge } from '../edge/bus.js';
+import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, TlsToEdge, ToEdge } from '../edge/bus.js';
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
@@ -99,8 +100,13 @@ export class EdgeWorkers {
   onHalt: ((message: string) => void) | null = null;
 
   /** `members`: the current members of the app groups, for a worker that starts; `limits`: the node's limit store. */
-  constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore, ticketKeys: TicketKeys) {
+  constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore, ticketKeys: TicketKeys, certificates: ManagedCertificates) {
     this.#config = config;
+    this.#certificates = certificates;
+    // A managed certificate, new or renewed, reaches every worker that has started (one that starts later gets them all after its start message).
+    certificates.onChange((name, pair) => {
+      for (const record of this.#workers.values()) if (record.state !== 'stopping') this.#send(record, { type: 'portico:tls:certificate', name, cert: pair.cert, key: pair.key });
+    });
     this.#target = Math.max(1, count);
     this.#members = members;
     this.#limits = limits;
@@ -113,6 +119,8 @@ export class EdgeWorkers {
 
   /** The node's TLS session ticket keys: every worker encrypts and reads tickets with the same ones. */
   readonly #ticketKeys: TicketKeys;
+  /** The node's managed certificates (the certificate manager fills them). */
+  readonly #certificates: ManagedCertificates;
 
   snapshot(): EdgeWorkerSnapshot[] {
     return [...this.#workers.values()].map((r) => ({ pid: r.pid, state: r.state, startedAt: r.startedAt }));
@@ -146,7 +154,7 @@ export class EdgeWorkers {
     this.#started = true;
   }
 
-  #send(record: EdgeRecord, message: ControlToEdge): boolean {
+  #send(record: EdgeRecord, message: ControlToEdge | TlsToEdge): boolean {
     if (!record.greeted) return false;
     return record.bus.send(message);
   }
@@ -162,9 +170,18 @@ export class EdgeWorkers {
     const detachCache = bus.on('portico:cache:purge', (message) => {
       for (const other of this.#workers.values()) if (other.worker !== worker) other.bus.send(message);
     });
+    // On demand: the node's set answers (it asks the certificate manager when it has none); the
+    // answer goes to the worker that asked (a new certificate also reaches all of them, above).
+    const detachTls = bus.on('portico:tls:want', (message) => {
+      void this.#certificates.want(message.name, message.issuer).then((context) => {
+        const pair = context ? this.#certificates.pairs().find(([name]) => name === message.name)?.[1] : undefined;
+        bus.send(pair ? { type: 'portico:tls:certificate', name: message.name, cert: pair.cert, key: pair.key } : { type: 'portico:tls:refused', name: message.name });
+      });
+    });
     return () => {
       detachLimits();
       detachCache();
+      detachTls();
     };
   }
 
@@ -207,7 +224,10 @@ export class EdgeWorkers {
         record.greeted = true;
         // The config and members of this moment; every later change reaches it as a message.
         if (record.state === 'stopping') this.#send(record, { type: 'portico:edge:stop', graceMs: 0 });
-        else this.#send(record, { type: 'portico:edge:start', config: this.#config, members: this.#members(), ticketKeys: this.#ticketKeys.current.toString('base64') });
+        else {
+          this.#send(record, { type: 'portico:edge:start', config: this.#config, members: this.#members(), ticketKeys: this.#ticketKeys.current.toString('base64') });
+          for (const [name, pair] of this.#certificates.pairs()) this.#send(record, { type: 'portico:tls:certificate', name, cert: pair.cert, key: pair.key });
+        }
         break;
       case 'portico:edge:listening':
         if (record.state === 'starting') record.state = 'serving';

@@ -24,6 +24,8 @@ import type { ResolvedConfig } from '../config/resolved.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, log, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
+import type { CertificateManager, CertificateSnapshot } from '../certs/manager.js';
+import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
 import type { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
@@ -152,6 +154,8 @@ export interface SupervisorSnapshot {
   readonly edge: EdgeSnapshot | null;
   /** Each integrated app's arbiter, by app name. */
   readonly apps: Record<string, ArbiterSnapshot>;
+  /** The managed certificates (`tls: "auto"` / `"internal"`): names, issuer, expiry, renewal, last error. */
+  readonly certificates: readonly CertificateSnapshot[];
 }
 
 /**
@@ -174,6 +178,10 @@ export class Supervisor {
   /** The node's TLS session ticket keys: made here, in memory only, handed to every edge process, rotated (edge/listen/ticket-keys.ts). */
   readonly ticketKeys = new TicketKeys();
   readonly #ticketRotation = setInterval(() => this.ticketKeys.set(TicketKeys.fresh()), TICKET_KEY_ROTATION_MS).unref();
+  /** The node's managed certificates: the edge in this process reads them, edge workers get them over their buses. */
+  readonly certificates = new ManagedCertificates(this.ticketKeys);
+  /** Obtains and renews them (src/certs), once the config has a `tls: "auto"` or `"internal"` server. */
+  #certificateManager: CertificateManager | null = null;
   #workers: EdgeWorkers | null = null;
   #pools: AppPools | null = null;
   #external: ExternalApps | null = null;
@@ -218,6 +226,7 @@ export class Supervisor {
       edgeWorkers: this.#workers?.snapshot() ?? [],
       edge: this.#edge instanceof InProcessEdge ? this.#edge.server.snapshot() : null,
       apps: this.#pools?.snapshot() ?? {},
+      certificates: this.#certificateManager?.snapshot() ?? [],
     };
   }
 
@@ -271,7 +280,7 @@ export class Supervisor {
     const members = (): Members => Object.fromEntries([...shared].map(([name, group]) => [name, group.servers.map((s) => s.url)]));
     if (this.#multi) {
       const { EdgeWorkers } = await import('./edge-workers.js');
-      const created = new EdgeWorkers(current, current.workers, members, this.limits, this.ticketKeys);
+      const created = new EdgeWorkers(current, current.workers, members, this.limits, this.ticketKeys, this.certificates);
       this.#workers = created;
       process.on('exit', () => created.killAll());
     }
@@ -298,7 +307,7 @@ export class Supervisor {
     const early = () => process.exit(1);
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
     shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
-    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys }));
+    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys, certificates: this.certificates }));
     this.#edge = edge;
     // The edge binds its ports first (a port in use fails at once, before any app worker boots);
     // then the apps start; a request that arrives while an app's workers boot waits for one (up to
@@ -318,6 +327,8 @@ export class Supervisor {
       await external?.stop();
       throw error;
     }
+    // Certificates are obtained once the edge listens: the CA's validations come to it.
+    await this.#manageCertificates(current);
     const removePidFile = current.pidFile ? writePidFile(current.pidFile) : () => undefined;
     process.on('exit', removePidFile);
     options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? [])] });
@@ -347,6 +358,7 @@ export class Supervisor {
     this.#queue.length = 0;
     this.#watcher.close();
     clearInterval(this.#ticketRotation);
+    this.#certificateManager?.close();
     const edge = this.#edge;
     const pools = this.#pools;
     const external = this.#external;
@@ -372,6 +384,19 @@ export class Supervisor {
         log().flush();
         process.exit(code);
       });
+  }
+
+  /** Starts the certificate manager with the first config that needs it (it is loaded only then), and has it follow each config. */
+  async #manageCertificates(config: ResolvedConfig): Promise<void> {
+    if (!this.#certificateManager) {
+      if (!config.servers.some((server) => server.tls?.managed)) return;
+      const { CertificateManager } = await import('../certs/manager.js');
+      const certificates = this.certificates;
+      this.#certificateManager = new CertificateManager({ publish: (name, pair) => certificates.set(name, pair), refuse: (name) => certificates.refuse(name) });
+      const manager = this.#certificateManager;
+      certificates.asker = (name, issuer) => manager.want(name, issuer);
+    }
+    this.#certificateManager.configure(config);
   }
 
   async #reload(why: string): Promise<void> {
@@ -403,6 +428,7 @@ export class Supervisor {
       // New app code and settings: a rolling restart, one worker at a time, each new worker
       // in the edge's group before an old one leaves it.
       pools?.reload(next);
+      await this.#manageCertificates(next);
       // The error log follows the reloaded config too (its level or destination may have changed),
       // and its file is reopened, as the access log's is (logrotate's postrotate: portico reload).
       applyLogConfig(next);

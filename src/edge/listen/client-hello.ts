@@ -17,11 +17,14 @@ export const CLIENT_HELLO_MAX = 16 * 1024 + 5;
 export type ClientHelloRead =
   /** Not all of it has arrived yet. */
   | { readonly done: false }
-  /** `servername` is null when the hello names none, or the bytes are not a ClientHello (the handshake will then fail on its own). */
-  | { readonly done: true; readonly servername: string | null };
+  /**
+   * `servername` is null when the hello names none, or the bytes are not a ClientHello (the
+   * handshake will then fail on its own); `alpn` is the protocols it offers (RFC 7301), empty for none.
+   */
+  | { readonly done: true; readonly servername: string | null; readonly alpn: readonly string[] };
 
 const MORE: ClientHelloRead = { done: false };
-const NONE: ClientHelloRead = { done: true, servername: null };
+const NONE: ClientHelloRead = { done: true, servername: null, alpn: [] };
 
 /**
  * Reads the server name from the bytes received so far. A ClientHello may span several
@@ -52,42 +55,56 @@ export function readClientHello(data: Buffer): ClientHelloRead {
     if (offset >= CLIENT_HELLO_MAX) return NONE;
   }
   const hello = fragments.length === 1 ? (fragments[0] as Buffer) : Buffer.concat(fragments);
-  return { done: true, servername: serverName(hello.subarray(4, 4 + handshakeLength)) };
+  return helloExtensions(hello.subarray(4, 4 + handshakeLength));
 }
 
-/** RFC 8446 §4.1.2 ClientHello → the host_name of its server_name extension, or null. */
-function serverName(body: Buffer): string | null {
+/** RFC 8446 §4.1.2 ClientHello → the host_name of its server_name extension (or null), and the protocols of its ALPN extension. */
+function helloExtensions(body: Buffer): ClientHelloRead {
+  let servername: string | null = null;
+  const alpn: string[] = [];
+  const done = (): ClientHelloRead => ({ done: true, servername, alpn });
   let at = 2 + 32; // legacy_version, random
-  if (body.length < at + 1) return null;
+  if (body.length < at + 1) return done();
   at += 1 + (body[at] as number); // legacy_session_id
-  if (body.length < at + 2) return null;
+  if (body.length < at + 2) return done();
   at += 2 + body.readUInt16BE(at); // cipher_suites
-  if (body.length < at + 1) return null;
+  if (body.length < at + 1) return done();
   at += 1 + (body[at] as number); // legacy_compression_methods
-  if (body.length < at + 2) return null;
+  if (body.length < at + 2) return done();
   const end = Math.min(body.length, at + 2 + body.readUInt16BE(at));
   at += 2;
   while (at + 4 <= end) {
     const type = body.readUInt16BE(at);
     const length = body.readUInt16BE(at + 2);
     at += 4;
-    if (type === 0 /* server_name */) {
-      // ServerNameList: uint16 length, then entries of NameType(1) + uint16 length + name.
-      let entry = at + 2;
+    if (type === 0 /* server_name */) servername = hostName(body, at, Math.min(at + length, end));
+    else if (type === 16 /* application_layer_protocol_negotiation */) {
+      // RFC 7301 §3.1: ProtocolNameList, uint16 length, then entries of uint8 length + name.
       const listEnd = Math.min(at + length, end);
-      while (entry + 3 <= listEnd) {
-        const nameType = body[entry] as number;
-        const nameLength = body.readUInt16BE(entry + 1);
-        if (nameType === 0 /* host_name */ && entry + 3 + nameLength <= listEnd) {
-          const name = body.toString('latin1', entry + 3, entry + 3 + nameLength);
-          // A DNS host name (RFC 6066 §3: no trailing dot; ASCII, A-labels for IDNs).
-          return /^[a-z0-9_.-]+$/i.test(name) ? name.replace(/\.$/, '') : null;
-        }
-        entry += 3 + nameLength;
+      for (let entry = at + 2; entry < listEnd; ) {
+        const nameLength = body[entry] as number;
+        if (entry + 1 + nameLength > listEnd) break;
+        alpn.push(body.toString('latin1', entry + 1, entry + 1 + nameLength));
+        entry += 1 + nameLength;
       }
-      return null;
     }
     at += length;
+  }
+  return done();
+}
+
+/** A ServerNameList (RFC 6066 §3: uint16 length, then NameType(1) + uint16 length + name) → its host_name, or null. */
+function hostName(body: Buffer, at: number, listEnd: number): string | null {
+  let entry = at + 2;
+  while (entry + 3 <= listEnd) {
+    const nameType = body[entry] as number;
+    const nameLength = body.readUInt16BE(entry + 1);
+    if (nameType === 0 /* host_name */ && entry + 3 + nameLength <= listEnd) {
+      const name = body.toString('latin1', entry + 3, entry + 3 + nameLength);
+      // A DNS host name (RFC 6066 §3: no trailing dot; ASCII, A-labels for IDNs).
+      return /^[a-z0-9_.-]+$/i.test(name) ? name.replace(/\.$/, '') : null;
+    }
+    entry += 3 + nameLength;
   }
   return null;
 }

@@ -23,6 +23,7 @@ import { admitOnConnection, expectationRefusal, expectsContinue, headRefusal, wa
 import { closeAfterResponse, responseOnSocket, sendStatus } from '../http/respond.js';
 import { publishRequestEnd, requestEnd } from '../observe.js';
 import { handleRequest, handleUpgrade } from '../pipeline.js';
+import { ACME_CHALLENGE_PATH } from './acme-challenges.js';
 import { answerRaw } from './http1.js';
 import type { H2Listener } from './h2.js';
 
@@ -74,7 +75,13 @@ function serveSite(listener: Listener, host: ListenerHost): void {
     // it opens its next request elsewhere instead of racing our close of the idle connection.
     if (listener.draining) closeAfterResponse(res);
     const generation = host.generation;
-    if (admitted(generation, listener.info, req, res)) handleRequest(generation, listener.info, req, res);
+    if (!admitted(generation, listener.info, req, res)) return;
+    // An ACME CA's HTTP-01 validation is answered before any route, rewrite or limit (acme-challenges.ts).
+    if (generation.acmeChallenges !== null && (req.url as string).startsWith(ACME_CHALLENGE_PATH)) {
+      generation.acmeChallenges.answerHttp01(req, res, () => handleRequest(generation, listener.info, req, res));
+      return;
+    }
+    handleRequest(generation, listener.info, req, res);
   });
   server.on('upgrade', function onSiteUpgrade(req: IncomingMessage, socket: Socket, head: Buffer) {
     host.trackTunnel(listener.info.key, socket);

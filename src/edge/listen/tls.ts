@@ -16,67 +16,70 @@
  * connections already open keep theirs. Session ticket keys come from the node (the supervisor
  * makes them, so a ticket from one edge worker resumes on another) and are in every context.
  */
-import { constants as cryptoConstants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { HOST_NAME } from '../../certs/storage.js';
 import type { ResolvedConfig, ResolvedTls } from '../../config/resolved.js';
 import { log } from '../../core/log.js';
 import { HostTable } from '../route/hosts.js';
 import type { CompiledServer } from '../route/router.js';
+import { ACME_TLS_ALPN, type AcmeChallenges } from './acme-challenges.js';
 import { readClientHello } from './client-hello.js';
 import { readFirstBytes } from './first-bytes.js';
 import { createH2Sessions, type H2Listener } from './h2.js';
+import type { ManagedCertificates } from './managed-certificates.js';
+import { secureContextFor } from './tls-context.js';
 
 type HttpSettings = ResolvedConfig['http'];
 
-/** TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1). */
-const MIN_VERSION = 'TLSv1.2';
 /** ALPN (RFC 7301): HTTP/2 first (RFC 9113 §3.2), HTTP/1.1 for the rest. */
 const ALPN = ['h2', 'http/1.1'];
-/**
- * TLS 1.2 suites: ECDHE (forward secret) with AEAD ciphers only, Mozilla's "intermediate" list.
- * node's default list also offers CBC suites (ECDHE-ECDSA-AES128-SHA256…), which testssl.sh
- * flags as LUCKY13 (CVE-2013-0169); every client that speaks TLS 1.2 has one of these. TLS 1.3's
- * suites (all AEAD) are node's defaults.
- */
-const TLS12_CIPHERS = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':');
 
-/** A secure context with a server's certificates (RSA and ECDSA pairs side by side: the handshake picks what the client supports). */
+/** A secure context with a server's certificate files, read now (each generation reads them again). */
 function contextFor(tls: ResolvedTls, ticketKeys: Buffer): SecureContext {
-  return createSecureContext({
-    cert: tls.certs.map((pair) => readFileSync(pair.cert, 'utf8')),
-    key: tls.certs.map((pair) => readFileSync(pair.key, 'utf8')),
-    minVersion: MIN_VERSION,
-    ciphers: TLS12_CIPHERS,
-    // No renegotiation (TLS 1.3 has none): a client-initiated one costs the server a handshake
-    // per request of the client's choosing, a denial-of-service lever (testssl.sh flags it).
-    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+  return secureContextFor(
+    tls.certs.map((pair) => readFileSync(pair.cert, 'utf8')),
+    tls.certs.map((pair) => readFileSync(pair.key, 'utf8')),
     ticketKeys,
-  });
+  );
 }
+
+/** What a handshake is made with: a context now, one that comes later (an on-demand certificate), or null to refuse it. */
+export type Selected = SecureContext | null | Promise<SecureContext | null>;
 
 /**
  * The certificates of one HTTPS address in one generation: a secure context per server, found
  * by SNI with the virtual hosts' own rules (exact, then wildcard), else the default server's.
+ * A server with managed certificates (`tls: "auto"` / `"internal"`) has one per name, from
+ * `managed`, which renewals update without a new generation.
  */
 export class TlsTable {
   readonly #hosts: HostTable;
   readonly #contexts = new Map<string, SecureContext>();
-  readonly #defaultContext: SecureContext;
   readonly #all: SecureContext[];
+  readonly #managed: ManagedCertificates;
+  /** The answers to TLS-ALPN-01 validations, when a server here orders certificates from an ACME CA. */
+  readonly challenges: AcmeChallenges | null;
+  readonly #ticketKeys: () => Buffer;
   /** Refuse a handshake whose SNI names no server here, or that sends none (the default server's `tls.strictSni`). */
   readonly strictSni: boolean;
 
-  constructor(servers: readonly CompiledServer[], ticketKeys: Buffer) {
+  constructor(servers: readonly CompiledServer[], ticketKeys: () => Buffer, managed: ManagedCertificates, challenges: AcmeChallenges | null) {
     this.#hosts = new HostTable(servers);
     for (const server of servers) {
       const tls = server.config.tls;
-      if (tls) this.#contexts.set(server.id, contextFor(tls, ticketKeys));
+      if (tls && tls.managed === null) this.#contexts.set(server.id, contextFor(tls, ticketKeys()));
     }
-    this.#defaultContext = this.#contexts.get(this.#hosts.defaultServer.id) as SecureContext;
     this.#all = [...this.#contexts.values()];
+    this.#managed = managed;
+    this.challenges = servers.some((server) => server.config.tls?.managed === 'acme') ? challenges : null;
+    this.#ticketKeys = ticketKeys;
     this.strictSni = (this.#hosts.defaultServer.config.tls as ResolvedTls).strictSni;
+  }
+
+  get ticketKeys(): Buffer {
+    return this.#ticketKeys();
   }
 
   /** A rotation: new handshakes' tickets are made (and read) with `keys` (what tls.Server#setTicketKeys does to its context). */
@@ -88,11 +91,26 @@ export class TlsTable {
    * The context for a ClientHello's server name (RFC 6066 §3: case-insensitive), the default
    * server's for none or an unknown one, or null when strict SNI refuses it.
    */
-  select(servername: string | null): SecureContext | null {
-    const server = servername === null ? undefined : this.#hosts.lookup(servername.toLowerCase());
-    const context = server ? this.#contexts.get(server.id) : undefined;
-    if (context) return context;
-    return this.strictSni ? null : this.#defaultContext;
+  select(servername: string | null): Selected {
+    const name = servername === null ? null : servername.toLowerCase();
+    const server = name === null ? undefined : this.#hosts.lookup(name);
+    if (server) return this.#forServer(server, name, true);
+    return this.strictSni ? null : this.#forServer(this.#hosts.defaultServer, name, false);
+  }
+
+  /**
+   * A server's context for a name. A managed server serves the name's own certificate; a name it
+   * has none for is obtained now when the server takes names on demand (`onDemand`, or a local
+   * CA's wildcard the name matched), else it gets the certificate of the server's first name.
+   */
+  #forServer(server: CompiledServer, name: string | null, matched: boolean): Selected {
+    const tls = server.config.tls as ResolvedTls;
+    if (tls.managed === null) return this.#contexts.get(server.id) ?? null;
+    const own = name === null ? undefined : this.#managed.context(name);
+    if (own) return own;
+    const onDemand = tls.onDemand || (tls.managed === 'internal' && matched);
+    if (name !== null && onDemand && HOST_NAME.test(name)) return this.#managed.want(name, tls.managed);
+    return this.#managed.context(server.primaryName) ?? null;
   }
 }
 
@@ -117,34 +135,54 @@ export function createTlsListener(settings: () => HttpSettings, table: () => Tls
  */
 function acceptTls(raw: Socket, http: HttpSettings, table: () => TlsTable, onSecure: (socket: TLSSocket) => void): void {
   // readClientHello is "done" (with no name) at the latest once CLIENT_HELLO_MAX bytes are in.
-  const servername = (bytes: Buffer): { name: string | null } | undefined => {
-    const hello = readClientHello(bytes);
-    return hello.done ? { name: hello.servername } : undefined;
+  const hello = (bytes: Buffer): { name: string | null; alpn: readonly string[] } | undefined => {
+    const read = readClientHello(bytes);
+    return read.done ? { name: read.servername, alpn: read.alpn } : undefined;
   };
-  readFirstBytes(raw, http.headersTimeout, servername, ({ name }, received, done) => {
+  readFirstBytes(raw, http.headersTimeout, hello, ({ name, alpn }, received, done) => {
     raw.pause();
-    const context = table().select(name);
-    if (context === null) {
-      // tls.strictSni: no server has that name; close before any handshake.
-      log().debug({ servername: name }, 'tls: refused a handshake for an unknown name (strictSni)');
-      raw.destroy();
+    const current = table();
+    // RFC 8737 §3: a TLS-ALPN-01 validation offers `acme-tls/1` alone.
+    if (alpn.length === 1 && alpn[0] === ACME_TLS_ALPN && current.challenges) {
+      const challenges = current.challenges;
+      challenges.tlsAlpn01(name, current.ticketKeys).then(
+        (context) => handshake(raw, received, context, [ACME_TLS_ALPN], done, (socket) => socket.end()),
+        (error: unknown) => {
+          log().error({ err: error }, 'acme: cannot read a TLS-ALPN-01 challenge');
+          raw.destroy();
+        },
+      );
       return;
     }
-    // The bytes read so far go back: the TLS socket reads them first (node feeds a wrapped socket's buffer to TLS).
-    raw.unshift(received);
-    const socket = new TLSSocket(raw, { isServer: true, secureContext: context, ALPNProtocols: ALPN }) as ConnectingSocket;
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      // A failed handshake (plain HTTP to the port, an old protocol version, no shared cipher) is the client's: debug only.
-      if (socket.secureConnecting) log().debug({ code: error.code, reason: error.message }, 'tls handshake failed');
-      socket.destroy();
-    });
-    socket.once('secure', () => {
-      done();
-      // What tls.Server does for the sockets it makes (onServerSocketSecure): node:http2 waits
-      // for 'secureConnect' on a TLS socket that still says it is connecting.
-      socket.secureConnecting = false;
-      onSecure(socket);
-    });
+    const selected = current.select(name);
+    if (selected instanceof Promise) selected.then((context) => handshake(raw, received, context, ALPN, done, onSecure), () => raw.destroy());
+    else handshake(raw, received, selected, ALPN, done, onSecure);
+  });
+}
+
+/** The TLS socket over `raw` with `context`, or the connection closed before any handshake when there is none. */
+function handshake(raw: Socket, received: Buffer, context: SecureContext | null, protocols: string[], done: () => void, onSecure: (socket: TLSSocket) => void): void {
+  if (raw.destroyed) return;
+  if (context === null) {
+    // No certificate for that name: strictSni refused it, or a managed one is not there (yet).
+    log().debug('tls: refused a handshake (no certificate for its server name)');
+    raw.destroy();
+    return;
+  }
+  // The bytes read so far go back: the TLS socket reads them first (node feeds a wrapped socket's buffer to TLS).
+  raw.unshift(received);
+  const socket = new TLSSocket(raw, { isServer: true, secureContext: context, ALPNProtocols: protocols }) as ConnectingSocket;
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    // A failed handshake (plain HTTP to the port, an old protocol version, no shared cipher) is the client's: debug only.
+    if (socket.secureConnecting) log().debug({ code: error.code, reason: error.message }, 'tls handshake failed');
+    socket.destroy();
+  });
+  socket.once('secure', () => {
+    done();
+    // What tls.Server does for the sockets it makes (onServerSocketSecure): node:http2 waits
+    // for 'secureConnect' on a TLS socket that still says it is connecting.
+    socket.secureConnecting = false;
+    onSecure(socket);
   });
 }
 
