@@ -45,6 +45,7 @@ Commands:
   dev      run an app in one process that reloads on change (development only)
   forward  a forward proxy (Squid's role: http:// requests and CONNECT tunnels), right now
   check    validate a config and print it resolved, as JSON
+  trust    the local CA of tls: "internal": where it is, how to trust it; as root, install it
   init     write a commented starter portico.config.ts (static files, a proxy, an app) here
 
 Options: --help on any command, --version.
@@ -195,6 +196,19 @@ absolute) as JSON. Exit status 0 when valid, 2 with the field path of each probl
 
 Options:
   -c, --config FILE   the config file (default: ./portico.config.*)
+  -h, --help          this help`,
+  trust: `Usage: portico trust [--config FILE] [--data-dir DIR] [--no-install]
+
+Prints the local CA that issues the certificates of \`tls: "internal"\` servers (made now in the
+data folder if it is not there yet) and how to trust it (curl, Node.js, the system store, the
+browsers' NSS store). Run as root on Debian/Ubuntu, it also installs it in the system store
+(/usr/local/share/ca-certificates, then update-ca-certificates).
+
+Options:
+  -c, --config FILE   the config whose acme.dataDir holds the CA (default: ./portico.config.* if any)
+  --data-dir DIR      the data folder itself (default: the config's, else /var/lib/portico for root,
+                      ~/.local/share/portico for a user)
+  --no-install        print only, even as root
   -h, --help          this help`,
 };
 
@@ -667,7 +681,22 @@ async function init(args: string[]): Promise<void> {
   say(`next: ${where === '.' ? '' : `cd ${where} && `}npx portico up   (then open http://127.0.0.1:8080)`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init };
+async function trustCommand(args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, 'no-install': { type: 'boolean' } });
+  if (values.help) return say(HELP.trust as string);
+  let dataDir = values['data-dir'] === undefined ? undefined : resolve(values['data-dir'] as string);
+  if (dataDir === undefined) {
+    const loader = await configLoader();
+    // The config's data folder when there is a config (named, or found here); else the default one.
+    const found = values.config !== undefined || loader.findConfigFile(process.cwd()) !== undefined;
+    dataDir = found ? (await loader.loadConfig(values.config as string | undefined)).config.acme.dataDir : (await import('../config/sections/acme.js')).defaultDataDir();
+  }
+  const { trust } = await import('./trust.js');
+  const result = await trust(dataDir, !values['no-install']);
+  for (const line of result.lines) say(line);
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init, trust: trustCommand };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

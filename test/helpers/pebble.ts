@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { freePort } from './portico.js';
@@ -24,8 +24,10 @@ export interface RunningPebble {
   readonly pid: number;
   /** Pebble's log so far. */
   log(): string;
-  /** Certificates issued so far, by name (from the log). */
-  issued(): Map<string, number>;
+  /** Certificates issued so far (from the log). */
+  issued(): number;
+  /** Validations Pebble made for a name so far: one per authorization, so one per order (with PEBBLE_AUTHZREUSE=0). */
+  validations(name: string): number;
   /** Pebble's current issuing root (PEM), from its management port. */
   root(): Promise<string>;
   stop(): Promise<void>;
@@ -60,9 +62,19 @@ async function waitFor(check: () => boolean, ms: number, what: () => string): Pr
   }
 }
 
+/** The CA file Pebble's HTTPS will be signed by in `dir` (made now), for a Portico started before Pebble. */
+export function pebbleCaFile(dir: string): string {
+  if (!existsSync(join(dir, 'pebble-https-ca.crt'))) {
+    const ca = makeCa(dir, 'pebble-https-ca');
+    makeCert(dir, ca, 'pebble-https', ['127.0.0.1', 'localhost']);
+  }
+  return join(dir, 'pebble-https-ca.crt');
+}
+
 export async function startPebble(dir: string, options: PebbleOptions): Promise<RunningPebble> {
-  const ca = makeCa(dir, 'pebble-https-ca');
-  const leaf = makeCert(dir, ca, 'pebble-https', ['127.0.0.1', 'localhost']);
+  // Made once per folder: Pebble started again in the same folder (down, then up) keeps the CA Portico was told to trust.
+  const ca = existsSync(join(dir, 'pebble-https-ca.crt')) ? { cert: join(dir, 'pebble-https-ca.crt'), key: join(dir, 'pebble-https-ca.key') } : makeCa(dir, 'pebble-https-ca');
+  const leaf = existsSync(join(dir, 'pebble-https.crt')) ? { cert: join(dir, 'pebble-https.crt'), key: join(dir, 'pebble-https.key') } : makeCert(dir, ca, 'pebble-https', ['127.0.0.1', 'localhost']);
   const listenPort = options.listenPort ?? (await freePort());
   const managementPort = options.managementPort ?? (await freePort());
   const dnsPort = options.dnsPort ?? (await freePort());
@@ -110,16 +122,9 @@ export async function startPebble(dir: string, options: PebbleOptions): Promise<
     caFile,
     pid: pebble.pid as number,
     log: () => log,
-    issued() {
-      const counts = new Map<string, number>();
-      // "Issued certificate serial 1a2b… for order ABC" comes after "Order … names [a.test]"; count the orders Pebble saw by name instead.
-      for (const match of log.matchAll(/Issued certificate serial \S+ for order (\S+)/g)) {
-        const order = match[1] as string;
-        const names = new RegExp(`order ${order}[^\\n]*?\\[([^\\]]*)\\]`).exec(log)?.[1] ?? order;
-        for (const name of names.split(/[ ,]+/).filter(Boolean)) counts.set(name, (counts.get(name) ?? 0) + 1);
-      }
-      return counts;
-    },
+    issued: () => [...log.matchAll(/Issued certificate serial /g)].length,
+    // "Pulled a task from the Tasks queue: &va.vaTask{Identifier:acme.Identifier{Type:"dns", Value:"a.test"}…": one per challenge validated.
+    validations: (name) => log.split('\n').filter((line) => line.includes('Pulled a task') && line.includes(`Value:"${name}"`)).length,
     root: () =>
       new Promise<string>((resolve, reject) => {
         const req = httpsRequest({ host: '127.0.0.1', port: managementPort, path: '/roots/0', ca: readFileSync(caFile) }, (res) => {
