@@ -20,7 +20,8 @@ import { pathToFileURL } from 'node:url';
  * clients (curl -x, a self-signed certificate, headless Chromium through playwright-core) and
  * the HTTPS tests' (certificates made with openssl, s_client, curl --http2, Chromium over h2);
  * testssl.sh checks the TLS listener for known vulnerabilities; gunicorn and uwsgi run the Flask
- * app the proxy tests front.
+ * app the proxy tests front; pebble (Let's Encrypt's test CA) with pebble-challtestsrv (its DNS) is
+ * the CA the automatic HTTPS tests order certificates from.
  */
 export const COMMANDS = [
   ['git', 'git'],
@@ -35,6 +36,8 @@ export const COMMANDS = [
   ['openssl', 'openssl'],
   ['chromium', 'chromium'],
   ['testssl', 'testssl.sh'],
+  ['pebble', 'pebble'],
+  ['pebble-challtestsrv', 'pebble'],
 ];
 
 // Debian's gunicorn and uwsgi run Debian's python3 (/usr/bin/python3), which may not be the

@@ -268,3 +268,44 @@ describe('resolver checks and results', () => {
     assert.deepEqual(JSON.parse(JSON.stringify(config)), config);
   });
 });
+
+describe('managed TLS and the acme section', () => {
+  it('tls "auto" / "internal" resolve to managed certificates, with the acme defaults', () => {
+    const config = validateConfig({ acme: { dataDir: 'data', email: 'ops@example.com' }, servers: [{ listen: ':443', names: ['example.com'], tls: 'auto' }, { listen: ':8443', names: ['localhost'], tls: 'internal' }] }, BASE, null);
+    assert.deepEqual(config.servers[0]?.tls, { certs: [], managed: 'acme', onDemand: false, strictSni: false, hsts: null });
+    assert.equal(config.servers[1]?.tls?.managed, 'internal');
+    assert.deepEqual(config.acme, {
+      email: 'ops@example.com',
+      directory: 'https://acme-v02.api.letsencrypt.org/directory',
+      ca: null,
+      eab: null,
+      challenges: ['http-01', 'tls-alpn-01'],
+      dataDir: join(BASE, 'data'),
+      retryDelay: 60_000,
+      onDemand: null,
+    });
+    assert.equal(validateConfig({ acme: { directory: 'staging' }, servers: [{ listen: ':443', names: ['a.example'], tls: { mode: 'auto', hsts: true } }] }, BASE, null).acme.directory, 'https://acme-staging-v02.api.letsencrypt.org/directory');
+  });
+
+  it('refuses what cannot be obtained, with the field path', () => {
+    assert.deepEqual(problems(one({ tls: 'auto' })), ['servers[0].tls.mode: expected the server to have "names" to order certificates for (or "onDemand": true), got none']);
+    assert.deepEqual(problems(one({ names: ['*.example.com'], tls: 'auto' })), ['servers[0].tls.mode: expected names an ACME CA can validate by HTTP-01 or TLS-ALPN-01, got "*.example.com" (a wildcard needs DNS-01; use "onDemand": true for a certificate per name)']);
+    assert.deepEqual(problems(one({ names: ['a.example'], tls: { mode: 'auto', onDemand: true } })), ['servers[0].tls.onDemand: expected "acme.onDemand.ask" to be set (the URL that allows each name), got none: without it anyone could make this server order certificates']);
+    assert.deepEqual(problems(one({ names: ['a.example'], tls: { mode: 'internal', onDemand: true } })), ['servers[0].tls.onDemand: expected only with "mode": "auto" (on-demand certificates come from the ACME CA), got boolean true']);
+    assert.deepEqual(problems(one({ names: ['a.example'], tls: { mode: 'auto', cert: 'x.crt', key: 'x.key' } })), ['servers[0].tls.mode: expected either "mode" or certificate files ("cert"/"key", "certs"), got both']);
+    assert.match(problems(one({ names: ['a.example'], tls: 'automatic' }))[0] as string, /^servers\[0\]\.tls: expected "auto", "internal" or an object \(certificate files, or "mode"\), got "automatic"$/);
+    assert.match(problems(one({ names: ['a.example'], tls: 'auto' }, { acme: { ca: 'missing.pem' } }))[0] as string, /^acme\.ca: expected a PEM certificate file, got "missing\.pem" \(.*missing\.pem: ENOENT\)$/);
+    assert.match(problems(one({ names: ['a.example'], tls: 'auto' }, { acme: { directory: 'letsencrypt' } }))[0] as string, /^acme\.directory: /);
+    assert.match(problems(one({ names: ['a.example'], tls: 'auto' }, { acme: { challenges: ['dns-01'] } }))[0] as string, /^acme\.challenges\[0\]: /);
+  });
+
+  it('warns about names a public CA will not validate and about missing ports 80/443', () => {
+    const config = validateConfig(one({ names: ['localhost', '10.0.0.1', 'a.example'], tls: 'auto' }), BASE, null);
+    assert.deepEqual(config.warnings, [
+      'servers[0].tls: "localhost", "10.0.0.1" cannot get a certificate from a public ACME CA (an IP address or localhost); use "mode": "internal" for it',
+      'servers[0].tls: "auto" with no listener a CA validates on (a cleartext one on port 80 for HTTP-01, this server on port 443 for TLS-ALPN-01): a public CA will not validate its names',
+    ]);
+    const served = validateConfig({ servers: [{ listen: ':80' }, { listen: ':443', names: ['a.example'], tls: 'auto' }] }, BASE, null);
+    assert.deepEqual(served.warnings, []);
+  });
+});
