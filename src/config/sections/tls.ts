@@ -64,7 +64,7 @@ const tlsObject = z
         }),
       ])
       .optional(),
-  }, { error: (issue) => (issue.code === 'invalid_type' ? `expected "auto", "internal" or an object (certificate files, or "mode"), got ${show(issue.input)}` : undefined) })
+  })
   .superRefine((value, ctx) => {
     const single = value.cert !== undefined || value.key !== undefined;
     if (value.onDemand && value.mode !== 'auto') ctx.addIssue({ code: 'custom', path: ['onDemand'], input: value.onDemand, message: 'expected only with "mode": "auto" (on-demand certificates come from the ACME CA)' });
@@ -79,7 +79,14 @@ const tlsObject = z
   });
 
 /** The object form, or `"auto"` / `"internal"` for `{ mode }` alone. */
-export const tlsOptions = z.preprocess((value) => (value === 'auto' || value === 'internal' ? { mode: value } : value), tlsObject);
+export const tlsOptions = z.preprocess((value, ctx) => {
+  if (value === 'auto' || value === 'internal') return { mode: value };
+  if (typeof value === 'string') {
+    ctx.addIssue({ code: 'custom', input: value, message: `expected "auto", "internal" or an object (certificate files, or "mode"), got ${show(value)}` });
+    return z.NEVER;
+  }
+  return value;
+}, tlsObject);
 
 export type ParsedTls = z.output<typeof tlsObject>;
 
