@@ -46,6 +46,7 @@ interface SchemaDef {
   readonly valueType?: z.core.$ZodType;
   readonly innerType?: z.core.$ZodType;
   readonly in?: z.core.$ZodType;
+  readonly out?: z.core.$ZodType;
   readonly options?: readonly z.core.$ZodType[];
   readonly left?: z.core.$ZodType;
   readonly right?: z.core.$ZodType;
@@ -81,7 +82,9 @@ export function keysAt(schema: z.core.$ZodType, path: readonly PropertyKey[]): S
         visit(def.right, at, depth + 1);
         return;
       case 'pipe':
+        // Both ends: a preprocessed object (tls: "auto" → { mode }) has its fields on the out side.
         visit(def.in, at, depth + 1);
+        visit(def.out, at, depth + 1);
         return;
       case 'lazy':
         visit(def.getter?.(), at, depth + 1);
