@@ -232,6 +232,27 @@ describe('ACME against Pebble', () => {
     assert.equal(s.pebble.issued(), 1);
   });
 
+  it('a name that cannot be validated logs the CA\'s problem document: type, detail, which challenge', async () => {
+    const dir = tempDir('portico-acme-invalid-').path;
+    const tlsPort = await freePort();
+    // Pebble validates HTTP-01 on a port where nothing listens.
+    const nowhere = await freePort();
+    const pebble = await startPebble(dir, { httpPort: nowhere, tlsPort });
+    running.push(pebble);
+    const httpPort = await freePort();
+    const s = { dir, httpPort, tlsPort, pebble, rootFile: '' };
+    const portico = await start(dir, siteConfig(s, ['bad.test'], { challenges: ['http-01'] }));
+    await eventually(() => /could not obtain a certificate for bad\.test/.test(portico.stderr()), 20_000, 'the logged failure');
+    const line = portico.stderr().split('\n').find((l) => l.includes('could not obtain a certificate for bad.test')) as string;
+    const logged = JSON.parse(line) as { problem?: { type: string; detail: string; challenge: string; name: string }; retryInMs?: number };
+    assert.equal(logged.problem?.type, 'urn:ietf:params:acme:error:connection', line);
+    assert.equal(logged.problem?.challenge, 'http-01');
+    assert.equal(logged.problem?.name, 'bad.test');
+    assert.match(logged.problem?.detail ?? '', /bad\.test/);
+    assert.equal(logged.retryInMs, 1000);
+    assert.equal(pebble.issued(), 0);
+  });
+
   it('with Pebble down at start, serves HTTP, fails TLS for the name cleanly, and obtains it once Pebble is up', async () => {
     const dir = tempDir('portico-acme-down-').path;
     const httpPort = await freePort();
@@ -258,6 +279,28 @@ describe('ACME against Pebble', () => {
 });
 
 describe('tls: "internal"', () => {
+  it('portico trust prints the local CA and how to trust it (made once in the data folder)', async () => {
+    const dir = tempDir('portico-trust-').path;
+    const dataDir = join(dir, 'data');
+    const { spawnCli } = await import('../helpers/portico.js');
+    const run = async () => {
+      const cli = spawnCli(['trust', '--data-dir', dataDir, '--no-install']);
+      assert.equal(await cli.exited, 0, cli.err());
+      return cli.out();
+    };
+    const first = await run();
+    const root = join(dataDir, 'ca', 'root.crt');
+    assert.match(first, new RegExp(`file +${root.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.match(first, /curl --cacert .*root\.crt/);
+    assert.match(first, /update-ca-certificates/);
+    assert.doesNotMatch(first, /installed in the system store/, '--no-install installs nothing');
+    const fingerprint = /SHA-256 +(\S+)/.exec(first)?.[1];
+    assert.ok(fingerprint);
+    assert.equal(/SHA-256 +(\S+)/.exec(await run())?.[1], fingerprint, 'the same CA the second time');
+    const { statSync } = await import('node:fs');
+    assert.equal(statSync(join(dataDir, 'ca', 'root.key')).mode & 0o777, 0o600);
+  });
+
   it('serves localhost with a certificate from the local CA; curl trusting that CA gets 200 over h2', async () => {
     const dir = tempDir('portico-internal-').path;
     const port = await freePort();
