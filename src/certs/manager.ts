@@ -14,6 +14,7 @@
  * any, keeps serving meanwhile.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { request } from 'undici';
 import type { ResolvedAcme, ResolvedConfig } from '../config/resolved.js';
 import { log } from '../core/log.js';
@@ -74,6 +75,8 @@ interface Entry {
 const TIMER_MAX_MS = 2 ** 31 - 1;
 /** How long the ask hook may take. */
 const ASK_TIMEOUT_MS = 10_000;
+/** Ask hook answers remembered (names beyond it, least recently seen first, are asked again). */
+const ASKED_NAMES_KEPT = 10_000;
 
 /** Which names each server's certificates are for: exact names (wildcards and patterns are on demand). */
 export function managedNames(config: ResolvedConfig): Map<string, ManagedIssuer> {
@@ -108,8 +111,8 @@ export class CertificateManager {
   #acme: AcmeIssuer | null = null;
   #local: LocalCa | null = null;
   readonly #entries = new Map<string, Entry>();
-  /** The ask hook's answers, by name: asked once per name. */
-  readonly #asked = new Map<string, Promise<boolean>>();
+  /** The ask hook's answers, by name: asked once per name (bounded: a flood of invented names must not grow it without end). */
+  readonly #asked = new LRUCache<string, Promise<boolean>>({ max: ASKED_NAMES_KEPT });
   /** When recent on-demand names were taken on (the rate limit's window). */
   #onDemandTaken: number[] = [];
   #closed = false;

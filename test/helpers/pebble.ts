@@ -44,6 +44,8 @@ export interface PebbleOptions {
   readonly listenPort?: number;
   readonly managementPort?: number;
   readonly dnsPort?: number;
+  /** External Account Binding required (RFC 8555 §7.3.4), with this key id and base64url HMAC key. */
+  readonly eab?: { readonly kid: string; readonly hmacKey: string };
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -90,7 +92,8 @@ export async function startPebble(dir: string, options: PebbleOptions): Promise<
         httpPort: options.httpPort,
         tlsPort: options.tlsPort,
         ocspResponderURL: '',
-        externalAccountBindingRequired: false,
+        externalAccountBindingRequired: options.eab !== undefined,
+        ...(options.eab ? { externalAccountMACKeys: { [options.eab.kid]: options.eab.hmacKey } } : {}),
         ...(options.validitySeconds ? { certificateValidityPeriod: options.validitySeconds } : {}),
       },
     }),

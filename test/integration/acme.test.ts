@@ -39,13 +39,13 @@ async function stack(options: { validitySeconds?: number } = {}): Promise<Stack>
   return { dir, httpPort, tlsPort, pebble, rootFile };
 }
 
-function siteConfig(s: Stack, names: string[], extra: { challenges?: string[]; workers?: number; dataDir?: string; httpPort?: number; tlsPort?: number; directory?: string; caFile?: string } = {}): unknown {
+function siteConfig(s: Stack, names: string[], extra: { challenges?: string[]; workers?: number; dataDir?: string; httpPort?: number; tlsPort?: number; directory?: string; caFile?: string; eab?: { kid: string; hmacKey: string }; plain?: Record<string, unknown> } = {}): unknown {
   return {
     workers: extra.workers ?? 1,
     log: { level: 'info' },
-    acme: { directory: extra.directory ?? s.pebble.directory, ca: extra.caFile ?? s.pebble.caFile, dataDir: extra.dataDir ?? join(s.dir, 'data'), retryDelay: '1s', ...(extra.challenges ? { challenges: extra.challenges } : {}) },
+    acme: { directory: extra.directory ?? s.pebble.directory, ca: extra.caFile ?? s.pebble.caFile, dataDir: extra.dataDir ?? join(s.dir, 'data'), retryDelay: '1s', ...(extra.challenges ? { challenges: extra.challenges } : {}), ...(extra.eab ? { eab: extra.eab } : {}) },
     servers: [
-      { listen: `127.0.0.1:${extra.httpPort ?? s.httpPort}`, routes: [{ respond: { body: 'plain\n' } }] },
+      { listen: `127.0.0.1:${extra.httpPort ?? s.httpPort}`, routes: [{ respond: { body: 'plain\n' } }], ...extra.plain },
       { listen: `127.0.0.1:${extra.tlsPort ?? s.tlsPort}`, names, tls: 'auto', routes: [{ respond: { body: 'secure $host\n' } }] },
     ],
   };
@@ -109,7 +109,9 @@ function servedSerial(port: number, name: string, ca: string): Promise<string> {
 describe('ACME against Pebble', () => {
   it('obtains a certificate by HTTP-01; curl trusting Pebble gets 200 over h2', async () => {
     const s = await stack();
-    const portico = await start(s.dir, siteConfig(s, ['a.test'], { challenges: ['http-01'] }));
+    // The plain server redirects everything and allows no client: the challenge is answered before any rewrite or access rule.
+    const plain = { rewrite: [{ from: '^/', to: 'https://example.invalid/', flag: 'permanent' }], access: [{ deny: 'all' }] };
+    const portico = await start(s.dir, siteConfig(s, ['a.test'], { challenges: ['http-01'], plain }));
     await servedSoon(s, 'a.test', 20_000);
     const result = await curlName(s, 'a.test');
     assert.equal(result.status, 200);
@@ -122,8 +124,8 @@ describe('ACME against Pebble', () => {
     const { statSync, readdirSync } = await import('node:fs');
     const certDir = join(stored, 'certificates', readdirSync(join(stored, 'certificates'))[0] as string, 'a.test');
     for (const file of ['cert.pem', 'key.pem']) assert.equal(statSync(join(certDir, file)).mode & 0o777, 0o600, file);
-    // The plain listener still serves its own routes (the challenge path is only for pending tokens).
-    assert.equal((await request(`http://127.0.0.1:${s.httpPort}/.well-known/acme-challenge/unknown-token-123456`)).body.toString(), 'plain\n');
+    // The challenge path is only for pending tokens: any other goes through the server's own rules.
+    assert.equal((await request(`http://127.0.0.1:${s.httpPort}/.well-known/acme-challenge/unknown-token-123456`)).status, 301);
   });
 
   it('obtains a certificate by TLS-ALPN-01 (RFC 8737) on the TLS listener', async () => {
@@ -230,6 +232,25 @@ describe('ACME against Pebble', () => {
     assert.equal(asked.get('ok1.test'), 1, 'ask hook calls for ok1.test');
     assert.equal(asked.get('no.test'), 1, 'ask hook calls for no.test');
     assert.equal(s.pebble.issued(), 1);
+  });
+
+  it('registers with External Account Binding when the CA requires it (and is refused without)', async () => {
+    const eab = { kid: 'portico-kid', hmacKey: 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W' };
+    const dir = tempDir('portico-acme-eab-').path;
+    const httpPort = await freePort();
+    const tlsPort = await freePort();
+    const pebble = await startPebble(dir, { httpPort, tlsPort, eab });
+    running.push(pebble);
+    const rootFile = join(dir, 'pebble-root.pem');
+    writeFileSync(rootFile, await pebble.root());
+    const s = { dir, httpPort, tlsPort, pebble, rootFile };
+    const without = await start(dir, siteConfig(s, ['eab.test'], { dataDir: join(dir, 'no-eab') }));
+    await eventually(() => /could not obtain a certificate for eab\.test/.test(without.stderr()), 20_000, 'the refusal without EAB');
+    assert.match(without.stderr(), /externalAccountBinding/);
+    await without.stop();
+    await start(dir, siteConfig(s, ['eab.test'], { eab, dataDir: join(dir, 'with-eab') }));
+    await servedSoon(s, 'eab.test', 20_000);
+    assert.equal(pebble.issued(), 1);
   });
 
   it('a name that cannot be validated logs the CA\'s problem document: type, detail, which challenge', async () => {

@@ -101,7 +101,9 @@ export class TlsTable {
   /**
    * A server's context for a name. A managed server serves the name's own certificate; a name it
    * has none for is obtained now when the server takes names on demand (`onDemand`, or a local
-   * CA's wildcard the name matched), else it gets the certificate of the server's first name.
+   * CA's wildcard the name matched). A name the server has but whose certificate is not there
+   * (yet) is refused rather than served another name's; a handshake that reached the default
+   * server without matching it (no SNI, an unknown name) gets the certificate of its first name.
    */
   #forServer(server: CompiledServer, name: string | null, matched: boolean): Selected {
     const tls = server.config.tls as ResolvedTls;
@@ -110,7 +112,7 @@ export class TlsTable {
     if (own) return own;
     const onDemand = tls.onDemand || (tls.managed === 'internal' && matched);
     if (name !== null && onDemand && HOST_NAME.test(name)) return this.#managed.want(name, tls.managed);
-    return this.#managed.context(server.primaryName) ?? null;
+    return matched ? null : (this.#managed.context(server.primaryName) ?? null);
   }
 }
 
