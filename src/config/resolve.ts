@@ -14,12 +14,14 @@ import type { ResolvedApp, ResolvedConfig, ResolvedExternalApp, ResolvedUpstream
 import type { ParsedConfig } from './schema.js';
 import { resolveApp, resolveExternalApp } from './sections/app.js';
 import { resolveAcme } from './sections/acme.js';
+import { resolveAdmin } from './sections/admin.js';
 import { resolveCacheZones } from './sections/cache.js';
 import { resolveForward } from './sections/forward.js';
 import { defaultPidFile, resolveHttp, resolveLog } from './sections/http.js';
 import { resolveLimits } from './sections/limits.js';
 import { checkManagedTls, checkServers, resolveServer } from './sections/server.js';
 import { checkUpstream, resolveUpstream } from './sections/upstream.js';
+import { listenKey } from './sections/values.js';
 
 export { defaultPidFile } from './sections/http.js';
 export { ENCODE_DEFAULTS } from './sections/server.js';
@@ -74,6 +76,11 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   const acme = resolveAcme(parsed.acme, baseDir, problems);
   checkManagedTls(servers, acme, problems, warnings);
   const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, cacheZones, problems) : null;
+  const admin = resolveAdmin(parsed.admin, problems);
+  if (admin) {
+    const key = listenKey(admin.listen);
+    if ([...servers.flatMap((server) => server.listen), ...(forward?.listen ?? [])].some((address) => listenKey(address) === key)) problems.push(`admin.listen: expected an address of its own, got ${JSON.stringify(key)}, where a server or the forward proxy listens`);
+  }
   if (problems.length > 0) throw new ConfigError(problems, source ?? undefined);
   return deepFreeze({
     source,
@@ -86,6 +93,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     cache: { zones: cacheZones },
     workers: parsed.workers ?? null,
     acme,
+    admin,
     gracefulTimeout: parsed.gracefulTimeout,
     pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,

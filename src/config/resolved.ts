@@ -250,6 +250,13 @@ export interface ResolvedTls {
   readonly hsts: string | null;
 }
 
+/** The `admin` section (config/sections/admin.ts): the admin API's address and token. */
+export interface ResolvedAdmin {
+  readonly listen: ListenAddress;
+  /** The bearer token every request must carry, or null (loopback or a unix socket only). */
+  readonly token: string | null;
+}
+
 /** The `acme` section (config/sections/acme.ts), with defaults. */
 export interface ResolvedAcme {
   readonly email: string | null;
@@ -354,6 +361,8 @@ export interface ResolvedConfig {
   readonly workers: number | 'auto' | null;
   /** Automatic HTTPS: the ACME account and CA, the data folder (also the local CA's), on-demand TLS. */
   readonly acme: ResolvedAcme;
+  /** The admin API, metrics and dashboard, or null when off. */
+  readonly admin: ResolvedAdmin | null;
   /** Grace for requests in flight on SIGTERM/SIGINT (ms). */
   readonly gracefulTimeout: number;
   /** Absolute path of the pid file, or null (an embedded config, without `pidFile`). */

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { app } from './sections/app.js';
 import { cacheSection } from './sections/cache.js';
 import { acmeSection } from './sections/acme.js';
+import { adminSection } from './sections/admin.js';
 import { forward } from './sections/forward.js';
 import { httpSection, logSection } from './sections/http.js';
 import { limitsSection } from './sections/limits.js';
@@ -57,6 +58,8 @@ export const configSchema = z.strictObject({
   pidFile: z.string().min(1).optional(),
   /** Automatic HTTPS for `tls: "auto"` servers: the ACME account and CA, the data folder, on-demand TLS. */
   acme: acmeSection.optional(),
+  /** The admin API, Prometheus metrics and the dashboard (off unless set; `{}` listens on 127.0.0.1:2019). */
+  admin: adminSection.optional(),
   /** Virtual servers, the nginx `server` blocks. Required unless `forward` is given. */
   servers: z.array(server).min(1).optional(),
   /** The forward proxy (Squid's role): its own listeners for absolute-form requests and CONNECT tunnels. */

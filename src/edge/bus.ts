@@ -11,6 +11,8 @@
  *   tls       supervisor → worker  tls:certificate (a managed certificate, new or renewed: every
  *                                  worker, and all of them to a worker that starts), tls:refused
  *             worker → supervisor  tls:want (a handshake for a name with no certificate yet)
+ *   observe   supervisor → worker  observe:get (its metrics, or its edge snapshot, for the admin API)
+ *             worker → supervisor  observe:reply
  *
  * The resolved config travels as JSON (it is JSON-serialisable by design): a worker never loads
  * the config file itself, so every worker serves exactly the config the supervisor validated.
@@ -80,10 +82,15 @@ export type TlsToEdge =
 /** A handshake in a worker wants a certificate for `name` (on demand): answered with `certificate` or `refused`. */
 export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: string; readonly issuer: 'acme' | 'internal' };
 
+/** The admin API asks each worker for its part of the node's view (edge/metrics.ts, EdgeServer.snapshot). */
+export type ObserveToEdge = { readonly type: 'portico:observe:get'; readonly seq: number; readonly what: 'metrics' | 'snapshot' };
+/** A worker's answer: prom-client's JSON of its registry, or its EdgeSnapshot. */
+export type ObserveFromEdge = { readonly type: 'portico:observe:reply'; readonly seq: number; readonly data: unknown };
+
 /** Supervisor → edge worker: the whole union. */
-export type ToEdge = ControlToEdge | LimitReply | CachePurge | TlsToEdge;
+export type ToEdge = ControlToEdge | LimitReply | CachePurge | TlsToEdge | ObserveToEdge;
 /** Edge worker → supervisor: the whole union. */
-export type FromEdge = ControlFromEdge | LimitRequest | CachePurge | TlsFromEdge;
+export type FromEdge = ControlFromEdge | LimitRequest | CachePurge | TlsFromEdge | ObserveFromEdge;
 
 /** An edge worker's end of the bus. */
 export type EdgeBus = Bus<FromEdge, ToEdge>;

@@ -25,7 +25,8 @@ import { createTlsListener, type TlsTable } from './listen/tls.js';
 export type { BoundAddress } from './bus.js';
 
 export interface EdgeSnapshot {
-  readonly listeners: readonly { readonly key: string; readonly kind: ListenerKind; readonly tunnels: number }[];
+  /** Each listener's open connections (upgraded ones included) and WebSocket tunnels. */
+  readonly listeners: readonly { readonly key: string; readonly kind: ListenerKind; readonly connections: number; readonly tunnels: number }[];
   readonly upstreams: readonly UpstreamGroupSnapshot[];
   readonly cacheZones: readonly CacheZoneSnapshot[];
 }
@@ -71,7 +72,9 @@ export class EdgeServer implements ListenerHost {
   /** Plain data about this process's edge, for the admin API and metrics: listeners, upstream servers, cache zones. */
   snapshot(): EdgeSnapshot {
     return {
-      listeners: [...this.#listeners.entries()].map(([key, listener]) => ({ key, kind: listener.kind, tunnels: this.#tunnels.get(key)?.size ?? 0 })),
+      // `_connections` is net.Server's own synchronous count (getConnections() is asynchronous);
+      // read here, at snapshot time, rather than counting every connection on the hot path.
+      listeners: [...this.#listeners.entries()].map(([key, listener]) => ({ key, kind: listener.kind, connections: (listener.socketServer as unknown as { _connections: number })._connections, tunnels: this.#tunnels.get(key)?.size ?? 0 })),
       upstreams: [...this.#generation.upstreams.values()].map((group) => group.snapshot()),
       cacheZones: this.#environment.cacheZones.snapshot(),
     };

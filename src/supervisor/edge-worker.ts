@@ -17,6 +17,7 @@ import { IpcLimitStore } from '../core/limit-ipc.js';
 import { log, useErrorLog } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
 import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
+import { EdgeMetrics } from '../edge/metrics.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment } from '../edge/environment.js';
 import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
@@ -46,7 +47,16 @@ const ticketKeys = new TicketKeys();
 const certificates = new ManagedCertificates(ticketKeys);
 certificates.asker = (name, issuer) => bus.send({ type: 'portico:tls:want', name, issuer });
 
+/** This worker's metrics, once a config has the admin listener (then kept, across reloads). */
+let metrics: EdgeMetrics | null = null;
+function followAdmin(next: ResolvedConfig): void {
+  if (metrics || next.admin === null) return;
+  metrics = new EdgeMetrics(() => server?.snapshot() ?? null);
+  metrics.start();
+}
+
 async function start(initial: ResolvedConfig, members: Members, keys: string): Promise<void> {
+  followAdmin(initial);
   ticketKeys.set(Buffer.from(keys, 'base64'));
   config = initial;
   applyLog(initial);
@@ -78,6 +88,7 @@ async function reload(seq: number, next: ResolvedConfig): Promise<void> {
   if (!server || stopping) return send({ type: 'portico:edge:reloaded', seq, error: 'not serving' });
   try {
     await server.reload(next);
+    followAdmin(next);
     applyLog(next);
     config = next;
     send({ type: 'portico:edge:reloaded', seq, error: null });
@@ -104,6 +115,15 @@ bus.on('portico:edge:start', (message) => {
 bus.on('portico:edge:ticket-keys', (message) => ticketKeys.set(Buffer.from(message.keys, 'base64')));
 bus.on('portico:tls:certificate', (message) => certificates.set(message.name, { cert: message.cert, key: message.key }));
 bus.on('portico:tls:refused', (message) => certificates.refuse(message.name));
+// The admin API's view of this worker: its metrics (counted from the start when the config has an
+// admin listener) and its edge snapshot.
+bus.on('portico:observe:get', (message) => {
+  void (async () => {
+    await started;
+    const data = message.what === 'metrics' ? ((await metrics?.registry.getMetricsAsJSON()) ?? []) : (server?.snapshot() ?? null);
+    bus.send({ type: 'portico:observe:reply', seq: message.seq, data });
+  })();
+});
 bus.on('portico:edge:reload', (message) => void reload(message.seq, message.config));
 bus.on('portico:edge:member-add', (message) => groups.get(message.group)?.addServer(message.url));
 bus.on('portico:edge:member-remove', (message) => {

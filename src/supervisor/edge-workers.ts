@@ -122,6 +122,40 @@ export class EdgeWorkers {
   /** The node's managed certificates (the certificate manager fills them). */
   readonly #certificates: ManagedCertificates;
 
+  /**
+   * Asks every serving worker for its metrics (prom-client JSON) or its edge snapshot; a worker
+   * that has not answered within `timeoutMs` is left out (one silent worker does not fail a scrape).
+   */
+  async observe(what: 'metrics' | 'snapshot', timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
+    const records = [...this.#workers.values()].filter((record) => record.state === 'serving');
+    const answers = await Promise.all(
+      records.map(
+        (record) =>
+          new Promise<{ pid: number; data: unknown } | null>((resolve) => {
+            const seq = ++this.#observeSeq;
+            const timer = setTimeout(() => {
+              detach();
+              resolve(null);
+            }, timeoutMs);
+            const detach = record.bus.on('portico:observe:reply', (message) => {
+              if (message.seq !== seq) return;
+              clearTimeout(timer);
+              detach();
+              resolve({ pid: record.pid, data: message.data });
+            });
+            if (!record.bus.send({ type: 'portico:observe:get', seq, what })) {
+              clearTimeout(timer);
+              detach();
+              resolve(null);
+            }
+          }),
+      ),
+    );
+    return answers.filter((answer) => answer !== null);
+  }
+
+  #observeSeq = 0;
+
   snapshot(): EdgeWorkerSnapshot[] {
     return [...this.#workers.values()].map((r) => ({ pid: r.pid, state: r.state, startedAt: r.startedAt }));
   }

@@ -25,6 +25,10 @@ import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, log, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
 import type { CertificateManager, CertificateSnapshot } from '../certs/manager.js';
+import { PorticoError } from '../core/errors.js';
+import type { EdgeMetrics } from '../edge/metrics.js';
+import type { AdminHost, AdminServer, ReloadResult } from './admin.js';
+import type { NodeMetrics } from './node-metrics.js';
 import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import { TicketKeys } from '../edge/listen/ticket-keys.js';
 import { createEdgeEnvironment, type EdgeEnvironment } from '../edge/environment.js';
@@ -130,8 +134,8 @@ function writePidFile(path: string): () => void {
 
 /** What the supervisor is asked to do. Signals, the file watcher and (later) the admin API enqueue these; one loop runs them in order. */
 export type SupervisorCommand =
-  /** Load the config again and swap it in (SIGHUP, `portico reload`, `--watch`). */
-  | { readonly type: 'reload'; readonly trigger: string }
+  /** Load the config again and swap it in (SIGHUP, `portico reload`, `--watch`, the admin API); `reply` hears how it went. */
+  | { readonly type: 'reload'; readonly trigger: string; readonly reply?: (result: ReloadResult) => void }
   /** Stop: graceful (requests in flight finish within `gracefulTimeout`) or fast; `code` is the exit code. */
   | { readonly type: 'stop'; readonly signal: string; readonly fast: boolean; readonly code: number };
 
@@ -187,6 +191,13 @@ export class Supervisor {
   #external: ExternalApps | null = null;
   #edge: Edge | null = null;
   readonly #queue: SupervisorCommand[] = [];
+  /** Those waiting for the result of the next reload (the admin API). */
+  readonly #reloadReplies: ((result: ReloadResult) => void)[] = [];
+  /** The admin API and the node's metrics, while the config has `admin`. */
+  #admin: AdminServer | null = null;
+  #nodeMetrics: NodeMetrics | null = null;
+  /** The edge's metrics when it runs in this process (edge workers keep their own). */
+  #edgeMetrics: EdgeMetrics | null = null;
   #wake: (() => void) | null = null;
   readonly #watcher: ConfigWatcher;
 
@@ -235,6 +246,7 @@ export class Supervisor {
    * is one reload; a fast stop jumps the queue (a second signal must not wait behind a reload).
    */
   command(command: SupervisorCommand): void {
+    if (command.type === 'reload' && command.reply) this.#reloadReplies.push(command.reply);
     if (command.type === 'reload' && this.#queue.some((queued) => queued.type === 'reload')) return;
     if (command.type === 'stop') {
       // A stop applies at once (stop() is idempotent and escalates); what is queued after it is dropped.
@@ -264,7 +276,10 @@ export class Supervisor {
       if (this.#stopping) return;
       if (next.type === 'reload') {
         this.#state = 'reloading';
-        await this.#reload(next.trigger);
+        // Whoever asked before this reload began hears its result; a later ask waits for the next one.
+        const replies = this.#reloadReplies.splice(0);
+        const result = await this.#reload(next.trigger);
+        for (const reply of replies) reply(result);
         if (!this.#stopping) this.#state = 'serving';
       }
     }
@@ -329,9 +344,18 @@ export class Supervisor {
     }
     // Certificates are obtained once the edge listens: the CA's validations come to it.
     await this.#manageCertificates(current);
+    try {
+      await this.#followAdmin(current);
+    } catch (error) {
+      await edge.stop(0);
+      await pools?.stop();
+      await external?.stop();
+      throw error;
+    }
     const removePidFile = current.pidFile ? writePidFile(current.pidFile) : () => undefined;
     process.on('exit', removePidFile);
-    options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? [])] });
+    const adminLine = this.#admin ? [`admin API on ${listenText(this.#admin.settings.listen)} (GET /status, /metrics, /upstreams; POST /reload)`] : [];
+    options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? []), ...adminLine] });
 
     const halt = (why: string, code: number) => {
       complain(`portico: ${why}`);
@@ -359,6 +383,7 @@ export class Supervisor {
     this.#watcher.close();
     clearInterval(this.#ticketRotation);
     this.#certificateManager?.close();
+    void this.#admin?.close();
     const edge = this.#edge;
     const pools = this.#pools;
     const external = this.#external;
@@ -399,19 +424,20 @@ export class Supervisor {
     this.#certificateManager.configure(config);
   }
 
-  async #reload(why: string): Promise<void> {
+  async #reload(why: string): Promise<ReloadResult> {
     const options = this.#options;
     const current = this.#config;
     const pools = this.#pools;
     const edge = this.#edge;
-    if (!edge) return;
+    const unchanged = (problem: string | null): ReloadResult => ({ ok: problem === null, problem, problems: null, generation: this.#generation });
+    if (!edge) return unchanged('not started');
     try {
       if (!options.load) {
         if (pools) {
           log().info(`${why}: nothing to reload (no config file); rolling the app workers`);
           pools.reload(current);
         } else log().warn(`${why}: nothing to reload (no config file)`);
-        return;
+        return unchanged(null);
       }
       const loaded = await options.load();
       const next = applyOverrides(loaded.config, options.overrides);
@@ -429,6 +455,7 @@ export class Supervisor {
       // in the edge's group before an old one leaves it.
       pools?.reload(next);
       await this.#manageCertificates(next);
+      await this.#followAdmin(next);
       // The error log follows the reloaded config too (its level or destination may have changed),
       // and its file is reopened, as the access log's is (logrotate's postrotate: portico reload).
       applyLogConfig(next);
@@ -438,13 +465,68 @@ export class Supervisor {
       this.#watcher.follow(loaded.dependencies);
       log().info({ source: next.source, trigger: why }, 'reloaded: new config serving');
       warnAbout(next);
+      this.#nodeMetrics?.reloaded(true);
+      return { ok: true, problem: null, problems: null, generation: this.#generation };
     } catch (error) {
       const problems = error instanceof ConfigError ? error.problems : undefined;
       this.#lastReload = { at: Date.now(), ok: false, trigger: why, problem: (error as Error).message };
       log().error({ problem: (error as Error).message, ...(problems ? { problems } : {}), trigger: why }, 'reload refused: the running config keeps serving');
+      this.#nodeMetrics?.reloaded(false);
+      return { ok: false, problem: (error as Error).message, problems: problems ?? null, generation: this.#generation };
     }
   }
+
+  /**
+   * The admin API follows the config: started with the first config that has `admin` (with the
+   * node's metrics, counted from then on), moved when its address or token changes. A new
+   * address that cannot be opened is logged; the old one has been closed.
+   */
+  async #followAdmin(config: ResolvedConfig): Promise<void> {
+    const wanted = config.admin;
+    if (wanted && !this.#nodeMetrics) {
+      const { NodeMetrics } = await import('./node-metrics.js');
+      this.#nodeMetrics = new NodeMetrics(() => this.snapshot());
+    }
+    if (wanted && this.#edge instanceof InProcessEdge && !this.#edgeMetrics) {
+      const { EdgeMetrics } = await import('../edge/metrics.js');
+      const server = this.#edge.server;
+      this.#edgeMetrics = new EdgeMetrics(() => server.snapshot());
+      this.#edgeMetrics.start();
+    }
+    if (JSON.stringify(this.#admin?.settings ?? null) === JSON.stringify(wanted)) return;
+    await this.#admin?.close();
+    this.#admin = null;
+    if (!wanted) return;
+    const { AdminServer } = await import('./admin.js');
+    const admin = new AdminServer(wanted, this.#adminHost());
+    try {
+      const url = await admin.start();
+      this.#admin = admin;
+      log().info({ admin: url }, 'admin API listening');
+    } catch (error) {
+      log().error({ err: error }, 'admin API: cannot listen');
+      if (this.#state === 'starting') throw new PorticoError('ERR_LISTEN', `admin: cannot listen on ${listenText(wanted.listen)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+
+  #adminHost(): AdminHost {
+    return {
+      snapshot: () => this.snapshot(),
+      config: () => this.#config,
+      reload: (trigger) => new Promise((resolve) => this.command({ type: 'reload', trigger, reply: resolve })),
+      edgeSnapshots: async () => {
+        if (this.#workers) return (await this.#workers.observe('snapshot', 1000)).filter((answer) => answer.data !== null).map((answer) => ({ pid: answer.pid, snapshot: answer.data as EdgeSnapshot }));
+        return this.#edge instanceof InProcessEdge ? [{ pid: process.pid, snapshot: this.#edge.server.snapshot() }] : [];
+      },
+      metrics: async () => {
+        const metrics = this.#nodeMetrics as NodeMetrics;
+        return { contentType: metrics.contentType, body: await metrics.scrape({ inProcess: this.#edgeMetrics, workers: this.#workers }) };
+      },
+    };
+  }
 }
+
+const listenText = (address: ResolvedConfig['servers'][number]['listen'][number]): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host.includes(':') ? `[${address.host}]` : address.host || '0.0.0.0'}:${address.port}`);
 
 /** Starts a node; it runs until a signal (or a command) stops it, and the process exits from there. */
 /** What the config found suspicious but serves (an expired certificate…): one warning line each. */

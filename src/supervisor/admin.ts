@@ -1,0 +1,226 @@
+/**
+ * The admin API (Caddy's admin endpoint, HAProxy's runtime API): the node's state as JSON, a
+ * reload through the supervisor's command queue (the path SIGHUP takes), the upstream servers as
+ * every edge worker sees them, and one Prometheus scrape for the node. It runs in the supervisor,
+ * on `admin.listen`, never on a site's port.
+ *
+ * Security, after Caddy's CVE-2026-27589 (a cross-origin `POST /load` replaced a whole config):
+ *   - the Host header must name the admin address (a DNS-rebinding page cannot reach it by name);
+ *   - a browser request from another origin (Origin, Sec-Fetch-Site) is refused;
+ *   - a state-changing request must be JSON (a cross-site form can only send simple content types)
+ *     or carry the token;
+ *   - with `admin.token` every request but `GET /health` carries `Authorization: Bearer TOKEN`
+ *     (the config requires a token on a TCP address that is not loopback);
+ *   - every action is logged.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ResolvedAdmin, ResolvedConfig } from '../config/resolved.js';
+import { log } from '../core/log.js';
+import type { EdgeSnapshot } from '../edge/server.js';
+import type { SupervisorSnapshot } from './node.js';
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  /** Why it was refused, or null. */
+  readonly problem: string | null;
+  /** The config's field-path problems, when the config was invalid. */
+  readonly problems: readonly string[] | null;
+  readonly generation: number;
+}
+
+/** What the admin API reads and asks of the supervisor. */
+export interface AdminHost {
+  snapshot(): SupervisorSnapshot;
+  config(): ResolvedConfig;
+  reload(trigger: string): Promise<ReloadResult>;
+  /** Each edge process's snapshot (the supervisor's own, or every worker's that answers). */
+  edgeSnapshots(): Promise<{ readonly pid: number; readonly snapshot: EdgeSnapshot }[]>;
+  metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+}
+
+export const VERSION = '0.1.0';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+/** The config as the API shows it: secrets replaced (the admin token, the EAB key). */
+function redacted(config: ResolvedConfig): unknown {
+  return {
+    ...config,
+    admin: config.admin ? { ...config.admin, token: config.admin.token === null ? null : '(set)' } : null,
+    acme: { ...config.acme, eab: config.acme.eab ? { kid: config.acme.eab.kid, hmacKey: '(set)' } : null },
+  };
+}
+
+/** Upstream servers as the node sees them: counters summed over the edge processes, health as each one says. */
+export function mergeUpstreams(snapshots: readonly { readonly pid: number; readonly snapshot: EdgeSnapshot }[]): unknown[] {
+  const groups = new Map<string, { name: string; balance: string; servers: Map<string, Record<string, unknown>> }>();
+  for (const { pid, snapshot } of snapshots) {
+    for (const group of snapshot.upstreams) {
+      let merged = groups.get(group.name);
+      if (!merged) groups.set(group.name, (merged = { name: group.name, balance: group.balance, servers: new Map() }));
+      for (const server of group.servers) {
+        const seen = merged.servers.get(server.url) ?? { url: server.url, weight: server.weight, backup: server.backup, healthy: true, down: false, inFlight: 0, attempts: 0, failures: 0, byProcess: [] as unknown[] };
+        seen.healthy = (seen.healthy as boolean) && server.healthy;
+        seen.down = (seen.down as boolean) || server.down;
+        seen.inFlight = (seen.inFlight as number) + server.inFlight;
+        seen.attempts = (seen.attempts as number) + server.attempts;
+        seen.failures = (seen.failures as number) + server.failures;
+        (seen.byProcess as unknown[]).push({ pid, healthy: server.healthy, down: server.down, inFlight: server.inFlight, recentFailures: server.recentFailures });
+        merged.servers.set(server.url, seen);
+      }
+    }
+  }
+  return [...groups.values()].map((group) => ({ name: group.name, balance: group.balance, servers: [...group.servers.values()] }));
+}
+
+/** The Host values that name the admin address (none to check for a unix socket, or for all interfaces behind a token). */
+function allowedHosts(settings: ResolvedAdmin, port: number): Set<string> | null {
+  if (settings.listen.kind === 'unix') return null;
+  const host = settings.listen.host;
+  if (host === '' || host === '0.0.0.0' || host === '::') return null;
+  const names = new Set([host.includes(':') ? `[${host}]` : host, 'localhost', '127.0.0.1', '[::1]']);
+  return new Set([...names].map((name) => `${name}:${port}`));
+}
+
+function tokenMatches(given: string | undefined, token: string): boolean {
+  const bearer = /^Bearer (.+)$/.exec(given ?? '')?.[1];
+  if (bearer === undefined) return false;
+  const a = Buffer.from(bearer);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export class AdminServer {
+  readonly settings: ResolvedAdmin;
+  readonly #host: AdminHost;
+  readonly #server: Server;
+  #hosts: Set<string> | null = null;
+  readonly #routes: Record<string, Handler>;
+
+  constructor(settings: ResolvedAdmin, host: AdminHost) {
+    this.settings = settings;
+    this.#host = host;
+    this.#routes = {
+      'GET /health': (_req, res) => {
+        const state = this.#host.snapshot().state;
+        json(res, state === 'stopping' ? 503 : 200, { status: state === 'stopping' ? 'stopping' : 'ok', state });
+      },
+      'GET /status': (_req, res) => json(res, 200, this.#status()),
+      'GET /config': (_req, res) => json(res, 200, redacted(this.#host.config())),
+      'POST /reload': async (_req, res) => {
+        const result = await this.#host.reload('admin API');
+        json(res, result.ok ? 200 : 400, result);
+      },
+      'GET /upstreams': async (_req, res) => json(res, 200, { upstreams: mergeUpstreams(await this.#host.edgeSnapshots()) }),
+      'GET /metrics': async (_req, res) => {
+        const { contentType, body } = await this.#host.metrics();
+        res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+        res.end(body);
+      },
+    };
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server.headersTimeout = 10_000;
+    this.#server.requestTimeout = 30_000;
+  }
+
+  /** Listens; resolves with the URL it answers on. */
+  async start(): Promise<string> {
+    const listen = this.settings.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      if (listen.kind === 'unix') {
+        rmSync(listen.path, { force: true });
+        this.#server.listen(listen.path, () => resolve());
+      } else this.#server.listen(listen.port, listen.host === '' ? undefined : listen.host, () => resolve());
+    });
+    const address = this.#server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    this.#hosts = allowedHosts(this.settings, port);
+    return listen.kind === 'unix' ? `unix:${listen.path}` : `http://${listen.host === '' ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #status(): unknown {
+    const snapshot = this.#host.snapshot();
+    return {
+      version: VERSION,
+      pid: snapshot.pid,
+      state: snapshot.state,
+      uptimeSeconds: Math.round((Date.now() - snapshot.startedAt) / 1000),
+      generation: snapshot.generation,
+      lastReload: snapshot.lastReload,
+      source: snapshot.source,
+      workers: snapshot.workers,
+      edgeWorkers: snapshot.edgeWorkers,
+      listeners: snapshot.addresses,
+      apps: snapshot.apps,
+      cacheZones: snapshot.edge?.cacheZones ?? null,
+      certificates: snapshot.certificates,
+    };
+  }
+
+  /** Why a request is refused before any route, or null. */
+  #refusal(req: IncomingMessage): { status: number; error: string } | null {
+    const token = this.settings.token;
+    const hosts = this.#hosts;
+    if (hosts && !hosts.has((req.headers.host ?? '').toLowerCase())) return { status: 403, error: `host not allowed: ${JSON.stringify(req.headers.host ?? '')}` };
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      let host = '';
+      try {
+        host = new URL(origin).host;
+      } catch {
+        // not a URL: refused below
+      }
+      if (hosts ? !hosts.has(host) : host !== (req.headers.host ?? '').toLowerCase()) return { status: 403, error: `cross-origin request refused (Origin ${origin})` };
+    }
+    const site = req.headers['sec-fetch-site'];
+    if (site === 'cross-site' || site === 'same-site') return { status: 403, error: `cross-site request refused (Sec-Fetch-Site ${site})` };
+    const isHealth = req.method === 'GET' && req.url === '/health';
+    const authorized = token !== null && tokenMatches(req.headers.authorization, token);
+    if (token !== null && !authorized && !isHealth) return { status: 401, error: 'a bearer token is required (Authorization: Bearer …)' };
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !authorized) {
+      // RFC 9110 §8.3: a form can send only simple types; JSON needs a script, which CORS stops cross-site.
+      const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+      if (type !== 'application/json') return { status: 415, error: 'a state-changing request must be sent as application/json (or carry the token)' };
+    }
+    return null;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] as string;
+    try {
+      const refusal = this.#refusal(req);
+      if (refusal) {
+        log().warn({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress, status: refusal.status, reason: refusal.error }, 'admin: request refused');
+        req.resume();
+        return json(res, refusal.status, { error: refusal.error });
+      }
+      const handler = this.#routes[`${req.method} ${path}`];
+      if (!handler) {
+        req.resume();
+        const known = Object.keys(this.#routes).some((route) => route.endsWith(` ${path}`));
+        return json(res, known ? 405 : 404, { error: known ? `method ${req.method} not allowed on ${path}` : `no admin endpoint ${path}` });
+      }
+      if (req.method !== 'GET') log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
+      req.resume();
+      await handler(req, res);
+    } catch (error) {
+      log().error({ err: error, admin: `${req.method} ${path}` }, 'admin: request failed');
+      if (!res.headersSent) json(res, 500, { error: (error as Error).message });
+      else res.destroy();
+    }
+  }
+}

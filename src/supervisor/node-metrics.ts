@@ -1,0 +1,120 @@
+/**
+ * One Prometheus scrape for the whole node: the supervisor's own metrics (config reloads, app
+ * workers, certificate expiry, its process) and the edge's, from this process or merged from
+ * every edge worker with prom-client's aggregation (counters and histograms summed). A worker that
+ * does not answer within a second is left out of that scrape rather than failing it.
+ */
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { EdgeMetrics } from '../edge/metrics.js';
+import type { EdgeWorkers } from './edge-workers.js';
+import type { SupervisorSnapshot } from './node.js';
+
+/** How long a scrape waits for an edge worker's metrics. */
+const WORKER_TIMEOUT_MS = 1000;
+
+export class NodeMetrics {
+  readonly #registry = new Registry();
+  readonly #reloads: Counter;
+  readonly #appTotals = new Map<string, { started: number; crashes: number }>();
+
+  constructor(snapshot: () => SupervisorSnapshot) {
+    const registers = [this.#registry];
+    collectDefaultMetrics({ register: this.#registry });
+    this.#reloads = new Counter({ name: 'portico_config_reloads_total', help: 'Config reloads attempted, by result.', labelNames: ['result'], registers });
+    new Gauge({
+      name: 'portico_config_last_reload_success',
+      help: '1 when the last reload swapped in its config (or none was tried), 0 when it was refused.',
+      registers,
+      collect() {
+        this.set(snapshot().lastReload?.ok === false ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: 'portico_config_generation',
+      help: 'Configs swapped in since the start.',
+      registers,
+      collect() {
+        this.set(snapshot().generation);
+      },
+    });
+    new Gauge({
+      name: 'portico_edge_workers',
+      help: 'Edge worker processes serving (0: the edge runs in the supervisor).',
+      registers,
+      collect() {
+        this.set(snapshot().edgeWorkers.filter((worker) => worker.state === 'serving').length);
+      },
+    });
+    new Gauge({
+      name: 'portico_app_workers',
+      help: 'Worker processes of an app, by state.',
+      labelNames: ['app', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [app, arbiter] of Object.entries(snapshot().apps)) {
+          const byState = new Map<string, number>();
+          for (const worker of arbiter.workers) byState.set(worker.state, (byState.get(worker.state) ?? 0) + 1);
+          for (const [state, count] of byState) this.set({ app, state }, count);
+        }
+      },
+    });
+    const appTotals = this.#appTotals;
+    const started = new Counter({ name: 'portico_app_workers_started_total', help: 'App worker processes started.', labelNames: ['app'], registers });
+    new Counter({
+      name: 'portico_app_worker_crashes_total',
+      help: 'App worker processes that exited unplanned.',
+      labelNames: ['app'],
+      registers,
+      // The arbiter counts; the counters follow its totals at each scrape.
+      collect() {
+        for (const [app, arbiter] of Object.entries(snapshot().apps)) {
+          const seen = appTotals.get(app) ?? { started: 0, crashes: 0 };
+          if (arbiter.started > seen.started) started.inc({ app }, arbiter.started - seen.started);
+          if (arbiter.crashes > seen.crashes) this.inc({ app }, arbiter.crashes - seen.crashes);
+          appTotals.set(app, { started: arbiter.started, crashes: arbiter.crashes });
+        }
+      },
+    });
+    new Gauge({
+      name: 'portico_app_requests',
+      help: 'Requests served by an app\'s current workers (as of their last heartbeat).',
+      labelNames: ['app'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [app, arbiter] of Object.entries(snapshot().apps)) this.set({ app }, arbiter.workers.reduce((sum, worker) => sum + worker.requests, 0));
+      },
+    });
+    new Gauge({
+      name: 'portico_tls_certificate_expiry_timestamp_seconds',
+      help: 'When a managed certificate expires (Unix time).',
+      labelNames: ['name', 'issuer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const certificate of snapshot().certificates) if (certificate.notAfter) this.set({ name: certificate.name, issuer: certificate.issuer }, Date.parse(certificate.notAfter) / 1000);
+      },
+    });
+  }
+
+  /** Counts a reload (the supervisor calls it with each result). */
+  reloaded(ok: boolean): void {
+    this.#reloads.inc({ result: ok ? 'ok' : 'refused' });
+  }
+
+  /** The node's metrics in Prometheus' text format. */
+  async scrape(edge: { inProcess: EdgeMetrics | null; workers: EdgeWorkers | null }): Promise<string> {
+    const registries: Registry[] = [this.#registry];
+    if (edge.inProcess) registries.push(edge.inProcess.registry);
+    if (edge.workers) {
+      const answers = await edge.workers.observe('metrics', WORKER_TIMEOUT_MS);
+      if (answers.length > 0) registries.push(AggregatorRegistry.aggregate(answers.map((answer) => answer.data as MetricObjectWithValues<MetricValue<string>>[])));
+    }
+    return Registry.merge(registries).metrics();
+  }
+
+  get contentType(): string {
+    return this.#registry.contentType;
+  }
+}
