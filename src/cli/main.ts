@@ -46,6 +46,7 @@ Commands:
   forward  a forward proxy (Squid's role: http:// requests and CONNECT tunnels), right now
   check    validate a config and print it resolved, as JSON
   trust    the local CA of tls: "internal": where it is, how to trust it; as root, install it
+  status   a running node through its admin API: listeners, workers, upstreams, cache, certificates
   init     write a commented starter portico.config.ts (static files, a proxy, an app) here
 
 Options: --help on any command, --version.
@@ -196,6 +197,17 @@ absolute) as JSON. Exit status 0 when valid, 2 with the field path of each probl
 
 Options:
   -c, --config FILE   the config file (default: ./portico.config.*)
+  -h, --help          this help`,
+  status: `Usage: portico status [--config FILE] [--admin URL] [--token TOKEN] [--json]
+
+Shows a running node through its admin API (the config's \`admin\` section): listeners, edge
+workers, apps, upstream servers (up, down, drained), cache zones and certificates.
+
+Options:
+  -c, --config FILE   the config whose \`admin\` names the API (default: ./portico.config.*)
+  --admin URL         the admin API itself: http://127.0.0.1:2019 or unix:/path.sock
+  --token TOKEN       its bearer token (default: the config's admin.token, or PORTICO_ADMIN_TOKEN)
+  --json              print GET /status and GET /upstreams as JSON
   -h, --help          this help`,
   trust: `Usage: portico trust [--config FILE] [--data-dir DIR] [--no-install]
 
@@ -696,7 +708,31 @@ async function trustCommand(args: string[]): Promise<void> {
   for (const line of result.lines) say(line);
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init, trust: trustCommand };
+async function statusCommand(args: string[]): Promise<void> {
+  const { values } = parse(args, { config: { type: 'string', short: 'c' }, admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return say(HELP.status as string);
+  const { adminGet, adminTarget, renderStatus } = await import('./status.js');
+  let target: { url: string; token: string | null };
+  if (values.admin !== undefined) target = { url: values.admin as string, token: null };
+  else {
+    const { config } = await (await configLoader()).loadConfig(values.config as string | undefined);
+    if (config.admin === null) throw new UsageError(`status: the config (${config.source ?? 'embedded'}) has no "admin" section; add admin: {} (127.0.0.1:2019) or pass --admin URL`);
+    target = adminTarget(config.admin);
+  }
+  const token = (values.token as string | undefined) ?? target.token ?? process.env.PORTICO_ADMIN_TOKEN ?? null;
+  const withToken = { url: target.url, token };
+  let status: unknown;
+  let upstreams: unknown;
+  try {
+    [status, upstreams] = await Promise.all([adminGet(withToken, '/status'), adminGet(withToken, '/upstreams')]);
+  } catch (error) {
+    throw new PorticoError('ERR_ADMIN', `status: ${(error as Error).message}`);
+  }
+  if (values.json) return say(JSON.stringify({ status, upstreams }, null, 2));
+  say(renderStatus(status as Record<string, unknown>, upstreams as Record<string, unknown>).join('\n'));
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init, trust: trustCommand, status: statusCommand };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -44,6 +44,8 @@ export const ErrorCodes = {
   // apps run by `portico up`: workers crash-looped at start (exit 1), a module that exports no app (exit 2)
   ERR_APP_START: 'ERR_APP_START',
   ERR_APP_INVALID: 'ERR_APP_INVALID',
+  // cli: `portico status` could not reach or read the admin API
+  ERR_ADMIN: 'ERR_ADMIN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -11,7 +11,8 @@
  *   tls       supervisor → worker  tls:certificate (a managed certificate, new or renewed: every
  *                                  worker, and all of them to a worker that starts), tls:refused
  *             worker → supervisor  tls:want (a handshake for a name with no certificate yet)
- *   observe   supervisor → worker  observe:get (its metrics, or its edge snapshot, for the admin API)
+ *   observe   supervisor → worker  observe:get (its metrics, or its edge snapshot, for the admin API),
+ *                                  observe:drain (drain or enable an upstream server)
  *             worker → supervisor  observe:reply
  *
  * The resolved config travels as JSON (it is JSON-serialisable by design): a worker never loads
@@ -82,9 +83,14 @@ export type TlsToEdge =
 /** A handshake in a worker wants a certificate for `name` (on demand): answered with `certificate` or `refused`. */
 export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: string; readonly issuer: 'acme' | 'internal' };
 
-/** The admin API asks each worker for its part of the node's view (edge/metrics.ts, EdgeServer.snapshot). */
-export type ObserveToEdge = { readonly type: 'portico:observe:get'; readonly seq: number; readonly what: 'metrics' | 'snapshot' };
-/** A worker's answer: prom-client's JSON of its registry, or its EdgeSnapshot. */
+/**
+ * The admin API asks each worker for its part of the node's view (edge/metrics.ts,
+ * EdgeServer.snapshot), or to drain / enable an upstream server (EdgeServer.setDrained).
+ */
+export type ObserveToEdge =
+  | { readonly type: 'portico:observe:get'; readonly seq: number; readonly what: 'metrics' | 'snapshot' }
+  | { readonly type: 'portico:observe:drain'; readonly seq: number; readonly group: string; readonly server: string; readonly drained: boolean };
+/** A worker's answer: prom-client's JSON of its registry, its EdgeSnapshot, or whether it found the server to drain. */
 export type ObserveFromEdge = { readonly type: 'portico:observe:reply'; readonly seq: number; readonly data: unknown };
 
 /** Supervisor → edge worker: the whole union. */

@@ -78,7 +78,7 @@ export class EdgeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.url }, server.healthy && !server.down ? 1 : 0);
+        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.url }, server.healthy && !server.down && !server.drained ? 1 : 0);
       },
     });
     new Gauge({

@@ -69,6 +69,19 @@ export class EdgeServer implements ListenerHost {
     return this.#environment;
   }
 
+  /**
+   * Drains (or enables again) an upstream server of the current generation, named by its URL or
+   * its name; false when there is no such server. Runtime state, as HAProxy's: a reload builds
+   * new groups and forgets it.
+   */
+  setDrained(group: string, server: string, drained: boolean): boolean {
+    const found = this.#generation.upstreams.get(group)?.servers.find((s) => s.url === server || s.name === server);
+    if (!found) return false;
+    found.drained = drained;
+    log().info({ upstream: group, server: found.url, drained }, drained ? 'upstream server drained (admin API)' : 'upstream server enabled (admin API)');
+    return true;
+  }
+
   /** Plain data about this process's edge, for the admin API and metrics: listeners, upstream servers, cache zones. */
   snapshot(): EdgeSnapshot {
     return {

@@ -38,7 +38,12 @@ export interface AdminHost {
   /** Each edge process's snapshot (the supervisor's own, or every worker's that answers). */
   edgeSnapshots(): Promise<{ readonly pid: number; readonly snapshot: EdgeSnapshot }[]>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+  /** Drains or enables an upstream server in every edge process; how many found it, of how many answered. */
+  drain(group: string, server: string, drained: boolean): Promise<{ readonly found: number; readonly processes: number }>;
 }
+
+/** `POST /upstreams/{group}/{server}/drain|enable`, the server URL-encoded (its URL or its name). */
+const UPSTREAM_ACTION = /^\/upstreams\/([^/]+)\/([^/]+)\/(drain|enable)$/;
 
 export const VERSION = '0.1.0';
 
@@ -67,13 +72,14 @@ export function mergeUpstreams(snapshots: readonly { readonly pid: number; reado
       let merged = groups.get(group.name);
       if (!merged) groups.set(group.name, (merged = { name: group.name, balance: group.balance, servers: new Map() }));
       for (const server of group.servers) {
-        const seen = merged.servers.get(server.url) ?? { url: server.url, weight: server.weight, backup: server.backup, healthy: true, down: false, inFlight: 0, attempts: 0, failures: 0, byProcess: [] as unknown[] };
+        const seen = merged.servers.get(server.url) ?? { url: server.url, weight: server.weight, backup: server.backup, healthy: true, drained: false, down: false, inFlight: 0, attempts: 0, failures: 0, byProcess: [] as unknown[] };
         seen.healthy = (seen.healthy as boolean) && server.healthy;
         seen.down = (seen.down as boolean) || server.down;
+        seen.drained = (seen.drained as boolean) || server.drained;
         seen.inFlight = (seen.inFlight as number) + server.inFlight;
         seen.attempts = (seen.attempts as number) + server.attempts;
         seen.failures = (seen.failures as number) + server.failures;
-        (seen.byProcess as unknown[]).push({ pid, healthy: server.healthy, down: server.down, inFlight: server.inFlight, recentFailures: server.recentFailures });
+        (seen.byProcess as unknown[]).push({ pid, healthy: server.healthy, drained: server.drained, down: server.down, inFlight: server.inFlight, recentFailures: server.recentFailures });
         merged.servers.set(server.url, seen);
       }
     }
@@ -207,6 +213,14 @@ export class AdminServer {
         log().warn({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress, status: refusal.status, reason: refusal.error }, 'admin: request refused');
         req.resume();
         return json(res, refusal.status, { error: refusal.error });
+      }
+      const action = req.method === 'POST' ? UPSTREAM_ACTION.exec(path) : null;
+      if (action) {
+        const [group, server] = [decodeURIComponent(action[1] as string), decodeURIComponent(action[2] as string)];
+        log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
+        req.resume();
+        const result = await this.#host.drain(group, server, action[3] === 'drain');
+        return json(res, result.found > 0 ? 200 : 404, result.found > 0 ? { upstream: group, server, state: action[3] === 'drain' ? 'drained' : 'enabled', ...result } : { error: `no server ${JSON.stringify(server)} in upstream ${JSON.stringify(group)}` });
       }
       const handler = this.#routes[`${req.method} ${path}`];
       if (!handler) {

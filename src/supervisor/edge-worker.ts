@@ -117,6 +117,9 @@ bus.on('portico:tls:certificate', (message) => certificates.set(message.name, { 
 bus.on('portico:tls:refused', (message) => certificates.refuse(message.name));
 // The admin API's view of this worker: its metrics (counted from the start when the config has an
 // admin listener) and its edge snapshot.
+bus.on('portico:observe:drain', (message) => {
+  void started.then(() => bus.send({ type: 'portico:observe:reply', seq: message.seq, data: server?.setDrained(message.group, message.server, message.drained) ?? false }));
+});
 bus.on('portico:observe:get', (message) => {
   void (async () => {
     await started;

@@ -34,7 +34,7 @@ import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
 import type { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
-import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, SupervisorBus, TlsToEdge, ToEdge } from '../edge/bus.js';
+import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge } from '../edge/bus.js';
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
@@ -126,7 +126,16 @@ export class EdgeWorkers {
    * Asks every serving worker for its metrics (prom-client JSON) or its edge snapshot; a worker
    * that has not answered within `timeoutMs` is left out (one silent worker does not fail a scrape).
    */
-  async observe(what: 'metrics' | 'snapshot', timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
+  observe(what: 'metrics' | 'snapshot', timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
+    return this.#askAll((seq) => ({ type: 'portico:observe:get', seq, what }), timeoutMs);
+  }
+
+  /** Drains (or enables) an upstream server in every worker; resolves with each answering worker's "found it". */
+  drain(group: string, server: string, drained: boolean, timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
+    return this.#askAll((seq) => ({ type: 'portico:observe:drain', seq, group, server, drained }), timeoutMs);
+  }
+
+  async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
     const records = [...this.#workers.values()].filter((record) => record.state === 'serving');
     const answers = await Promise.all(
       records.map(
@@ -143,7 +152,7 @@ export class EdgeWorkers {
               detach();
               resolve({ pid: record.pid, data: message.data });
             });
-            if (!record.bus.send({ type: 'portico:observe:get', seq, what })) {
+            if (!record.bus.send(make(seq))) {
               clearTimeout(timer);
               detach();
               resolve(null);

@@ -518,6 +518,14 @@ export class Supervisor {
         if (this.#workers) return (await this.#workers.observe('snapshot', 1000)).filter((answer) => answer.data !== null).map((answer) => ({ pid: answer.pid, snapshot: answer.data as EdgeSnapshot }));
         return this.#edge instanceof InProcessEdge ? [{ pid: process.pid, snapshot: this.#edge.server.snapshot() }] : [];
       },
+      drain: async (group, server, drained) => {
+        if (this.#workers) {
+          const answers = await this.#workers.drain(group, server, drained, 1000);
+          return { found: answers.filter((answer) => answer.data === true).length, processes: answers.length };
+        }
+        const found = this.#edge instanceof InProcessEdge && this.#edge.server.setDrained(group, server, drained);
+        return { found: found ? 1 : 0, processes: 1 };
+      },
       metrics: async () => {
         const metrics = this.#nodeMetrics as NodeMetrics;
         return { contentType: metrics.contentType, body: await metrics.scrape({ inProcess: this.#edgeMetrics, workers: this.#workers }) };

@@ -97,9 +97,12 @@ export class UpstreamServer implements Balanced {
     this.#failures = 0;
   }
 
-  /** Up (passive and active health) and under its connection cap. */
+  /** Drained by the admin API (HAProxy's `set server … state drain`): takes no new request, finishes those it has. */
+  drained = false;
+
+  /** Up (passive and active health), not drained, and under its connection cap. */
   available(now: number): boolean {
-    if (!this.#healthy) return false;
+    if (!this.#healthy || this.drained) return false;
     if (this.#downUntil !== 0) {
       if (now < this.#downUntil) return false;
       this.#downUntil = 0;
@@ -172,6 +175,7 @@ export class UpstreamServer implements Balanced {
       weight: this.weight,
       backup: this.backup,
       healthy: this.#healthy,
+      drained: this.drained,
       down: this.#downUntil !== 0 && now < this.#downUntil,
       inFlight: this.active,
       maxConns: this.maxConns,
@@ -189,6 +193,8 @@ export interface UpstreamServerSnapshot {
   readonly backup: boolean;
   /** Up by active health checks (always true without them). */
   readonly healthy: boolean;
+  /** Taken out by the admin API (drain) until enabled again. */
+  readonly drained: boolean;
   /** Out by passive health (`maxFails` within `failTimeout`) until its `failTimeout` ends. */
   readonly down: boolean;
   readonly inFlight: number;
