@@ -42,6 +42,8 @@ export class EdgeMetrics {
   readonly #upstreamDuration: Histogram;
   readonly #cacheRequests: Counter;
   readonly #rejections: Counter;
+  /** This process's requests under its pid: the node's scrape shows each edge worker's part. */
+  readonly #processRequests: Counter.Internal;
   /** Label children by "server route method class": made once, then one Map lookup per request. */
   readonly #children = new Map<string, RequestChildren>();
   readonly #onRequest = (message: unknown) => this.#request(message as RequestContext);
@@ -60,6 +62,7 @@ export class EdgeMetrics {
     this.#upstreamRetries = new Counter({ name: 'portico_upstream_retries_total', help: 'Attempts that were retries of a request on another server.', labelNames: ['upstream', 'server'], registers });
     this.#upstreamDuration = new Histogram({ name: 'portico_upstream_response_duration_seconds', help: 'An attempt from its start to the response relayed (or the failure).', labelNames: ['upstream', 'server'], buckets: DURATION_BUCKETS, registers });
     this.#cacheRequests = new Counter({ name: 'portico_cache_requests_total', help: 'Cache lookups by zone and result (hit, miss, stale, bypass, …).', labelNames: ['zone', 'result'], registers });
+    this.#processRequests = new Counter({ name: 'portico_edge_process_requests_total', help: 'Requests answered by each edge process (label: its pid).', labelNames: ['pid'], registers }).labels({ pid: String(process.pid) });
     this.#rejections = new Counter({ name: 'portico_limit_rejections_total', help: 'Requests refused by a rate or connection limit, by kind.', labelNames: ['kind'], registers });
     new Gauge({
       name: 'portico_open_connections',
@@ -138,6 +141,7 @@ export class EdgeMetrics {
       this.#children.set(key, children);
     }
     children.requests.inc();
+    this.#processRequests.inc();
     children.duration.observe((performance.now() - ctx.startedAt) / 1000);
     if (ctx.bodyBytes > 0) children.responseBytes.inc(ctx.bodyBytes);
     const declared = ctx.req.headers['content-length'];

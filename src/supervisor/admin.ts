@@ -197,24 +197,28 @@ export class AdminServer {
     const isHealth = req.method === 'GET' && req.url === '/health';
     const authorized = token !== null && tokenMatches(req.headers.authorization, token);
     if (token !== null && !authorized && !isHealth) return { status: 401, error: 'a bearer token is required (Authorization: Bearer …)' };
-    if (req.method !== 'GET' && req.method !== 'HEAD' && !authorized) {
-      // RFC 9110 §8.3: a form can send only simple types; JSON needs a script, which CORS stops cross-site.
-      const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-      if (type !== 'application/json') return { status: 415, error: 'a state-changing request must be sent as application/json (or carry the token)' };
-    }
     return null;
+  }
+
+  /** A state-changing request without the token must be JSON: a form can send only simple types (RFC 9110 §8.3), and JSON needs a script, which CORS stops cross-site. */
+  #formRefusal(req: IncomingMessage): { status: number; error: string } | null {
+    if (req.method === 'GET' || req.method === 'HEAD') return null;
+    if (this.settings.token !== null && tokenMatches(req.headers.authorization, this.settings.token)) return null;
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    return type === 'application/json' ? null : { status: 415, error: 'a state-changing request must be sent as application/json (or carry the token)' };
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] as string;
     try {
-      const refusal = this.#refusal(req);
+      const action = req.method === 'POST' ? UPSTREAM_ACTION.exec(path) : null;
+      const handler = this.#routes[`${req.method} ${path}`];
+      const refusal = this.#refusal(req) ?? (action || handler ? this.#formRefusal(req) : null);
       if (refusal) {
         log().warn({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress, status: refusal.status, reason: refusal.error }, 'admin: request refused');
         req.resume();
         return json(res, refusal.status, { error: refusal.error });
       }
-      const action = req.method === 'POST' ? UPSTREAM_ACTION.exec(path) : null;
       if (action) {
         const [group, server] = [decodeURIComponent(action[1] as string), decodeURIComponent(action[2] as string)];
         log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
@@ -222,7 +226,6 @@ export class AdminServer {
         const result = await this.#host.drain(group, server, action[3] === 'drain');
         return json(res, result.found > 0 ? 200 : 404, result.found > 0 ? { upstream: group, server, state: action[3] === 'drain' ? 'drained' : 'enabled', ...result } : { error: `no server ${JSON.stringify(server)} in upstream ${JSON.stringify(group)}` });
       }
-      const handler = this.#routes[`${req.method} ${path}`];
       if (!handler) {
         req.resume();
         const known = Object.keys(this.#routes).some((route) => route.endsWith(` ${path}`));
