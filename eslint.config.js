@@ -61,6 +61,11 @@ export default tseslint.config(
   ...layerRules,
   envRule,
   {
+    // The admin dashboard's script runs in the browser, with uPlot's global.
+    files: ['src/supervisor/dashboard/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
+  },
+  {
     // Scripts and fixtures are small programs whose output is their console.
     files: ['scripts/**', 'test/fixtures/**', 'bench/**'],
     rules: { 'no-console': 'off' },

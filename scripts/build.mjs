@@ -6,6 +6,7 @@
 // require(), which Node 20.18 cannot do on an ESM file. The public API has no state, so the two
 // copies cannot disagree.
 import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -21,3 +22,10 @@ await build({
   target: 'node20',
   logLevel: 'warning',
 });
+
+// The admin dashboard's page, script and style, and uPlot (npm `uplot`, a dev dependency: the
+// package ships this copy, so no CDN and no runtime dependency), beside dist/supervisor/admin.js.
+const dashboard = join(root, 'dist', 'supervisor', 'dashboard');
+mkdirSync(dashboard, { recursive: true });
+for (const name of readdirSync(join(root, 'src', 'supervisor', 'dashboard'))) copyFileSync(join(root, 'src', 'supervisor', 'dashboard', name), join(dashboard, name));
+for (const name of ['uPlot.iife.min.js', 'uPlot.min.css']) copyFileSync(join(root, 'node_modules', 'uplot', 'dist', name), join(dashboard, name));

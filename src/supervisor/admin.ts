@@ -14,7 +14,9 @@
  *   - every action is logged.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/resolved.js';
 import { log } from '../core/log.js';
@@ -38,6 +40,8 @@ export interface AdminHost {
   /** Each edge process's snapshot (the supervisor's own, or every worker's that answers). */
   edgeSnapshots(): Promise<{ readonly pid: number; readonly snapshot: EdgeSnapshot }[]>;
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
+  /** The dashboard's cumulative numbers (node-metrics.ts). */
+  stats(): Promise<unknown>;
   /** Drains or enables an upstream server in every edge process; how many found it, of how many answered. */
   drain(group: string, server: string, drained: boolean): Promise<{ readonly found: number; readonly processes: number }>;
 }
@@ -46,6 +50,38 @@ export interface AdminHost {
 const UPSTREAM_ACTION = /^\/upstreams\/([^/]+)\/([^/]+)\/(drain|enable)$/;
 
 export const VERSION = '0.1.0';
+
+const ASSET_TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+/** The dashboard's own files and uPlot's (npm `uplot`), which the build copies into dist/supervisor/dashboard. */
+const DASHBOARD_FILES = new Set(['index.html', 'dashboard.js', 'dashboard.css', 'uPlot.iife.min.js', 'uPlot.min.css']);
+const assets = new Map<string, Buffer | null>();
+
+function readAsset(name: string): Buffer | null {
+  if (!DASHBOARD_FILES.has(name)) return null;
+  let body = assets.get(name);
+  if (body === undefined) {
+    const candidates = [new URL(`./dashboard/${name}`, import.meta.url)];
+    // Run from the sources (tsx), uPlot is read from node_modules.
+    if (name.startsWith('uPlot')) {
+      try {
+        candidates.push(pathToFileURL(createRequire(import.meta.url).resolve(`uplot/dist/${name}`)));
+      } catch {
+        // not installed: the built copy is the only one
+      }
+    }
+    body = null;
+    for (const candidate of candidates) {
+      try {
+        body = readFileSync(candidate);
+        break;
+      } catch {
+        // the next one
+      }
+    }
+    assets.set(name, body);
+  }
+  return body;
+}
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
@@ -126,6 +162,8 @@ export class AdminServer {
         json(res, result.ok ? 200 : 400, result);
       },
       'GET /upstreams': async (_req, res) => json(res, 200, { upstreams: mergeUpstreams(await this.#host.edgeSnapshots()) }),
+      'GET /': (_req, res) => this.#asset(res, 'index.html'),
+      'GET /stats': async (_req, res) => json(res, 200, await this.#host.stats()),
       'GET /metrics': async (_req, res) => {
         const { contentType, body } = await this.#host.metrics();
         res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
@@ -156,6 +194,22 @@ export class AdminServer {
   close(): Promise<void> {
     this.#server.closeAllConnections();
     return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** A file of the dashboard (its page, script, style, and uPlot's, copied beside this module at build). */
+  #asset(res: ServerResponse, name: string): void {
+    const type = ASSET_TYPES[name.slice(name.lastIndexOf('.'))];
+    const body = type ? readAsset(name) : null;
+    if (!type || body === null) return json(res, 404, { error: `no asset ${name}` });
+    res.writeHead(200, {
+      'Content-Type': type,
+      'Content-Length': body.length,
+      'Cache-Control': 'no-cache',
+      // The page loads only its own files and talks only to this API.
+      'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+    });
+    res.end(body);
   }
 
   #status(): unknown {
@@ -194,7 +248,8 @@ export class AdminServer {
     }
     const site = req.headers['sec-fetch-site'];
     if (site === 'cross-site' || site === 'same-site') return { status: 403, error: `cross-site request refused (Sec-Fetch-Site ${site})` };
-    const isHealth = req.method === 'GET' && req.url === '/health';
+    // No data without the token: health, and the dashboard's page and files (it asks for the token).
+    const isHealth = req.method === 'GET' && (req.url === '/health' || req.url === '/' || (req.url ?? '').startsWith('/assets/'));
     const authorized = token !== null && tokenMatches(req.headers.authorization, token);
     if (token !== null && !authorized && !isHealth) return { status: 401, error: 'a bearer token is required (Authorization: Bearer …)' };
     return null;
@@ -212,7 +267,8 @@ export class AdminServer {
     const path = (req.url ?? '/').split('?')[0] as string;
     try {
       const action = req.method === 'POST' ? UPSTREAM_ACTION.exec(path) : null;
-      const handler = this.#routes[`${req.method} ${path}`];
+      const asset = req.method === 'GET' && path.startsWith('/assets/') ? path.slice('/assets/'.length) : null;
+      const handler: Handler | undefined = asset !== null ? (_req, res) => this.#asset(res, asset) : this.#routes[`${req.method} ${path}`];
       const refusal = this.#refusal(req) ?? (action || handler ? this.#formRefusal(req) : null);
       if (refusal) {
         log().warn({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress, status: refusal.status, reason: refusal.error }, 'admin: request refused');

@@ -9,6 +9,24 @@ import type { EdgeMetrics } from '../edge/metrics.js';
 import type { EdgeWorkers } from './edge-workers.js';
 import type { SupervisorSnapshot } from './node.js';
 
+/** Where the edge's metrics come from: this process, or the edge workers. */
+export interface EdgeSources {
+  readonly inProcess: EdgeMetrics | null;
+  readonly workers: EdgeWorkers | null;
+}
+
+/** What the dashboard polls (GET /stats), cumulative since each process started counting. */
+export interface DashboardStats {
+  readonly at: number;
+  readonly requests: Record<string, number>;
+  /** Histogram buckets of the request duration, by upper bound in seconds ("+Inf" last). */
+  readonly durationBuckets: Record<string, number>;
+  readonly openConnections: number;
+  readonly cache: Record<string, number>;
+  /** Requests answered by each edge process, by pid. */
+  readonly processRequests: Record<string, number>;
+}
+
 /** How long a scrape waits for an edge worker's metrics. */
 const WORKER_TIMEOUT_MS = 1000;
 
@@ -103,15 +121,52 @@ export class NodeMetrics {
     this.#reloads.inc({ result: ok ? 'ok' : 'refused' });
   }
 
-  /** The node's metrics in Prometheus' text format. */
-  async scrape(edge: { inProcess: EdgeMetrics | null; workers: EdgeWorkers | null }): Promise<string> {
+  /** The node's registry: the supervisor's, with the edge's (this process's, or every answering worker's, aggregated). */
+  async #merged(edge: EdgeSources): Promise<Registry> {
     const registries: Registry[] = [this.#registry];
     if (edge.inProcess) registries.push(edge.inProcess.registry);
     if (edge.workers) {
       const answers = await edge.workers.observe('metrics', WORKER_TIMEOUT_MS);
       if (answers.length > 0) registries.push(AggregatorRegistry.aggregate(answers.map((answer) => answer.data as MetricObjectWithValues<MetricValue<string>>[])));
     }
-    return Registry.merge(registries).metrics();
+    return Registry.merge(registries);
+  }
+
+  /** The node's metrics in Prometheus' text format. */
+  async scrape(edge: EdgeSources): Promise<string> {
+    return (await this.#merged(edge)).metrics();
+  }
+
+  /**
+   * The dashboard's numbers, cumulative (the page takes the differences between two polls):
+   * requests by status class, the request duration histogram over every label, open
+   * connections, cache results.
+   */
+  async stats(edge: EdgeSources): Promise<DashboardStats> {
+    const metrics = await (await this.#merged(edge)).getMetricsAsJSON();
+    const values = (name: string): MetricValue<string>[] => (metrics.find((metric) => metric.name === name) as MetricObjectWithValues<MetricValue<string>> | undefined)?.values ?? [];
+    const sumBy = (name: string, label: string): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const value of values(name)) {
+        const key = String(value.labels[label] ?? '');
+        out[key] = (out[key] ?? 0) + value.value;
+      }
+      return out;
+    };
+    const buckets: Record<string, number> = {};
+    for (const value of values('portico_http_request_duration_seconds')) {
+      if ((value as MetricValue<string> & { metricName?: string }).metricName !== 'portico_http_request_duration_seconds_bucket') continue;
+      const le = String(value.labels.le);
+      buckets[le] = (buckets[le] ?? 0) + value.value;
+    }
+    return {
+      at: Date.now(),
+      requests: sumBy('portico_http_requests_total', 'status_class'),
+      durationBuckets: buckets,
+      openConnections: values('portico_open_connections').reduce((sum, value) => sum + value.value, 0),
+      cache: sumBy('portico_cache_requests_total', 'result'),
+      processRequests: sumBy('portico_edge_process_requests_total', 'pid'),
+    };
   }
 
   get contentType(): string {

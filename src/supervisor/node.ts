@@ -526,6 +526,7 @@ export class Supervisor {
         const found = this.#edge instanceof InProcessEdge && this.#edge.server.setDrained(group, server, drained);
         return { found: found ? 1 : 0, processes: 1 };
       },
+      stats: () => (this.#nodeMetrics as NodeMetrics).stats({ inProcess: this.#edgeMetrics, workers: this.#workers }),
       metrics: async () => {
         const metrics = this.#nodeMetrics as NodeMetrics;
         return { contentType: metrics.contentType, body: await metrics.scrape({ inProcess: this.#edgeMetrics, workers: this.#workers }) };
