@@ -112,9 +112,10 @@ backend be
 }
 
 /** `portico up` with a JSON config: one process, access log off, keep-alive as long and as many requests as the peers'. */
-function portico(ctx, name, servers) {
+function portico(ctx, name, servers, extra = {}) {
   const file = join(ctx.tmp, `portico-${name}.json`);
   const config = {
+    ...extra,
     // One process, like the one-worker peers (edge workers default to one per core).
     workers: 1,
     log: { level: 'warn', access: false },
@@ -156,6 +157,8 @@ export const SCENARIOS = {
     goal: { ratio: 0.8 },
     servers: {
       portico: (ctx) => portico(ctx, 'static', [{ static: { root: ctx.docroot } }]),
+      // The same with the admin listener, so metrics count every request (issue #16's A/B).
+      'portico metrics': (ctx) => portico(ctx, 'static-metrics', [{ static: { root: ctx.docroot } }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-static.sock')}` } }),
       nginx: (ctx) => nginx(ctx, 'static', 'static'),
       caddy: (ctx) => caddy(ctx, 'static'),
       sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
@@ -214,6 +217,7 @@ export const SCENARIOS = {
     goal: { ratio: 0.6 },
     servers: {
       portico: (ctx) => portico(ctx, 'proxy', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }]),
+      'portico metrics': (ctx) => portico(ctx, 'proxy-metrics', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-proxy.sock')}` } }),
       nginx: (ctx) => nginx(ctx, 'proxy', 'proxy'),
       haproxy: (ctx) => haproxy(ctx),
       caddy: (ctx) => caddy(ctx, 'proxy'),

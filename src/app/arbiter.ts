@@ -26,10 +26,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CrashStreak, GROUP_SIGNAL_WINDOW_MS } from '../core/crash-streak.js';
-import { log } from '../core/log.js';
+import { log, type Logger } from '../core/log.js';
 import { appEnvironment } from './environment.js';
 import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
 
@@ -56,6 +56,8 @@ export interface WorkerMembership {
 
 export interface ArbiterOptions {
   readonly file: string;
+  /** The app's name (`apps.NAME`, or the file's for `portico app`): on every log line, and in the workers' process titles. */
+  readonly name?: string;
   readonly workers: number;
   /** The shared listening socket; null in integrated mode (workers listen in `socketDir`). */
   readonly bind: Bind | null;
@@ -130,6 +132,11 @@ function workerEntry(): string {
 }
 
 export class Arbiter {
+  /** The error log with this arbiter's app named on every line (`app`), or as it is without a name. */
+  #log(): Logger {
+    return this.#options.name ? log().child({ app: this.#options.name }) : log();
+  }
+
   #options: ArbiterOptions;
   #target: number;
   readonly #workers = new Map<number, WorkerRecord>();
@@ -276,7 +283,7 @@ export class Arbiter {
       if ('path' in bind) server.listen(bind.path, resolve);
       else server.listen(bind.port, bind.host, resolve);
     });
-    server.on('error', (error) => log().error({ err: error }, 'arbiter: listener error'));
+    server.on('error', (error) => this.#log().error({ err: error }, 'arbiter: listener error'));
     this.#server = server;
   }
 
@@ -325,18 +332,18 @@ export class Arbiter {
   #handleSignal(signal: NodeJS.Signals): void {
     switch (signal) {
       case 'SIGHUP':
-        log().info({ signal }, 'arbiter: reloading (rolling restart of workers, one at a time)');
+        this.#log().info({ signal }, 'arbiter: reloading (rolling restart of workers, one at a time)');
         void this.#reload();
         break;
       case 'SIGTERM':
       case 'SIGINT':
         if (this.#stopping) {
           // A second signal: stop now.
-          log().warn({ signal }, 'arbiter: second stop signal, killing workers');
+          this.#log().warn({ signal }, 'arbiter: second stop signal, killing workers');
           this.#stopDeadline = 0;
           return;
         }
-        log().info({ signal, workers: this.#workers.size, gracefulTimeoutMs: this.#options.gracefulTimeoutMs }, 'arbiter: stopping gracefully (requests in flight finish)');
+        this.#log().info({ signal, workers: this.#workers.size, gracefulTimeoutMs: this.#options.gracefulTimeoutMs }, 'arbiter: stopping gracefully (requests in flight finish)');
         this.#stopping = true;
         // With an edge in front, a worker first waits (bounded by the graceful timeout) for the
         // edge to finish its requests, then drains for up to the graceful timeout again.
@@ -346,11 +353,11 @@ export class Arbiter {
         break;
       case 'SIGTTIN':
         this.#target += 1;
-        log().info({ workers: this.#target }, 'arbiter: SIGTTIN, one more worker');
+        this.#log().info({ workers: this.#target }, 'arbiter: SIGTTIN, one more worker');
         break;
       case 'SIGTTOU':
         if (this.#target > 1) this.#target -= 1;
-        log().info({ workers: this.#target }, 'arbiter: SIGTTOU, one worker less');
+        this.#log().info({ workers: this.#target }, 'arbiter: SIGTTOU, one worker less');
         break;
       default:
         break;
@@ -383,7 +390,7 @@ export class Arbiter {
     const now = Date.now();
     for (const w of this.#workers.values()) {
       if (w.killed || now - w.lastTick <= this.#options.timeoutMs) continue;
-      log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
+      this.#log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
       w.killed = true;
       if (w.state !== 'stopping') w.state = 'stopping';
       void this.#detach(w, 0);
@@ -403,7 +410,7 @@ export class Arbiter {
     const membership = this.#options.membership;
     if (!membership || !w.member || !w.socketPath) return Promise.resolve();
     w.member = false;
-    return membership.remove({ id: w.id, pid: w.pid, socketPath: w.socketPath }, graceMs).catch((error: unknown) => log().error({ err: error, worker: w.pid }, 'arbiter: removing a worker from the edge failed'));
+    return membership.remove({ id: w.id, pid: w.pid, socketPath: w.socketPath }, graceMs).catch((error: unknown) => this.#log().error({ err: error, worker: w.pid }, 'arbiter: removing a worker from the edge failed'));
   }
 
   /** Resolves once a worker other than `w` is in the edge's group (at once outside integrated mode; at most the graceful timeout). */
@@ -437,6 +444,7 @@ export class Arbiter {
       timeoutMs: this.#options.timeoutMs,
       maxRequests: this.#options.maxRequests > 0 ? this.#options.maxRequests + jitter : 0,
       gracefulTimeoutMs: this.#options.gracefulTimeoutMs,
+      title: `portico: app ${this.#options.name ?? basename(this.#options.file)} worker ${this.#nextId}`,
       ...(this.#options.socketDir ? { socketPath: join(this.#options.socketDir, `w${this.#nextId}.sock`) } : {}),
     };
     const child = fork(workerEntry(), [JSON.stringify(settings)], {
@@ -467,8 +475,8 @@ export class Arbiter {
       if (isFromWorker(message)) this.#onMessage(record, message);
     });
     child.on('exit', (code, signal) => this.#onExit(record, code, signal));
-    child.on('error', (error) => log().error({ err: error, worker: record.pid }, 'arbiter: worker process error'));
-    log().info({ worker: record.pid }, 'arbiter: worker started');
+    child.on('error', (error) => this.#log().error({ err: error, worker: record.pid }, 'arbiter: worker process error'));
+    this.#log().info({ worker: record.pid }, 'arbiter: worker started');
     return record;
   }
 
@@ -488,7 +496,7 @@ export class Arbiter {
         }
         // After `add`: a reload drains an old worker only once its replacement takes requests.
         w.settle(true);
-        log().info({ worker: w.pid, gateway: message.kind, via: message.via }, 'arbiter: worker ready');
+        this.#log().info({ worker: w.pid, gateway: message.kind, via: message.via }, 'arbiter: worker ready');
         this.#flushQueue();
         if (!this.#announced && this.#live().filter((x) => x.state === 'ready').length >= this.#target) {
           this.#announced = true;
@@ -505,7 +513,7 @@ export class Arbiter {
         // An uncaught exception: no more connections, a replacement now (#maintain counts only
         // booting and ready workers); the worker finishes its requests and exits 1, a crash.
         if (w.state === 'booting' || w.state === 'ready' || w.state === 'retiring') {
-          log().error({ worker: w.pid, error: message.message }, `arbiter: worker ${w.pid} had an uncaught exception, replacing it (it finishes its requests first)`);
+          this.#log().error({ worker: w.pid, error: message.message }, `arbiter: worker ${w.pid} had an uncaught exception, replacing it (it finishes its requests first)`);
           w.state = 'stopping';
           // IPC is ordered: connections handed over before this ack reach the worker before it,
           // so the worker serves them instead of exiting with them still in the pipe (reset).
@@ -524,7 +532,7 @@ export class Arbiter {
         break;
       case 'portico:retiring':
         if (w.state === 'ready' || w.state === 'booting') {
-          log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
+          this.#log().info({ worker: w.pid, requests: message.requests }, 'arbiter: worker reached max requests, replacing it');
           w.requests = message.requests;
           w.state = 'retiring';
           w.planned = true;
@@ -557,11 +565,11 @@ export class Arbiter {
     w.state = 'stopping';
     void this.#detach(w, exited ? 0 : this.#options.gracefulTimeoutMs);
     this.#nextSpawnAt = Math.max(this.#nextSpawnAt, Date.now() + GROUP_SIGNAL_WINDOW_MS);
-    log().debug({ worker: w.pid }, 'arbiter: worker received SIGTERM from outside portico');
+    this.#log().debug({ worker: w.pid }, 'arbiter: worker received SIGTERM from outside portico');
     // Said only when it was not a stop of the whole group (the arbiter was not told to stop).
     setTimeout(() => {
       if (this.#stopping || this.#result) return;
-      log().warn({ worker: w.pid }, `arbiter: worker ${w.pid} stopped on a SIGTERM portico did not send; replacing it`);
+      this.#log().warn({ worker: w.pid }, `arbiter: worker ${w.pid} stopped on a SIGTERM portico did not send; replacing it`);
       this.#poke();
     }, GROUP_SIGNAL_WINDOW_MS).unref();
   }
@@ -579,7 +587,7 @@ export class Arbiter {
     w.inTransit.clear();
     for (const socket of stranded) if (!socket.destroyed) this.#dispatch(socket);
     if (w.planned || this.#stopping) {
-      log().info({ worker: w.pid, code, signal }, 'arbiter: worker exited');
+      this.#log().info({ worker: w.pid, code, signal }, 'arbiter: worker exited');
     } else {
       const now = Date.now();
       const lived = now - w.startedAt;
@@ -591,7 +599,7 @@ export class Arbiter {
         this.#halt(1, `app workers crashed ${streak} times in a row, giving up (last: ${why})`);
       } else {
         this.#nextSpawnAt = Math.max(this.#nextSpawnAt, now + delay);
-        log().error({ worker: w.pid, code, signal, lifetimeMs: lived, crashes: streak, restartInMs: delay }, `arbiter: worker ${w.pid} died (${why}); restarting ${delay ? `in ${delay} ms` : 'now'} (crash ${streak} of ${limit} in a row)`);
+        this.#log().error({ worker: w.pid, code, signal, lifetimeMs: lived, crashes: streak, restartInMs: delay }, `arbiter: worker ${w.pid} died (${why}); restarting ${delay ? `in ${delay} ms` : 'now'} (crash ${streak} of ${limit} in a row)`);
       }
     }
     this.#poke();
@@ -599,7 +607,7 @@ export class Arbiter {
 
   #halt(code: number, message: string): void {
     if (this.#result) return;
-    log().fatal({ code }, `arbiter: ${message}`);
+    this.#log().fatal({ code }, `arbiter: ${message}`);
     for (const w of this.#workers.values()) {
       w.planned = true;
       w.child.kill('SIGKILL');
@@ -621,12 +629,12 @@ export class Arbiter {
         if (this.#stopping || this.#result) return;
         const fresh = this.#spawn();
         if (!(await fresh.ready)) {
-          log().error({ worker: fresh.pid }, 'arbiter: reload stopped: a new worker failed to boot; the running workers keep serving');
+          this.#log().error({ worker: fresh.pid }, 'arbiter: reload stopped: a new worker failed to boot; the running workers keep serving');
           return;
         }
         if (this.#workers.has(previous.id)) this.#stopWorker(previous);
       }
-      log().info({ workers: this.#live().map((w) => w.pid) }, 'arbiter: reload done');
+      this.#log().info({ workers: this.#live().map((w) => w.pid) }, 'arbiter: reload done');
     } finally {
       this.#reloading = false;
       this.#poke();

@@ -14,6 +14,8 @@ export interface WorkerSettings {
   /** Recycle after this many requests (already jittered by the arbiter); 0 = never. */
   readonly maxRequests: number;
   readonly gracefulTimeoutMs: number;
+  /** The process title (`ps`): "portico: app web worker 2". */
+  readonly title: string;
   /**
    * Integrated mode (`portico up`): the worker also listens on this unix socket of its own, so the
    * edge can send it requests directly (and choose the worker per request). Absent with `portico

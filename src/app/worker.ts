@@ -45,6 +45,8 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const settings = JSON.parse(raw) as WorkerSettings;
+  // `ps` and `top` tell the workers apart (gunicorn's setproctitle).
+  process.title = settings.title;
   let requests = 0;
   let inFlight = 0;
   let draining = false;

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Bind } from '../app/arbiter.js';
 import { ConfigError } from '../config/errors.js';
@@ -626,6 +626,7 @@ async function app(args: string[]): Promise<void> {
   const workers = countFlag('workers', (values.workers as string | undefined) ?? process.env.WEB_CONCURRENCY, availableParallelism(), 1);
   const arbiter = new Arbiter({
     file,
+    name: basename(file).replace(/\.[cm]?[jt]s$/, ''),
     workers,
     bind,
     timeoutMs: durationFlag('timeout', values.timeout as string | undefined, 30_000),

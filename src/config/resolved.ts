@@ -324,7 +324,8 @@ export interface ResolvedConfig {
   readonly log: {
     readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
     readonly error: string;
-    readonly access: { readonly format: 'combined' | 'json'; readonly path: string } | null;
+    /** `format`: "combined", "json", or a line of nginx log_format variables. */
+    readonly access: { readonly format: string; readonly path: string } | null;
   };
   readonly http: {
     readonly serverHeader: string | null;

@@ -66,6 +66,11 @@ export function useErrorLog(options: { level: LogLevel; destination: 'stderr' | 
   }
 }
 
+/** Opens the error log's file again at its path (SIGUSR1 after logrotate moved it); nothing for stderr/stdout. */
+export function reopenErrorLog(): void {
+  if (configured && configured.destination !== 'stderr' && configured.destination !== 'stdout') configured.stream.reopen();
+}
+
 /** The process-wide error log. */
 export function log(): Logger {
   return (root ??= createLogger({ level: 'info', destination: 'stderr' }));

@@ -17,6 +17,15 @@ export const TEMPLATE_VARIABLES = [
   'binary_remote_addr', 'route', 'limit_req_status', 'pid',
 ] as const;
 
+/**
+ * Variables only an access log format knows (nginx `log_format`): what the response and the
+ * upstream were, known once the request is over.
+ */
+export const LOG_VARIABLES = [
+  'status', 'body_bytes_sent', 'request', 'request_time', 'time_local', 'time_iso8601', 'msec', 'remote_user', 'server_protocol',
+  'upstream_addr', 'upstream_status', 'upstream_response_time', 'cache_status', 'ssl_protocol', 'ssl_cipher',
+] as const;
+
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);
 // "${1}" is a capture like "$1" (parseTemplate handles a digit name; the braced form used to
 // accept only letters, so "${1}" stayed literal text).
@@ -39,15 +48,15 @@ export function parseTemplate(text: string): TemplatePart[] {
 }
 
 /** Why a template cannot be used, or undefined when it is fine. */
-export function templateProblem(text: string): string | undefined {
+export function templateProblem(text: string, extra: readonly string[] = []): string | undefined {
   // "${host" is not a variable for parseTemplate and would silently stay literal text (nginx
   // refuses it too: "the closing bracket in ... variable is missing").
   const unclosed = /\$\{(?!(?:[a-z_][a-z0-9_]*|[0-9])\})/i.exec(text);
   if (unclosed) return `unclosed or empty "\${" at offset ${unclosed.index} (write "\${name}")`;
   for (const part of parseTemplate(text)) {
     if (part.kind !== 'var') continue;
-    if (KNOWN.has(part.name) || /^(http|arg)_[a-z0-9_]+$/.test(part.name)) continue;
-    return `unknown variable "$${part.name}" (known: ${TEMPLATE_VARIABLES.map((v) => `$${v}`).join(', ')}, $http_<header>, $arg_<name>, $1..$9)`;
+    if (KNOWN.has(part.name) || extra.includes(part.name) || /^(http|arg)_[a-z0-9_]+$/.test(part.name)) continue;
+    return `unknown variable "$${part.name}" (known: ${[...TEMPLATE_VARIABLES, ...extra].map((v) => `$${v}`).join(', ')}, $http_<header>, $arg_<name>, $1..$9)`;
   }
   return undefined;
 }

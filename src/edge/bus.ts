@@ -2,7 +2,7 @@
  * The node bus's one message union: everything the supervisor and an edge worker say to each
  * other (core/bus.ts carries it). Three conversations share it:
  *
- *   control   supervisor → worker  start, reload, member-add, member-remove, ticket-keys, stop
+ *   control   supervisor → worker  start, reload, member-add, member-remove, ticket-keys, reopen-logs, stop
  *             worker → supervisor  hello, listening, start-failed, reloaded, removed
  *   limits    worker → supervisor  limit:take, limit:acquire, limit:release (core/limit-ipc.ts)
  *             supervisor → worker  limit:reply
@@ -57,6 +57,8 @@ export type ControlToEdge =
   | { readonly type: 'portico:edge:member-add'; readonly group: string; readonly url: string }
   /** A member leaves a group; answered with `removed` once requests in flight to it are done (at most `graceMs`). */
   | { readonly type: 'portico:edge:member-remove'; readonly seq: number; readonly group: string; readonly url: string; readonly graceMs: number }
+  /** Reopen the error and access log files at their paths (SIGUSR1 to the supervisor, after logrotate). */
+  | { readonly type: 'portico:edge:reopen-logs' }
   /** Stop: finish requests in flight for at most `graceMs` (0: close everything now), then exit 0. */
   | { readonly type: 'portico:edge:stop'; readonly graceMs: number };
 

@@ -72,6 +72,13 @@ export class RequestContext {
   forward: ForwardInfo | null = null;
   /** The `Cache-Status` (RFC 9211) a cache gave the response, for the access log; "" when no cache took part. */
   cacheStatus = '';
+  /**
+   * nginx `$upstream_addr`, `$upstream_status`, `$upstream_response_time`: one entry per attempt,
+   * ", "-separated. Filled by the access log from `portico:upstream:attempt`, only when a format uses them.
+   */
+  upstreamAddr = '';
+  upstreamStatus = '';
+  upstreamTime = '';
 
   constructor(req: IncomingMessage, res: ServerResponse, generation: Generation, listener: ListenerInfo) {
     this.req = req;

@@ -6,6 +6,7 @@
  * handed to every generation.
  */
 import type { Socket } from 'node:net';
+import type { ListenerInfo } from './context.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
@@ -97,15 +98,17 @@ export class EdgeServer implements ListenerHost {
     const spec = this.#generation.listeners.get(key);
     if (!spec) throw new Error(`no listener ${key} in the generation`);
     const settings = (): ResolvedConfig['http'] => this.#generation.config.http;
-    const server = createHttp1Server(this.#generation.config.http, () => this.#generation.serverHeader, settings);
+    const info: ListenerInfo = { scheme: spec.tls ? 'https' : 'http', port: spec.address.kind === 'tcp' ? spec.address.port : 0, key };
+    // The parser's own answers (400, 408, 414, 431) get an access-log line too.
+    const onParserAnswer = (socket: Socket, status: number, bodyBytes: number): void => this.#generation.accessLog?.writeUnparsed({ clientAddress: socket.remoteAddress ?? '', status, bodyBytes, listener: info });
+    const server = createHttp1Server(this.#generation.config.http, () => this.#generation.serverHeader, settings, onParserAnswer);
     // HTTPS: the TLS socket server listens and hands each connection to `server` or to HTTP/2.
     // A reload reads `tlsTable` again per handshake, so new certificates apply at once.
     // h2c: a cleartext socket server that sends connections opening with the HTTP/2 preface to HTTP/2.
     const h2 = spec.tls ? createTlsListener(settings, () => this.#tlsTable(key), server) : spec.h2c ? createH2cListener(settings, server) : null;
     const socketServer = h2 ? h2.socketServer : server;
     gateConnections(socketServer, () => this.#generation.config.http.maxConnections, this.#environment.limits, () => this.#generation.serverHeader, spec.tls);
-    const address = spec.address;
-    const listener: Listener = { kind: spec.kind, server, socketServer, h2, info: { scheme: spec.tls ? 'https' : 'http', port: address.kind === 'tcp' ? address.port : 0, key }, draining: false };
+    const listener: Listener = { kind: spec.kind, server, socketServer, h2, info, draining: false };
     serveKind(listener, this);
     return listener;
   }
@@ -165,6 +168,11 @@ export class EdgeServer implements ListenerHost {
    * connections finish), the rest keep their sockets. Throws, changing nothing, when a new address
    * cannot be opened, or an open one would change its kind (the socket would have to close first).
    */
+  /** Opens the access log's file again at its path (SIGUSR1): logrotate renamed the old one. */
+  reopenLogs(): void {
+    this.#generation.accessLog?.reopen();
+  }
+
   async reload(config: ResolvedConfig): Promise<void> {
     const previous = this.#generation;
     const next = buildGeneration(config, this.#environment);

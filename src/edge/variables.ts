@@ -7,7 +7,7 @@ import type { RequestContext } from './context.js';
 
 export type Template = (ctx: RequestContext) => string;
 
-type Getter = (ctx: RequestContext) => string;
+export type Getter = (ctx: RequestContext) => string;
 
 /**
  * `$arg_<name>`: the first argument called `name`. Names compare case-insensitively, as nginx's
@@ -64,13 +64,23 @@ function getter(name: string): Getter {
 
 /** Compiles a template; the config was validated, so every variable name is known. */
 export function compileTemplate(text: string): Template {
+  return compileTemplateWith(text);
+}
+
+/**
+ * As compileTemplate; `extra` gives the getters of variables only some templates know (an access
+ * log format's), and `wrap` is applied to each variable's getter (the access log escapes what it
+ * writes).
+ */
+export function compileTemplateWith(text: string, extra?: (name: string) => Getter | undefined, wrap?: (get: Getter) => Getter): Template {
   const parts: (string | Getter)[] = parseTemplate(text).map((part) => {
     if (part.kind === 'text') return part.text;
     if (part.kind === 'capture') {
       const index = part.index;
       return (ctx: RequestContext) => ctx.captures?.[index] ?? '';
     }
-    return getter(part.name);
+    const get = extra?.(part.name) ?? getter(part.name);
+    return wrap ? wrap(get) : get;
   });
   if (parts.length === 0) return () => '';
   if (parts.length === 1 && typeof parts[0] === 'string') {

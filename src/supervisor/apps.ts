@@ -61,6 +61,7 @@ export class AppPools {
       const dir = mkdtempSync(join(tmpdir(), `portico-${process.pid}-${app.name.slice(0, 24)}-`));
       const arbiter = new Arbiter({
         ...settings(app),
+        name: app.name,
         bind: null,
         socketDir: dir,
         handleSignals: false,

@@ -14,7 +14,7 @@
 import type { ResolvedConfig } from '../config/resolved.js';
 import { NodeBus, type IpcChannel } from '../core/bus.js';
 import { IpcLimitStore } from '../core/limit-ipc.js';
-import { log, useErrorLog } from '../core/log.js';
+import { log, reopenErrorLog, useErrorLog } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
 import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import { EdgeMetrics } from '../edge/metrics.js';
@@ -42,6 +42,7 @@ function applyLog(next: ResolvedConfig): void {
 }
 
 /** The node's TLS ticket keys, as the supervisor sends them (start, then each rotation). */
+process.title = 'portico: edge worker';
 const ticketKeys = new TicketKeys();
 /** The node's managed certificates, as the supervisor sends them (after the start message, then each new one). */
 const certificates = new ManagedCertificates(ticketKeys);
@@ -134,6 +135,14 @@ bus.on('portico:edge:member-remove', (message) => {
   void (group ? group.removeServer(message.url, message.graceMs) : Promise.resolve()).finally(() => send({ type: 'portico:edge:removed', seq: message.seq }));
 });
 bus.on('portico:edge:stop', (message) => void stop(message.graceMs));
+function reopenLogs(): void {
+  reopenErrorLog();
+  server?.reopenLogs();
+}
+bus.on('portico:edge:reopen-logs', reopenLogs);
+// A SIGUSR1 to the whole process group (or to this worker) reopens this worker's logs too; without
+// a listener node would start its inspector instead.
+process.on('SIGUSR1', reopenLogs);
 send({ type: 'portico:edge:hello' });
 for (const signal of ['SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU'] as const) process.on(signal, () => undefined);
 process.on('SIGTERM', () => {

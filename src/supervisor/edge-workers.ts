@@ -165,6 +165,11 @@ export class EdgeWorkers {
 
   #observeSeq = 0;
 
+  /** Every worker reopens its log files (SIGUSR1). */
+  reopenLogs(): void {
+    for (const record of this.#workers.values()) if (record.state !== 'stopping') this.#send(record, { type: 'portico:edge:reopen-logs' });
+  }
+
   snapshot(): EdgeWorkerSnapshot[] {
     return [...this.#workers.values()].map((r) => ({ pid: r.pid, state: r.state, startedAt: r.startedAt }));
   }

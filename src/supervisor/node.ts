@@ -22,7 +22,7 @@ import { ConfigError } from '../config/errors.js';
 import type { ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
-import { complain, log, useErrorLog } from '../core/log.js';
+import { complain, log, reopenErrorLog, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
 import type { CertificateManager, CertificateSnapshot } from '../certs/manager.js';
 import { PorticoError } from '../core/errors.js';
@@ -259,6 +259,8 @@ export class Supervisor {
 
   /** Starts everything (throws, having stopped what it started, when that fails), then runs commands until a stop ends the process. */
   async start(): Promise<void> {
+    // `ps` tells the processes apart: "portico: supervisor", "portico: edge worker", "portico: app web worker 2".
+    process.title = 'portico: supervisor';
     warnAbout(this.#config);
     await this.#start();
     this.#state = 'serving';
@@ -369,6 +371,9 @@ export class Supervisor {
     process.on('SIGTERM', () => this.command({ type: 'stop', signal: 'SIGTERM', fast: this.#stopping === 'graceful', code: 0 }));
     process.on('SIGQUIT', () => this.command({ type: 'stop', signal: 'SIGQUIT', fast: true, code: 0 }));
     process.on('SIGHUP', () => this.command({ type: 'reload', trigger: 'SIGHUP' }));
+    // nginx's USR1: logrotate renamed the files; write to new ones at the same paths. Immediate (no
+    // queue): nothing else changes, and a reload in progress reopens them anyway.
+    process.on('SIGUSR1', () => this.#reopenLogs());
     this.#watcher.follow(options.dependencies);
   }
 
@@ -409,6 +414,13 @@ export class Supervisor {
         log().flush();
         process.exit(code);
       });
+  }
+
+  #reopenLogs(): void {
+    reopenErrorLog();
+    if (this.#edge instanceof InProcessEdge) this.#edge.server.reopenLogs();
+    this.#workers?.reopenLogs();
+    log().info({ signal: 'SIGUSR1' }, 'log files reopened');
   }
 
   /** Starts the certificate manager with the first config that needs it (it is loaded only then), and has it follow each config. */

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { ResolvedConfig } from '../resolved.js';
+import { LOG_VARIABLES, templateProblem } from '../../core/template.js';
 import { cidr, size, timerDuration } from './values.js';
 
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
@@ -23,8 +24,20 @@ export const logSection = z.strictObject({
     .union([
       z.literal(false),
       z.strictObject({
-        /** `combined` (nginx/Apache) or `json` (one object per line). */
-        format: z.enum(['combined', 'json']).prefault('combined'),
+        /**
+         * `combined` (nginx/Apache), `json` (one object per line), or a line of your own with
+         * nginx `log_format` variables: `"$remote_addr [$time_local] \"$request\" $status
+         * $request_time $upstream_addr $upstream_status $upstream_response_time $cache_status"`.
+         */
+        format: z
+          .string()
+          .superRefine((text, ctx) => {
+            if (text === 'combined' || text === 'json') return;
+            if (!text.includes('$')) ctx.addIssue({ code: 'custom', message: `expected "combined", "json" or a format with $variables, got ${JSON.stringify(text)}` });
+            const problem = templateProblem(text, LOG_VARIABLES);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .prefault('combined'),
         /** "stdout", "stderr" or a file path. */
         path: z.string().min(1).prefault('stdout'),
       }),

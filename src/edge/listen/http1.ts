@@ -16,7 +16,7 @@ import { watchSends } from '../http/send-timeout.js';
 type HttpSettings = ResolvedConfig['http'];
 
 /** A node:http server with Portico's parser settings; `clientError` answered as below. */
-export function createHttp1Server(http: HttpSettings, serverHeader: () => string | null, settings: () => HttpSettings): Server {
+export function createHttp1Server(http: HttpSettings, serverHeader: () => string | null, settings: () => HttpSettings, onAnswered?: ParserAnswered): Server {
   const server = createServer({
     // Head size, head/request deadlines, keep-alive idle time: edge/http/limits.ts.
     ...parserOptions(http),
@@ -32,7 +32,7 @@ export function createHttp1Server(http: HttpSettings, serverHeader: () => string
   disableNodeLimits(server);
   // Cleartext connections, and HTTPS ones that speak HTTP/1.1 (the TLS listener emits them here).
   server.on('connection', (socket: Socket) => watchSends(socket, () => settings().sendTimeout));
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, serverHeader(), settings()));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => onClientError(error, socket, serverHeader(), settings(), onAnswered));
   return server;
 }
 
@@ -71,7 +71,10 @@ function responseInFlight(socket: Socket): ServerResponse | null {
  * to close, and nothing after it is read (RFC 9112 §9.6). Writing a 400 in its place would answer
  * a request the upstream may already have processed with a status it never produced.
  */
-function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null, http: HttpSettings): void {
+/** Told of each answer the parser made (400, 408, 414, 431): the access log writes a line for it, as nginx does. */
+export type ParserAnswered = (socket: Socket, status: number, bodyBytes: number) => void;
+
+function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeader: string | null, http: HttpSettings, onAnswered?: ParserAnswered): void {
   const inFlight = responseInFlight(socket);
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
@@ -97,14 +100,16 @@ function onClientError(error: NodeJS.ErrnoException, socket: Socket, serverHeade
   }
   // A head over node's size limit: in the request line → 414, in the header fields → 431.
   const status = error.code === 'HPE_HEADER_OVERFLOW' ? overflowStatus(error, http) : clientErrorStatus(error.code);
-  answerRaw(socket, status, serverHeader);
+  const bodyBytes = answerRaw(socket, status, serverHeader);
+  onAnswered?.(socket, status, bodyBytes);
   log().debug({ code: error.code, status }, 'client error');
 }
 
-/** A short status answer written straight to a socket node:http no longer manages, then close. */
-export function answerRaw(socket: Socket, status: number, serverHeader: string | null): void {
+/** A short status answer written straight to a socket node:http no longer manages, then close; returns its body's length. */
+export function answerRaw(socket: Socket, status: number, serverHeader: string | null): number {
   const body = `${status} ${STATUS_CODES[status]}\n`;
   // Written raw here (writeHead would refuse a CR/LF, this would not): never let one through.
   const server = serverHeader === null || /[\r\n\0]/.test(serverHeader) ? '' : `Server: ${serverHeader}\r\n`;
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${server}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  return body.length;
 }

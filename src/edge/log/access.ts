@@ -1,13 +1,14 @@
 /**
  * The access log, written after each response (the last phase of the pipeline): nginx/Apache
- * `combined` lines or JSON lines, through sonic-boom (pino's asynchronous destination: buffered
+ * `combined` lines, JSON lines, or a format of nginx `log_format` variables, through sonic-boom (pino's asynchronous destination: buffered
  * writes, no blocking on the hot path, flushed at exit).
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import sonicBoom from 'sonic-boom';
 import { tlsInfo } from '../http/h2.js';
-import type { RequestContext } from '../context.js';
-import { requestEnd } from '../observe.js';
+import type { ListenerInfo, RequestContext } from '../context.js';
+import { requestEnd, upstreamAttempt, type UpstreamAttemptMessage } from '../observe.js';
+import { compileTemplateWith, type Getter } from '../variables.js';
 
 // sonic-boom is CommonJS: its class is a property of the default export.
 const { SonicBoom } = sonicBoom;
@@ -15,6 +16,10 @@ const { SonicBoom } = sonicBoom;
 export interface AccessLog {
   write(ctx: RequestContext): void;
   flush(): void;
+  /** Opens its file again at the same path (after logrotate renamed it: SIGUSR1, nginx's reopen). */
+  reopen(): void;
+  /** A line for an answer the HTTP parser made before any request existed (400, 408, 414, 431). */
+  writeUnparsed(answer: UnparsedAnswer): void;
   close(): void;
 }
 
@@ -124,14 +129,101 @@ function logRequest(message: unknown): void {
   if (enabled) accessLog.write(ctx);
 }
 
-let openLogs = 0;
+/** The upstream attempts of a request, as nginx writes them: one entry per attempt, ", "-separated. */
+function recordAttempt(message: unknown): void {
+  const attempt = message as UpstreamAttemptMessage;
+  const ctx = attempt.ctx;
+  const join = (list: string, item: string) => (list === '' ? item : `${list}, ${item}`);
+  // A failed attempt's status as nginx's: 504 for a timeout, the upstream's own for a refused status, else 502.
+  const status = attempt.ok ? String(ctx.res.statusCode) : attempt.code.startsWith('HTTP_') ? attempt.code.slice(5) : attempt.code === 'timeout' ? '504' : '502';
+  ctx.upstreamAddr = join(ctx.upstreamAddr, attempt.server.replace(/^[a-z+]+:\/\//, ''));
+  ctx.upstreamStatus = join(ctx.upstreamStatus, status);
+  ctx.upstreamTime = join(ctx.upstreamTime, (attempt.durationMs / 1000).toFixed(3));
+}
 
-export function createAccessLog(config: { format: 'combined' | 'json'; path: string }): AccessLog {
+/** Variables only a log format knows (core/template.ts LOG_VARIABLES), read once the request is over. */
+function logVariable(name: string): Getter | undefined {
+  switch (name) {
+    case 'status': return (ctx) => String(ctx.status);
+    case 'body_bytes_sent': return (ctx) => String(ctx.bodyBytes);
+    case 'request': return (ctx) => `${ctx.req.method} ${ctx.req.url} HTTP/${ctx.req.httpVersion}`;
+    case 'server_protocol': return (ctx) => `HTTP/${ctx.req.httpVersion}`;
+    // nginx: seconds with millisecond resolution.
+    case 'request_time': return (ctx) => ((performance.now() - ctx.startedAt) / 1000).toFixed(3);
+    case 'time_local': return () => timeLocal(Date.now());
+    case 'time_iso8601': return () => new Date().toISOString();
+    case 'msec': return () => (Date.now() / 1000).toFixed(3);
+    case 'remote_user': return (ctx) => remoteUser(ctx);
+    case 'upstream_addr': return (ctx) => ctx.upstreamAddr;
+    case 'upstream_status': return (ctx) => ctx.upstreamStatus;
+    case 'upstream_response_time': return (ctx) => ctx.upstreamTime;
+    case 'cache_status': return (ctx) => (ctx.cacheStatus === '' ? '' : cacheVerdict(ctx.cacheStatus));
+    case 'ssl_protocol': return (ctx) => (ctx.listener.scheme === 'https' ? (tlsInfo(ctx.req).version ?? '') : '');
+    case 'ssl_cipher': return (ctx) => (ctx.listener.scheme === 'https' ? (tlsInfo(ctx.req).cipher ?? '') : '');
+  }
+  return undefined;
+}
+
+/** A format of the user's own: its variables escaped as nginx escapes them, "-" for an empty one (ngx_http_log_variable). */
+function customLine(format: string): (ctx: RequestContext) => string {
+  const line = compileTemplateWith(format, logVariable, (get) => (ctx) => {
+    const value = get(ctx);
+    return value === '' ? '-' : value === '-' ? value : quote(value);
+  });
+  return (ctx) => `${line(ctx)}\n`;
+}
+
+/** What is known of an answer the parser made: no request line, no headers, no route. */
+export interface UnparsedAnswer {
+  readonly clientAddress: string;
+  readonly status: number;
+  readonly bodyBytes: number;
+  readonly listener: ListenerInfo;
+}
+
+/**
+ * The answer as a request context with nothing parsed, for the formats' getters (they read only
+ * these fields): the request line is "-" as nginx logs a request it could not read.
+ */
+function unparsedContext(answer: UnparsedAnswer): RequestContext {
+  return {
+    req: { method: '-', url: '-', httpVersion: '1.1', headers: {} },
+    status: answer.status,
+    bodyBytes: answer.bodyBytes,
+    clientAddress: answer.clientAddress,
+    listener: answer.listener,
+    startedAt: performance.now(),
+    cacheStatus: '',
+    upstreamAddr: '',
+    upstreamStatus: '',
+    upstreamTime: '',
+    forward: null,
+    route: null,
+    server: null,
+    host: '',
+    uri: '-',
+    query: '',
+  } as unknown as RequestContext;
+}
+
+function unparsedLine(format: string, line: (ctx: RequestContext) => string, answer: UnparsedAnswer): string {
+  if (format === 'combined') return `${answer.clientAddress} - - [${timeLocal(Date.now())}] "-" ${answer.status} ${answer.bodyBytes} "-" "-"\n`;
+  if (format === 'json') return `${JSON.stringify({ time: new Date().toISOString(), remote_addr: answer.clientAddress, method: null, uri: null, status: answer.status, body_bytes_sent: answer.bodyBytes, unparsed: true })}\n`;
+  return line(unparsedContext(answer));
+}
+
+let openLogs = 0;
+/** Open logs whose format uses an `$upstream_` variable: while any is, attempts are recorded on the request. */
+let upstreamLogs = 0;
+
+export function createAccessLog(config: { format: string; path: string }): AccessLog {
   if (openLogs++ === 0) subscribe(requestEnd.name, logRequest);
+  const wantsUpstream = config.format.includes('$upstream_') || config.format.includes('${upstream_');
+  if (wantsUpstream && upstreamLogs++ === 0) subscribe(upstreamAttempt.name, recordAttempt);
   let open = true;
   const fd = config.path === 'stdout' ? 1 : config.path === 'stderr' ? 2 : undefined;
   const dest = new SonicBoom(fd !== undefined ? { fd, sync: false, minLength: 0 } : { dest: config.path, mkdir: true, append: true, sync: false, minLength: 0 });
-  const format = config.format === 'json' ? jsonLine : combinedLine;
+  const format = config.format === 'json' ? jsonLine : config.format === 'combined' ? combinedLine : customLine(config.format);
   return {
     write(ctx) {
       dest.write(format(ctx));
@@ -143,10 +235,17 @@ export function createAccessLog(config: { format: 'combined' | 'json'; path: str
         // Nothing buffered, or the destination is gone: nothing to save.
       }
     },
+    reopen() {
+      if (open && fd === undefined) dest.reopen();
+    },
+    writeUnparsed(answer) {
+      if (open) dest.write(unparsedLine(config.format, format, answer));
+    },
     close() {
       if (!open) return;
       open = false;
       if (--openLogs === 0) unsubscribe(requestEnd.name, logRequest);
+      if (wantsUpstream && --upstreamLogs === 0) unsubscribe(upstreamAttempt.name, recordAttempt);
       this.flush();
       if (fd === undefined) dest.end();
     },
