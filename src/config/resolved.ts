@@ -324,6 +324,8 @@ export interface ResolvedConfig {
   readonly log: {
     readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
     readonly error: string;
+    /** Error log lines: `auto` (text on a terminal), `json` or `text`. */
+    readonly format: 'auto' | 'json' | 'text';
     /** `format`: "combined", "json", or a line of nginx log_format variables. */
     readonly access: { readonly format: string; readonly path: string } | null;
   };

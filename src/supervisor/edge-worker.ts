@@ -38,7 +38,7 @@ function send(message: ControlFromEdge): void {
 
 /** The error log as the config says, its file reopened on every reload (with the access log, which each generation opens anew). */
 function applyLog(next: ResolvedConfig): void {
-  useErrorLog({ level: next.log.level, destination: next.log.error });
+  useErrorLog({ level: next.log.level, destination: next.log.error, format: next.log.format });
 }
 
 /** The node's TLS ticket keys, as the supervisor sends them (start, then each rotation). */

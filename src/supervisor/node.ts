@@ -117,7 +117,7 @@ class InProcessEdge implements Edge {
 }
 
 function applyLogConfig(config: ResolvedConfig): void {
-  useErrorLog({ level: config.log.level, destination: config.log.error });
+  useErrorLog({ level: config.log.level, destination: config.log.error, format: config.log.format });
 }
 
 /** Writes the pid file; returns its remover (only if it still names this process: a newer instance may own it). */

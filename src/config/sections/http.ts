@@ -19,6 +19,8 @@ export const logSection = z.strictObject({
   level: logLevel.prefault('info'),
   /** Error log destination: "stderr", "stdout" or a file path. */
   error: z.string().min(1).prefault('stderr'),
+  /** Error log lines: `auto` (text on a terminal, JSON elsewhere), `json`, or `text` (on stderr/stdout; a file always gets JSON). */
+  format: z.enum(['auto', 'json', 'text']).prefault('auto'),
   /** Access log; `false` turns it off. */
   access: z
     .union([
@@ -140,6 +142,7 @@ export function resolveLog(log: ParsedLog, baseDir: string): ResolvedConfig['log
   return {
     level: log.level,
     error: outputPath(log.error, baseDir),
+    format: log.format,
     access: access === false ? null : { format: access.format, path: outputPath(access.path, baseDir) },
   };
 }
