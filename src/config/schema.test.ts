@@ -85,7 +85,7 @@ describe('schema error lines', () => {
   });
   it('a union reports the branch the user meant (the deepest)', () => {
     assert.deepEqual(problems(one({ static: { root: '.', precompressed: ['br', 'lzma'] } })), ['servers[0].static.precompressed[1]: expected one of "br", "gzip", "zstd", got "lzma"']);
-    assert.deepEqual(problems(one({}, { log: { access: { format: 'xml' } } })), ['log.access.format: expected one of "combined", "json", got "xml"']);
+    assert.deepEqual(problems(one({}, { log: { access: { format: 'xml' } } })), ['log.access.format: expected "combined", "json" or a format with $variables, got "xml"']);
     assert.deepEqual(problems({ servers: [{ listen: [':80', 'nope'] }] }), ['servers[0].listen[1]: expected a listen address like ":8080", "127.0.0.1:8080", "[::1]:8080" or "unix:/path", got "nope"']);
   });
   it('sizes, lengths and bounds in plain words', () => {
@@ -196,7 +196,7 @@ describe('resolver checks and results', () => {
       trustedProxies: [],
       maxConnections: 0,
     });
-    assert.deepEqual(config.log, { level: 'info', error: 'stderr', access: { format: 'combined', path: 'stdout' } });
+    assert.deepEqual(config.log, { level: 'info', error: 'stderr', format: 'auto', access: { format: 'combined', path: 'stdout' } });
     const server = config.servers[0];
     assert.deepEqual(server?.listen, [{ kind: 'tcp', host: '', port: 8080 }]);
     assert.equal(server?.routes.length, 1, 'a server without routes gets one route "/"');
