@@ -115,8 +115,9 @@ describe('supervisor and edge workers', () => {
     try {
       const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const kids = children(portico.pid);
-      const appWorkers = kids.filter((pid) => /app\/worker\.js/.test(cmdline(pid)));
-      const edgeWorkers = kids.filter((pid) => /edge-worker\.js/.test(cmdline(pid)));
+      // Each process names itself in its title (what `ps` shows, written over /proc/PID/cmdline).
+      const appWorkers = kids.filter((pid) => /^portico: app pid worker \d+/.test(cmdline(pid)));
+      const edgeWorkers = kids.filter((pid) => /^portico: edge worker/.test(cmdline(pid)));
       assert.equal(edgeWorkers.length, 2, 'two edge workers');
       assert.equal(appWorkers.length, 2, 'two app workers in all, children of the supervisor');
       for (const edge of edgeWorkers) assert.deepEqual(children(edge), [], 'an edge worker runs no app worker');

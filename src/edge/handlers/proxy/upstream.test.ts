@@ -117,7 +117,7 @@ describe('upstream group snapshot', () => {
     assert.equal(snapshot.name, 'backend');
     assert.equal(snapshot.balance, 'round-robin');
     assert.equal(snapshot.dynamic, false);
-    assert.deepEqual(snapshot.servers[0], { url: 'http://127.0.0.1:1', name: '127.0.0.1:1', weight: 3, backup: false, healthy: true, down: false, inFlight: 2, maxConns: 0, attempts: 7, failures: 1, recentFailures: 1 });
+    assert.deepEqual(snapshot.servers[0], { url: 'http://127.0.0.1:1', name: '127.0.0.1:1', weight: 3, backup: false, healthy: true, drained: false, down: false, inFlight: 2, maxConns: 0, attempts: 7, failures: 1, recentFailures: 1 });
     assert.equal(snapshot.servers[1]?.backup, true);
     assert.equal(snapshot.servers[1]?.maxConns, 5);
     first.recordFailure(now);
