@@ -222,6 +222,13 @@ export class Arbiter {
     this.#poke();
   }
 
+  /** Sets the worker count (the admin API's scale; SIGTTIN/SIGTTOU step it by one): new workers start, surplus ones drain. */
+  scale(workers: number): void {
+    this.#target = Math.max(1, workers);
+    this.#log().info({ workers: this.#target }, 'arbiter: scaled');
+    this.#poke();
+  }
+
   /** Binds, forks, and runs the loop until shutdown or a halt; resolves with the exit code. */
   async run(): Promise<ArbiterResult> {
     if (this.#options.bind) await this.#listen();

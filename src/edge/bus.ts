@@ -12,7 +12,8 @@
  *                                  worker, and all of them to a worker that starts), tls:refused
  *             worker → supervisor  tls:want (a handshake for a name with no certificate yet)
  *   observe   supervisor → worker  observe:get (its metrics, or its edge snapshot, for the admin API),
- *                                  observe:drain (drain or enable an upstream server)
+ *                                  observe:upstream (drain, enable or weigh an upstream server),
+ *                                  observe:purge (a cache key or prefix, admin API)
  *             worker → supervisor  observe:reply
  *
  * The resolved config travels as JSON (it is JSON-serialisable by design): a worker never loads
@@ -87,11 +88,16 @@ export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: st
 
 /**
  * The admin API asks each worker for its part of the node's view (edge/metrics.ts,
- * EdgeServer.snapshot), or to drain / enable an upstream server (EdgeServer.setDrained).
+ * EdgeServer.snapshot), to change an upstream server (drain, enable, weight: EdgeServer.changeUpstream),
+ * or to purge a cache key (one worker purges memory and disk, and announces it to the others).
  */
 export type ObserveToEdge =
   | { readonly type: 'portico:observe:get'; readonly seq: number; readonly what: 'metrics' | 'snapshot' }
-  | { readonly type: 'portico:observe:drain'; readonly seq: number; readonly group: string; readonly server: string; readonly drained: boolean };
+  | { readonly type: 'portico:observe:upstream'; readonly seq: number; readonly group: string; readonly server: string; readonly change: UpstreamChange }
+  | { readonly type: 'portico:observe:purge'; readonly seq: number; readonly zone: string; readonly key: string; readonly prefix: boolean };
+
+/** What the admin API changes on an upstream server at runtime (HAProxy's runtime API). */
+export type UpstreamChange = { readonly drained: boolean } | { readonly weight: number };
 /** A worker's answer: prom-client's JSON of its registry, its EdgeSnapshot, or whether it found the server to drain. */
 export type ObserveFromEdge = { readonly type: 'portico:observe:reply'; readonly seq: number; readonly data: unknown };
 

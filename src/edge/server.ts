@@ -10,7 +10,7 @@ import type { ListenerInfo } from './context.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
-import type { BoundAddress, ListenerKind } from './bus.js';
+import type { BoundAddress, ListenerKind, UpstreamChange } from './bus.js';
 import type { CacheZoneSnapshot } from './handlers/cache/store.js';
 import type { UpstreamGroupSnapshot } from './handlers/proxy/upstream.js';
 import type { EdgeEnvironment } from './environment.js';
@@ -71,16 +71,28 @@ export class EdgeServer implements ListenerHost {
   }
 
   /**
-   * Drains (or enables again) an upstream server of the current generation, named by its URL or
+   * Drains, enables or weighs an upstream server of the current generation, named by its URL or
    * its name; false when there is no such server. Runtime state, as HAProxy's: a reload builds
    * new groups and forgets it.
    */
-  setDrained(group: string, server: string, drained: boolean): boolean {
-    const found = this.#generation.upstreams.get(group)?.servers.find((s) => s.url === server || s.name === server);
-    if (!found) return false;
-    found.drained = drained;
-    log().info({ upstream: group, server: found.url, drained }, drained ? 'upstream server drained (admin API)' : 'upstream server enabled (admin API)');
+  changeUpstream(group: string, server: string, change: UpstreamChange): boolean {
+    const upstream = this.#generation.upstreams.get(group);
+    const found = upstream?.servers.find((s) => s.url === server || s.name === server);
+    if (!upstream || !found) return false;
+    if ('drained' in change) found.drained = change.drained;
+    else upstream.setWeight(found.url, change.weight);
+    log().info({ upstream: group, server: found.url, ...change }, 'upstream server changed (admin API)');
     return true;
+  }
+
+  /** Purges a key (or every key under a prefix) from a cache zone: memory and disk, announced to the other workers; null when the zone does not exist here. */
+  async purgeCache(zone: string, key: string, prefix: boolean): Promise<number | null> {
+    const store = this.#environment.cacheZones.byName(zone);
+    if (!store) return null;
+    const count = await store.purge(key, prefix);
+    // As a PURGE request does: the other workers drop it from their memory tiers.
+    store.announcePurge?.(key, prefix);
+    return count;
   }
 
   /** Plain data about this process's edge, for the admin API and metrics: listeners, upstream servers, cache zones. */

@@ -20,6 +20,8 @@ import { pathToFileURL } from 'node:url';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ResolvedAdmin, ResolvedConfig } from '../config/resolved.js';
 import { log } from '../core/log.js';
+import type { ArbiterSnapshot } from '../app/arbiter.js';
+import type { UpstreamChange } from '../edge/bus.js';
 import type { EdgeSnapshot } from '../edge/server.js';
 import type { SupervisorSnapshot } from './node.js';
 
@@ -42,12 +44,46 @@ export interface AdminHost {
   metrics(): Promise<{ readonly contentType: string; readonly body: string }>;
   /** The dashboard's cumulative numbers (node-metrics.ts). */
   stats(): Promise<unknown>;
-  /** Drains or enables an upstream server in every edge process; how many found it, of how many answered. */
-  drain(group: string, server: string, drained: boolean): Promise<{ readonly found: number; readonly processes: number }>;
+  /** Drains, enables or weighs an upstream server in every edge process; how many found it, of how many answered. */
+  changeUpstream(group: string, server: string, change: UpstreamChange): Promise<{ readonly found: number; readonly processes: number }>;
+  /** Purges a cache key or prefix (memory and disk, every worker); the count purged, or null when the zone does not exist. */
+  purge(zone: string, key: string, prefix: boolean): Promise<number | null>;
+  apps(): Record<string, ArbiterSnapshot>;
+  /** A rolling restart of an app's workers; false when there is no such app. */
+  reloadApp(name: string): boolean;
+  /** An app's worker count, until the next reload; false when there is no such app. */
+  scaleApp(name: string, workers: number): boolean;
 }
 
-/** `POST /upstreams/{group}/{server}/drain|enable`, the server URL-encoded (its URL or its name). */
-const UPSTREAM_ACTION = /^\/upstreams\/([^/]+)\/([^/]+)\/(drain|enable)$/;
+/** `POST /upstreams/{group}/{server}/drain|enable|weight`, the server URL-encoded (its URL or its name). */
+const UPSTREAM_ACTION = /^\/upstreams\/([^/]+)\/([^/]+)\/(drain|enable|weight)$/;
+/** `POST /apps/{name}/reload|scale`. */
+const APP_ACTION = /^\/apps\/([^/]+)\/(reload|scale)$/;
+/** The largest JSON body an admin request may carry. */
+const BODY_LIMIT = 64 * 1024;
+
+class BadRequest extends Error {}
+
+/** The request's JSON body (an object), or a BadRequest that becomes a 400. */
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > BODY_LIMIT) throw new BadRequest(`the body is over ${BODY_LIMIT} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new BadRequest('the body is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadRequest('expected a JSON object');
+  return value as Record<string, unknown>;
+}
 
 export const VERSION = '0.1.0';
 
@@ -157,11 +193,21 @@ export class AdminServer {
       },
       'GET /status': (_req, res) => json(res, 200, this.#status()),
       'GET /config': (_req, res) => json(res, 200, redacted(this.#host.config())),
-      'POST /reload': async (_req, res) => {
+      'POST /reload': async (req, res) => {
+        req.resume();
         const result = await this.#host.reload('admin API');
         json(res, result.ok ? 200 : 400, result);
       },
       'GET /upstreams': async (_req, res) => json(res, 200, { upstreams: mergeUpstreams(await this.#host.edgeSnapshots()) }),
+      'POST /cache/purge': async (req, res) => {
+        const body = await readJson(req);
+        const zone = body.zone ?? 'default';
+        if (typeof zone !== 'string' || typeof body.key !== 'string' || body.key === '') throw new BadRequest('expected { "key": "…", "zone": "default", "prefix": false }');
+        const prefix = body.prefix === true;
+        const purged = await this.#host.purge(zone, body.key, prefix);
+        json(res, purged === null ? 404 : 200, purged === null ? { error: `no cache zone ${JSON.stringify(zone)}` } : { zone, key: body.key, prefix, purged });
+      },
+      'GET /apps': (_req, res) => json(res, 200, { apps: this.#host.apps() }),
       'GET /': (_req, res) => this.#asset(res, 'index.html'),
       'GET /stats': async (_req, res) => json(res, 200, await this.#host.stats()),
       'GET /metrics': async (_req, res) => {
@@ -267,9 +313,10 @@ export class AdminServer {
     const path = (req.url ?? '/').split('?')[0] as string;
     try {
       const action = req.method === 'POST' ? UPSTREAM_ACTION.exec(path) : null;
+      const appAction = req.method === 'POST' ? APP_ACTION.exec(path) : null;
       const asset = req.method === 'GET' && path.startsWith('/assets/') ? path.slice('/assets/'.length) : null;
       const handler: Handler | undefined = asset !== null ? (_req, res) => this.#asset(res, asset) : this.#routes[`${req.method} ${path}`];
-      const refusal = this.#refusal(req) ?? (action || handler ? this.#formRefusal(req) : null);
+      const refusal = this.#refusal(req) ?? (action || appAction || handler ? this.#formRefusal(req) : null);
       if (refusal) {
         log().warn({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress, status: refusal.status, reason: refusal.error }, 'admin: request refused');
         req.resume();
@@ -278,9 +325,34 @@ export class AdminServer {
       if (action) {
         const [group, server] = [decodeURIComponent(action[1] as string), decodeURIComponent(action[2] as string)];
         log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
-        req.resume();
-        const result = await this.#host.drain(group, server, action[3] === 'drain');
-        return json(res, result.found > 0 ? 200 : 404, result.found > 0 ? { upstream: group, server, state: action[3] === 'drain' ? 'drained' : 'enabled', ...result } : { error: `no server ${JSON.stringify(server)} in upstream ${JSON.stringify(group)}` });
+        let change: UpstreamChange;
+        if (action[3] === 'weight') {
+          const weight = (await readJson(req)).weight;
+          if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 1000) throw new BadRequest('expected { "weight": a whole number 1-1000 }');
+          change = { weight };
+        } else {
+          req.resume();
+          change = { drained: action[3] === 'drain' };
+        }
+        const result = await this.#host.changeUpstream(group, server, change);
+        const state = 'weight' in change ? { weight: change.weight } : { state: change.drained ? 'drained' : 'enabled' };
+        return json(res, result.found > 0 ? 200 : 404, result.found > 0 ? { upstream: group, server, ...state, ...result } : { error: `no server ${JSON.stringify(server)} in upstream ${JSON.stringify(group)}` });
+      }
+      if (appAction) {
+        const name = decodeURIComponent(appAction[1] as string);
+        log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
+        let found: boolean;
+        if (appAction[2] === 'scale') {
+          const workers = (await readJson(req)).workers;
+          if (typeof workers !== 'number' || !Number.isInteger(workers) || workers < 1 || workers > 1024) throw new BadRequest('expected { "workers": a whole number 1-1024 }');
+          found = this.#host.scaleApp(name, workers);
+          if (found) return json(res, 200, { app: name, workers });
+        } else {
+          req.resume();
+          found = this.#host.reloadApp(name);
+          if (found) return json(res, 200, { app: name, reload: 'rolling' });
+        }
+        return json(res, 404, { error: `no app ${JSON.stringify(name)}` });
       }
       if (!handler) {
         req.resume();
@@ -288,9 +360,13 @@ export class AdminServer {
         return json(res, known ? 405 : 404, { error: known ? `method ${req.method} not allowed on ${path}` : `no admin endpoint ${path}` });
       }
       if (req.method !== 'GET') log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
-      req.resume();
+      if (req.method === 'GET') req.resume();
       await handler(req, res);
     } catch (error) {
+      if (error instanceof BadRequest) {
+        if (!res.headersSent) json(res, 400, { error: error.message });
+        return;
+      }
       log().error({ err: error, admin: `${req.method} ${path}` }, 'admin: request failed');
       if (!res.headersSent) json(res, 500, { error: (error as Error).message });
       else res.destroy();

@@ -127,6 +127,20 @@ export class AppPools {
     return now === then ? null : `apps added or removed (${now || 'none'} → ${then || 'none'}): restart portico to apply`;
   }
 
+  /** A rolling restart of one app's workers (the admin API); false when there is no such app. */
+  reloadApp(name: string): boolean {
+    const pool = this.#pools.get(name);
+    pool?.arbiter.signal('SIGHUP');
+    return pool !== undefined;
+  }
+
+  /** Sets one app's worker count until the next reload (the admin API); false when there is no such app. */
+  scaleApp(name: string, workers: number): boolean {
+    const pool = this.#pools.get(name);
+    pool?.arbiter.scale(workers);
+    return pool !== undefined;
+  }
+
   /** A reload: new settings, then a rolling restart of every app's workers (a new one ready before an old one drains). */
   reload(next: ResolvedConfig): void {
     for (const pool of this.#pools.values()) {

@@ -118,8 +118,13 @@ bus.on('portico:tls:certificate', (message) => certificates.set(message.name, { 
 bus.on('portico:tls:refused', (message) => certificates.refuse(message.name));
 // The admin API's view of this worker: its metrics (counted from the start when the config has an
 // admin listener) and its edge snapshot.
-bus.on('portico:observe:drain', (message) => {
-  void started.then(() => bus.send({ type: 'portico:observe:reply', seq: message.seq, data: server?.setDrained(message.group, message.server, message.drained) ?? false }));
+bus.on('portico:observe:upstream', (message) => {
+  void started.then(() => bus.send({ type: 'portico:observe:reply', seq: message.seq, data: server?.changeUpstream(message.group, message.server, message.change) ?? false }));
+});
+bus.on('portico:observe:purge', (message) => {
+  void started
+    .then(() => server?.purgeCache(message.zone, message.key, message.prefix) ?? null)
+    .then((purged) => bus.send({ type: 'portico:observe:reply', seq: message.seq, data: purged }));
 });
 bus.on('portico:observe:get', (message) => {
   void (async () => {

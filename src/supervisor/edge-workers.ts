@@ -34,7 +34,7 @@ import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
 import type { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
-import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge } from '../edge/bus.js';
+import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge, UpstreamChange } from '../edge/bus.js';
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
@@ -130,13 +130,23 @@ export class EdgeWorkers {
     return this.#askAll((seq) => ({ type: 'portico:observe:get', seq, what }), timeoutMs);
   }
 
-  /** Drains (or enables) an upstream server in every worker; resolves with each answering worker's "found it". */
-  drain(group: string, server: string, drained: boolean, timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
-    return this.#askAll((seq) => ({ type: 'portico:observe:drain', seq, group, server, drained }), timeoutMs);
+  /** Drains, enables or weighs an upstream server in every worker; resolves with each answering worker's "found it". */
+  changeUpstream(group: string, server: string, change: UpstreamChange, timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
+    return this.#askAll((seq) => ({ type: 'portico:observe:upstream', seq, group, server, change }), timeoutMs);
   }
 
-  async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number): Promise<{ pid: number; data: unknown }[]> {
-    const records = [...this.#workers.values()].filter((record) => record.state === 'serving');
+  /**
+   * Purges a cache key in one worker: it purges its memory tier and the zone's disk tier, and
+   * announces the purge, which this supervisor relays to the other workers' memory tiers (as a
+   * PURGE request does). Resolves with the count purged, or null (no such zone, no worker).
+   */
+  async purge(zone: string, key: string, prefix: boolean, timeoutMs: number): Promise<number | null> {
+    const answers = await this.#askAll((seq) => ({ type: 'portico:observe:purge', seq, zone, key, prefix }), timeoutMs, 1);
+    return (answers[0]?.data as number | null | undefined) ?? null;
+  }
+
+  async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number, limit = Infinity): Promise<{ pid: number; data: unknown }[]> {
+    const records = [...this.#workers.values()].filter((record) => record.state === 'serving').slice(0, limit);
     const answers = await Promise.all(
       records.map(
         (record) =>

@@ -530,14 +530,21 @@ export class Supervisor {
         if (this.#workers) return (await this.#workers.observe('snapshot', 1000)).filter((answer) => answer.data !== null).map((answer) => ({ pid: answer.pid, snapshot: answer.data as EdgeSnapshot }));
         return this.#edge instanceof InProcessEdge ? [{ pid: process.pid, snapshot: this.#edge.server.snapshot() }] : [];
       },
-      drain: async (group, server, drained) => {
+      changeUpstream: async (group, server, change) => {
         if (this.#workers) {
-          const answers = await this.#workers.drain(group, server, drained, 1000);
+          const answers = await this.#workers.changeUpstream(group, server, change, 1000);
           return { found: answers.filter((answer) => answer.data === true).length, processes: answers.length };
         }
-        const found = this.#edge instanceof InProcessEdge && this.#edge.server.setDrained(group, server, drained);
+        const found = this.#edge instanceof InProcessEdge && this.#edge.server.changeUpstream(group, server, change);
         return { found: found ? 1 : 0, processes: 1 };
       },
+      purge: async (zone, key, prefix) => {
+        if (this.#workers) return this.#workers.purge(zone, key, prefix, 5000);
+        return this.#edge instanceof InProcessEdge ? this.#edge.server.purgeCache(zone, key, prefix) : null;
+      },
+      apps: () => this.#pools?.snapshot() ?? {},
+      reloadApp: (name) => this.#pools?.reloadApp(name) ?? false,
+      scaleApp: (name, workers) => this.#pools?.scaleApp(name, workers) ?? false,
       stats: () => (this.#nodeMetrics as NodeMetrics).stats({ inProcess: this.#edgeMetrics, workers: this.#workers }),
       metrics: async () => {
         const metrics = this.#nodeMetrics as NodeMetrics;

@@ -148,6 +148,63 @@ describe('admin API', () => {
     assert.equal((await admin(adminPort, 'POST', '/upstreams/api/nope/drain', JSON_TYPE, '{}')).status, 404);
   });
 
+  it('weighs a server, purges the cache, lists, reloads and scales apps', async () => {
+    let upstreamHits = 0;
+    const upstream = await startNodeUpstream((_req, res) => {
+      upstreamHits++;
+      res.setHeader('cache-control', 'max-age=60');
+      res.end(`n${upstreamHits}`);
+    });
+    running.push({ stop: () => upstream.close() });
+    const port = await freePort();
+    const { APPS } = await import('../helpers/app.js');
+    const { adminPort } = await node({
+      workers: 2,
+      apps: { web: { module: `${APPS}/fetch-function.mjs`, workers: 1 } },
+      // On disk too: both edge workers serve the one copy (memory tiers are per process).
+      cache: { dir: 'cache' },
+      upstreams: { api: { servers: [upstream.url] } },
+      servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/app', app: 'web' }, { prefix: '/', proxy: { to: 'api' }, cache: true }] }],
+    });
+    const weighed = await admin(adminPort, 'POST', `/upstreams/api/${encodeURIComponent(upstream.url)}/weight`, JSON_TYPE, '{"weight": 5}');
+    assert.equal(weighed.status, 200, weighed.body);
+    assert.deepEqual(JSON.parse(weighed.body), { upstream: 'api', server: upstream.url, weight: 5, found: 2, processes: 2 });
+    const view = JSON.parse((await admin(adminPort, 'GET', '/upstreams')).body) as { upstreams: { name: string; servers: { weight: number }[] }[] };
+    assert.equal(view.upstreams.find((g) => g.name === 'api')?.servers[0]?.weight, 5);
+    assert.equal((await admin(adminPort, 'POST', `/upstreams/api/${encodeURIComponent(upstream.url)}/weight`, JSON_TYPE, '{"weight": 0}')).status, 400);
+    // The cache (key "$scheme://$host$request_uri", $host without the port, as nginx's): a miss stores, a hit serves it, the purge (one worker: memory + disk, relayed to the other) makes the next a miss.
+    const { request } = await import('../helpers/portico.js');
+    const get = () => request(`http://127.0.0.1:${port}/cached`, { headers: { connection: 'close' } });
+    assert.equal((await get()).body.toString(), 'n1');
+    for (let i = 0; i < 6; i++) assert.equal((await get()).body.toString(), 'n1', 'served from the cache by either worker');
+    const purged = await admin(adminPort, 'POST', '/cache/purge', JSON_TYPE, JSON.stringify({ key: 'http://127.0.0.1/cached' }));
+    assert.equal(purged.status, 200, purged.body);
+    assert.equal((JSON.parse(purged.body) as { purged: number }).purged >= 1, true, purged.body);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (let i = 0; i < 6; i++) assert.notEqual((await get()).body.toString(), 'n1', 'no worker serves the purged copy');
+    assert.equal((await admin(adminPort, 'POST', '/cache/purge', JSON_TYPE, JSON.stringify({ zone: 'nope', key: 'x' }))).status, 404);
+    assert.equal((await admin(adminPort, 'POST', '/cache/purge', JSON_TYPE, '{"key": 1}')).status, 400);
+    assert.equal((await admin(adminPort, 'POST', '/cache/purge', JSON_TYPE, 'not json')).status, 400);
+    // Apps: listed with their workers; a rolling reload; scaled to two workers.
+    const apps = JSON.parse((await admin(adminPort, 'GET', '/apps')).body) as { apps: Record<string, { workers: { pid: number }[] }> };
+    const firstPid = apps.apps.web?.workers[0]?.pid;
+    assert.ok(firstPid);
+    assert.equal((await admin(adminPort, 'POST', '/apps/web/reload', JSON_TYPE, '{}')).status, 200);
+    const { eventually } = await import('../helpers/forward.js');
+    const workersNow = async () => (JSON.parse((await admin(adminPort, 'GET', '/apps')).body) as { apps: Record<string, { workers: { pid: number; state: string }[] }> }).apps.web?.workers ?? [];
+    let latest: { pid: number; state: string }[] = [];
+    const poll = setInterval(() => void workersNow().then((w) => (latest = w)), 100);
+    try {
+      await eventually(() => latest.length === 1 && latest[0]?.pid !== firstPid && latest[0]?.state === 'ready', 15_000, 'a new worker after the rolling reload');
+      assert.equal((await admin(adminPort, 'POST', '/apps/web/scale', JSON_TYPE, '{"workers": 2}')).status, 200);
+      await eventually(() => latest.filter((w) => w.state === 'ready').length === 2, 15_000, 'two workers after the scale');
+    } finally {
+      clearInterval(poll);
+    }
+    assert.equal((await request(`http://127.0.0.1:${port}/app`)).status, 200);
+    assert.equal((await admin(adminPort, 'POST', '/apps/nope/reload', JSON_TYPE, '{}')).status, 404);
+  });
+
   it('security: Host, cross-origin and form posts are refused; the token is required where set', async () => {
     const port = await freePort();
     const { adminPort, portico } = await node({ workers: 1, servers: [{ listen: `127.0.0.1:${port}` }] });

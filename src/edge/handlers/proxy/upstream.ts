@@ -21,7 +21,8 @@ export class UpstreamServer implements Balanced {
   /** The configured address ("http://host:port" or "unix:/path"). */
   readonly url: string;
   readonly name: string;
-  readonly weight: number;
+  /** Its share of the group's requests; the admin API may change it at runtime (`setWeight`). */
+  weight: number;
   readonly backup: boolean;
   readonly maxConns: number;
   readonly pool: Pool;
@@ -274,6 +275,15 @@ export class UpstreamGroup {
     this.#rebuild();
     for (const wake of [...this.#waiters]) wake();
     return server;
+  }
+
+  /** A server's new weight (the admin API): the next pick uses it; hash rings are rebuilt. False when no server has that URL or name. */
+  setWeight(server: string, weight: number): boolean {
+    const found = this.#servers.find((s) => s.url === server || s.name === server);
+    if (!found) return false;
+    found.weight = weight;
+    this.#rebuild();
+    return true;
   }
 
   /**
