@@ -96,7 +96,7 @@ export interface ArbiterSnapshot {
   readonly target: number;
   readonly started: number;
   readonly crashes: number;
-  readonly workers: readonly { readonly pid: number; readonly state: WorkerState; readonly ageMs: number; readonly requests: number; readonly lastHeartbeatMs: number }[];
+  readonly workers: readonly { readonly pid: number; readonly state: WorkerState; readonly ageMs: number; readonly requests: number; readonly rssBytes: number; readonly lastHeartbeatMs: number }[];
 }
 
 interface WorkerRecord {
@@ -111,6 +111,8 @@ interface WorkerRecord {
   lastTick: number;
   /** Requests served, as of its last heartbeat. */
   requests: number;
+  /** Resident memory (bytes), as of its last heartbeat. */
+  rss: number;
   /** Exit expected (stop, retire): not a crash. */
   planned: boolean;
   killed: boolean;
@@ -192,7 +194,7 @@ export class Arbiter {
       target: this.#target,
       started: this.#spawnCount,
       crashes: this.#crashCount,
-      workers: [...this.#workers.values()].map((w) => ({ pid: w.pid, state: w.state, ageMs: now - w.startedAt, requests: w.requests, lastHeartbeatMs: now - w.lastTick })),
+      workers: [...this.#workers.values()].map((w) => ({ pid: w.pid, state: w.state, ageMs: now - w.startedAt, requests: w.requests, rssBytes: w.rss, lastHeartbeatMs: now - w.lastTick })),
     };
   }
 
@@ -471,6 +473,7 @@ export class Arbiter {
       state: 'booting',
       lastTick: Date.now(),
       requests: 0,
+      rss: 0,
       planned: false,
       killed: false,
       inTransit: new Set(),
@@ -492,6 +495,7 @@ export class Arbiter {
     switch (message.type) {
       case 'portico:tick':
         w.requests = message.requests;
+        w.rss = message.rss;
         break;
       case 'portico:ready':
         if (w.state !== 'booting') break;

@@ -42,7 +42,7 @@ export type ToWorker =
   | { readonly type: 'portico:crash-ack' };
 
 export type FromWorker =
-  | { readonly type: 'portico:tick'; readonly requests: number }
+  | { readonly type: 'portico:tick'; readonly requests: number; readonly rss: number }
   | { readonly type: 'portico:ready'; readonly kind: 'fetch' | 'node'; readonly via: string }
   /** The app could not be loaded; `code` says whether retrying can help (ERR_APP_IMPORT) or not (ERR_APP_EXPORT). */
   | { readonly type: 'portico:boot-error'; readonly code: string; readonly message: string }

@@ -95,8 +95,9 @@ async function main(): Promise<void> {
   });
 
   // Ticks start before the app is imported: an import stuck in a loop is a stale worker too.
-  const tick = setInterval(() => send({ type: 'portico:tick', requests }), TICK_MS);
-  send({ type: 'portico:tick', requests });
+  // The heartbeat carries the request count and the resident memory (metrics, `GET /apps`).
+  const tick = setInterval(() => send({ type: 'portico:tick', requests, rss: process.memoryUsage.rss() }), TICK_MS);
+  send({ type: 'portico:tick', requests, rss: process.memoryUsage.rss() });
 
   // TypeScript apps (and their TypeScript imports) load with no build step.
   let app;

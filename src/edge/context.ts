@@ -77,6 +77,8 @@ export class RequestContext {
    * ", "-separated. Filled by the access log from `portico:upstream:attempt`, only when a format uses them.
    */
   upstreamAddr = '';
+  /** Counted in flight for the observers (observe.ts countInFlight) until its end is published. */
+  counted = false;
   upstreamStatus = '';
   upstreamTime = '';
 

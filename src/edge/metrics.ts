@@ -14,7 +14,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
-import { cacheStatus, requestEnd, upstreamAttempt, type CacheStatusMessage, type UpstreamAttemptMessage } from './observe.js';
+import { cacheStatus, inFlight, requestEnd, upstreamAttempt, type CacheStatusMessage, type UpstreamAttemptMessage } from './observe.js';
 import type { EdgeSnapshot } from './server.js';
 
 /** Seconds: 1 ms … 10 s, the spread of a static file to a slow upstream (Prometheus' default buckets start at 5 ms). */
@@ -105,6 +105,14 @@ export class EdgeMetrics {
     register(computed('portico_upstream_response_duration_seconds', 'An attempt from its start to the response relayed (or the failure).', 'histogram', () => histogramValues('portico_upstream_response_duration_seconds', attempts().map((one) => one.series))));
     this.#cacheRequests = new Counter({ name: 'portico_cache_requests_total', help: 'Cache lookups by zone and result (hit, miss, stale, bypass, …).', labelNames: ['zone', 'result'], registers });
     this.#rejections = new Counter({ name: 'portico_limit_rejections_total', help: 'Requests refused by a rate or connection limit, by kind.', labelNames: ['kind'], registers });
+    new Gauge({
+      name: 'portico_http_requests_in_flight',
+      help: 'Requests received and not yet answered in full.',
+      registers,
+      collect() {
+        this.set(inFlight.requests);
+      },
+    });
     new Gauge({
       name: 'portico_open_connections',
       help: 'Open client connections (WebSocket tunnels included), by listener.',

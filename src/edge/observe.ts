@@ -42,8 +42,24 @@ export interface CacheStatusMessage {
 }
 export const cacheStatus = channel('portico:cache:status');
 
+/**
+ * Requests of this process whose end an observer waits for: counted where the close listener is
+ * added (only while someone listens), uncounted in publishRequestEnd. Read by the metrics.
+ */
+export const inFlight = { requests: 0 };
+
+/** Counts a request in flight (its end will be published): called where its close listener is added. */
+export function countInFlight(ctx: RequestContext): void {
+  ctx.counted = true;
+  inFlight.requests++;
+}
+
 /** Ends a request for the observers: 499 when nothing was sent, then `portico:request:end`. */
 export function publishRequestEnd(ctx: RequestContext): void {
+  if (ctx.counted) {
+    ctx.counted = false;
+    inFlight.requests--;
+  }
   if (ctx.status === 0 && !ctx.res.headersSent) ctx.status = 499;
   requestEnd.publish(ctx);
 }

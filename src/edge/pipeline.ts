@@ -38,7 +38,7 @@ import { limitBody } from './http/limits.js';
 import { responseOnSocket, sendBody, sendStatus } from './http/respond.js';
 import { parseTarget } from './http/target.js';
 import { RewriteOutcome, runRewrites } from './middleware/rewrite.js';
-import { publishRequestEnd, requestEnd } from './observe.js';
+import { countInFlight, publishRequestEnd, requestEnd } from './observe.js';
 import type { CompiledRoute } from './route/router.js';
 
 /** nginx stops a rewrite cycle after 10 internal redirects with a 500. */
@@ -61,6 +61,7 @@ export function handleRequest(generation: Generation, listener: ListenerInfo, re
   if (requestEnd.hasSubscribers) {
     (res as ResponseWithContext)[CONTEXT] = ctx;
     res.once('close', onResponseClose);
+    countInFlight(ctx);
   }
   let pending: void | Promise<void>;
   try {

@@ -105,6 +105,16 @@ export class NodeMetrics {
       },
     });
     new Gauge({
+      name: 'portico_app_memory_bytes',
+      help: 'Resident memory of an app\'s workers together (as of their last heartbeat).',
+      labelNames: ['app'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [app, arbiter] of Object.entries(snapshot().apps)) this.set({ app }, arbiter.workers.reduce((sum, worker) => sum + worker.rssBytes, 0));
+      },
+    });
+    new Gauge({
       name: 'portico_tls_certificate_expiry_timestamp_seconds',
       help: 'When a managed certificate expires (Unix time).',
       labelNames: ['name', 'issuer'],

@@ -59,7 +59,9 @@ async function node(config: Record<string, unknown>): Promise<{ portico: Running
 describe('admin API', () => {
   it('one scrape covers both edge workers: request counts equal the load generator\'s', async () => {
     const port = await freePort();
-    const { adminPort } = await node({ workers: 2, servers: [{ listen: `127.0.0.1:${port}`, routes: [{ respond: { body: 'ok\n' } }] }] });
+    const slow = await startNodeUpstream((_req, res) => setTimeout(() => res.end('slow'), 1500));
+    running.push({ stop: () => slow.close() });
+    const { adminPort } = await node({ workers: 2, servers: [{ listen: `127.0.0.1:${port}`, routes: [{ prefix: '/slow', proxy: { to: slow.url } }, { respond: { body: 'ok\n' } }] }] });
     // A new connection per request: the kernel spreads them over both workers.
     const load = await runLoad({ port, paths: ['/'], clients: 8, durationMs: 3000, keepAlive: false });
     assert.equal(load.ok, load.requests, JSON.stringify(load));
@@ -73,6 +75,14 @@ describe('admin API', () => {
     assert.equal(metricSum(scrape.body, 'portico_http_request_duration_seconds_count', { status_class: '2xx' }), load.requests);
     assert.equal(metricSum(scrape.body, 'portico_edge_workers'), 2);
     assert.match(scrape.body, /^process_resident_memory_bytes \d+/m);
+    assert.equal(metricSum(scrape.body, 'portico_http_requests_in_flight'), 0, 'nothing in flight after the load');
+    const { request } = await import('../helpers/portico.js');
+    const slowRequest = request(`http://127.0.0.1:${port}/slow`);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const during = (await admin(adminPort, 'GET', '/metrics')).body;
+    assert.equal(metricSum(during, 'portico_http_requests_in_flight'), 1, 'the slow request is in flight');
+    assert.equal(metricSum(during, 'portico_upstream_in_flight'), 1, 'one upstream request in flight');
+    assert.equal((await slowRequest).body.toString(), 'slow');
     // No raw path or client address in any label.
     assert.doesNotMatch(scrape.body, /127\.0\.0\.1:\d+"?\}?.*portico_http_requests_total|path="|remote/);
   });
@@ -203,6 +213,11 @@ describe('admin API', () => {
     }
     assert.equal((await request(`http://127.0.0.1:${port}/app`)).status, 200);
     assert.equal((await admin(adminPort, 'POST', '/apps/nope/reload', JSON_TYPE, '{}')).status, 404);
+    // App workers' memory, from their heartbeats: in GET /apps and in the metrics.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const withMemory = (JSON.parse((await admin(adminPort, 'GET', '/apps')).body) as { apps: Record<string, { workers: { rssBytes: number }[] }> }).apps.web?.workers ?? [];
+    assert.ok(withMemory.length === 2 && withMemory.every((w) => w.rssBytes > 10 * 1024 * 1024), JSON.stringify(withMemory));
+    assert.ok(metricSum((await admin(adminPort, 'GET', '/metrics')).body, 'portico_app_memory_bytes', { app: 'web' }) > 20 * 1024 * 1024);
   });
 
   it('security: Host, cross-origin and form posts are refused; the token is required where set', async () => {

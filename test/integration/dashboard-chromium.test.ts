@@ -88,6 +88,17 @@ describe('admin dashboard in Chromium', () => {
     await row.locator('button[data-action="enable"]').click();
     await page.waitForSelector(`#upstreams tr[data-server="${b.url}"] td.state-up`, { timeout: 5000 });
     assert.deepEqual(problems, [], 'no script error on the page');
+    // A phone: the grid folds to one column and nothing is wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const widths = await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document;
+      return { scroll: doc.documentElement.scrollWidth, client: doc.documentElement.clientWidth };
+    });
+    assert.ok(widths.scroll <= widths.client, `no horizontal scrolling on a phone: ${JSON.stringify(widths)}`);
+    const chart = await page.locator('#rate-chart').boundingBox();
+    assert.ok(chart && chart.width <= 390, `the chart fits the screen: ${JSON.stringify(chart)}`);
+    await page.screenshot({ path: join(ROOT, 'docs', 'dashboard-phone.png'), fullPage: true });
     await page.close();
   });
 });

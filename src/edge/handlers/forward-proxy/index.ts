@@ -32,7 +32,7 @@ import { log } from '../../../core/log.js';
 import { RequestContext, type ForwardInfo, type ListenerInfo } from '../../context.js';
 import type { Generation } from '../../generation.js';
 import { responseOnSocket, sendBody } from '../../http/respond.js';
-import { publishRequestEnd, requestEnd } from '../../observe.js';
+import { countInFlight, publishRequestEnd, requestEnd } from '../../observe.js';
 import { CacheHandler, type CacheOrigin } from '../cache/index.js';
 import type { CacheZones } from '../cache/zones.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type BodySink, type Exchange, type ResponseSink } from '../proxy/attempt.js';
@@ -294,7 +294,10 @@ const targets = new WeakMap<RequestContext, ForwardTarget>();
 /** An absolute-form request on a forward listener. */
 export function handleForwardRequest(generation: Generation, runtime: ForwardRuntime, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
   const ctx = newContext(generation, listener, req, res);
-  if (requestEnd.hasSubscribers) res.once('close', () => publishRequestEnd(ctx));
+  if (requestEnd.hasSubscribers) {
+    res.once('close', () => publishRequestEnd(ctx));
+    countInFlight(ctx);
+  }
   forwardRequest(ctx, runtime).catch((error: unknown) => {
     log().error({ err: error, url: req.url }, 'forward proxy: request failed');
     refuse(ctx, new Refusal(500, 'internal error'));
