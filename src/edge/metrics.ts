@@ -4,7 +4,8 @@
  * registries of its edge workers into one scrape (prom-client's aggregation; supervisor/metrics.ts).
  *
  * Labels stay bounded: the server and route ids of the config, the method (the registered ones,
- * else "OTHER"), the status class, the upstream group and server URL, the cache zone. Never the
+ * else "OTHER"), the status class, the upstream group and server name ("host:port", a unix path), the
+ * cache zone. Never the
  * path or the client's address.
  *
  * Per request the cost is a Map lookup by the route id, an array slot by method and status class,
@@ -130,7 +131,7 @@ export class EdgeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.url }, server.healthy && !server.down && !server.drained ? 1 : 0);
+        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.name }, server.healthy && !server.down && !server.drained ? 1 : 0);
       },
     });
     new Gauge({
@@ -140,7 +141,7 @@ export class EdgeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.url }, server.inFlight);
+        for (const group of snapshot()?.upstreams ?? []) for (const server of group.servers) this.set({ upstream: group.name, server: server.name }, server.inFlight);
       },
     });
     new Gauge({

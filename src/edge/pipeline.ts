@@ -60,7 +60,8 @@ export function handleRequest(generation: Generation, listener: ListenerInfo, re
   // Nobody listening (no access log, no metrics): no listener on the response at all.
   if (requestEnd.hasSubscribers) {
     (res as ResponseWithContext)[CONTEXT] = ctx;
-    res.once('close', onResponseClose);
+    // `on`, not `once`: a response closes once, and `once` allocates a wrapper per request.
+    res.on('close', onResponseClose);
     countInFlight(ctx);
   }
   let pending: void | Promise<void>;
