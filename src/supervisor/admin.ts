@@ -64,6 +64,15 @@ const BODY_LIMIT = 64 * 1024;
 
 class BadRequest extends Error {}
 
+/** A path segment decoded; a malformed %-escape is the client's error (400), not ours. */
+function segment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new BadRequest(`malformed %-escape in ${JSON.stringify(text)}`);
+  }
+}
+
 /** The request's JSON body (an object), or a BadRequest that becomes a 400. */
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   let size = 0;
@@ -323,7 +332,7 @@ export class AdminServer {
         return json(res, refusal.status, { error: refusal.error });
       }
       if (action) {
-        const [group, server] = [decodeURIComponent(action[1] as string), decodeURIComponent(action[2] as string)];
+        const [group, server] = [segment(action[1] as string), segment(action[2] as string)];
         log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
         let change: UpstreamChange;
         if (action[3] === 'weight') {
@@ -339,7 +348,7 @@ export class AdminServer {
         return json(res, result.found > 0 ? 200 : 404, result.found > 0 ? { upstream: group, server, ...state, ...result } : { error: `no server ${JSON.stringify(server)} in upstream ${JSON.stringify(group)}` });
       }
       if (appAction) {
-        const name = decodeURIComponent(appAction[1] as string);
+        const name = segment(appAction[1] as string);
         log().info({ admin: `${req.method} ${path}`, remote: req.socket.remoteAddress }, 'admin: action');
         let found: boolean;
         if (appAction[2] === 'scale') {

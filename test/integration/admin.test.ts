@@ -156,6 +156,7 @@ describe('admin API', () => {
     assert.equal(after.ok, after.requests);
     assert.ok(hits.b > bBefore, 'an enabled server takes requests again');
     assert.equal((await admin(adminPort, 'POST', '/upstreams/api/nope/drain', JSON_TYPE, '{}')).status, 404);
+    assert.equal((await admin(adminPort, 'POST', '/upstreams/api/%E0%A4%A/drain', JSON_TYPE, '{}')).status, 400, 'a malformed escape is the client\'s error');
   });
 
   it('weighs a server, purges the cache, lists, reloads and scales apps', async () => {
