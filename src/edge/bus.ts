@@ -20,6 +20,7 @@
  * the config file itself, so every worker serves exactly the config the supervisor validated.
  * docs/architecture.md lists these messages with where each kind of state lives.
  */
+import type { ManagedIssuer } from '../certs/manager.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import type { Bus } from '../core/bus.js';
 import type { LimitReply, LimitRequest } from '../core/limit-ipc.js';
@@ -84,7 +85,7 @@ export type TlsToEdge =
   | { readonly type: 'portico:tls:refused'; readonly name: string };
 
 /** A handshake in a worker wants a certificate for `name` (on demand): answered with `certificate` or `refused`. */
-export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: string; readonly issuer: 'acme' | 'internal' };
+export type TlsFromEdge = { readonly type: 'portico:tls:want'; readonly name: string; readonly issuer: ManagedIssuer };
 
 /**
  * The admin API asks each worker for its part of the node's view (edge/metrics.ts,

@@ -15,6 +15,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { RequestContext } from './context.js';
+import { cacheVerdict } from './log/access.js';
 import { cacheStatus, inFlight, requestEnd, upstreamAttempt, type CacheStatusMessage, type UpstreamAttemptMessage } from './observe.js';
 import type { EdgeSnapshot } from './server.js';
 
@@ -58,7 +59,7 @@ class RequestSeries extends DurationSeries {
 type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
 
 /** A metric prom-client's Registry can hold, whose values are computed when it is read. */
-function computed(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Value[]): { name: string; help: string; type: string; aggregator: 'sum'; get(): Promise<unknown>; reset(): void } {
+export function computed(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Value[]): { name: string; help: string; type: string; aggregator: 'sum'; get(): Promise<unknown>; reset(): void } {
   return { name, help, type, aggregator: 'sum', get: async () => ({ name, help, type, aggregator: 'sum', values: values() }), reset: () => undefined };
 }
 
@@ -84,7 +85,8 @@ export class EdgeMetrics {
   /** Upstream attempts by group, then by server. */
   readonly #upstreams = new Map<string, Map<string, { series: DurationSeries; outcomes: Map<string, number>; retries: number }>>();
   #processRequests = 0;
-  readonly #cacheRequests: Counter;
+  /** Cache lookups by zone, then by result: plain numbers, as the request series (a cached request is a hot path too). */
+  readonly #cacheResults = new Map<string, Map<string, number>>();
   readonly #rejections: Counter;
   readonly #onRequest = (message: unknown) => this.#request(message as RequestContext);
   readonly #onAttempt = (message: unknown) => this.#attempt(message as UpstreamAttemptMessage);
@@ -104,7 +106,7 @@ export class EdgeMetrics {
     register(computed('portico_upstream_requests_total', 'Attempts on upstream servers, by outcome (ok, or what failed).', 'counter', () => attempts().flatMap((one) => [...one.outcomes].map(([outcome, value]) => ({ value, labels: { ...one.series.labels, outcome } })))));
     register(computed('portico_upstream_retries_total', 'Attempts that were retries of a request on another server.', 'counter', () => attempts().map((one) => ({ value: one.retries, labels: one.series.labels }))));
     register(computed('portico_upstream_response_duration_seconds', 'An attempt from its start to the response relayed (or the failure).', 'histogram', () => histogramValues('portico_upstream_response_duration_seconds', attempts().map((one) => one.series))));
-    this.#cacheRequests = new Counter({ name: 'portico_cache_requests_total', help: 'Cache lookups by zone and result (hit, miss, stale, bypass, …).', labelNames: ['zone', 'result'], registers });
+    register(computed('portico_cache_requests_total', 'Cache lookups by zone and result (hit, miss, stale, bypass, …).', 'counter', () => [...this.#cacheResults].flatMap(([zone, results]) => [...results].map(([result, value]) => ({ value, labels: { zone, result } })))));
     this.#rejections = new Counter({ name: 'portico_limit_rejections_total', help: 'Requests refused by a rate or connection limit, by kind.', labelNames: ['kind'], registers });
     new Gauge({
       name: 'portico_http_requests_in_flight',
@@ -214,9 +216,10 @@ export class EdgeMetrics {
   }
 
   #cache(message: CacheStatusMessage): void {
-    // Cache-Status (RFC 9211): "Portico; hit", "Portico; fwd=miss; stored", "Portico; fwd=stale"…
-    const status = message.status;
-    const result = status.includes('; hit') ? (status.includes('stale') ? 'stale' : 'hit') : (/fwd=([a-z-]+)/.exec(status)?.[1] ?? 'other');
-    this.#cacheRequests.inc({ zone: message.zone, result });
+    // One word per Cache-Status, the access log's (hit, stale, miss, revalidated…).
+    const result = cacheVerdict(message.status);
+    let results = this.#cacheResults.get(message.zone);
+    if (!results) this.#cacheResults.set(message.zone, (results = new Map()));
+    results.set(result, (results.get(result) ?? 0) + 1);
   }
 }

@@ -230,6 +230,9 @@ export class AdminServer {
     this.#server.requestTimeout = 30_000;
   }
 
+  /** The URL it answers on, once it listens ("http://127.0.0.1:2019", "unix:/path"). */
+  url = '';
+
   /** Listens; resolves with the URL it answers on. */
   async start(): Promise<string> {
     const listen = this.settings.listen;
@@ -243,7 +246,8 @@ export class AdminServer {
     const address = this.#server.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
     this.#hosts = allowedHosts(this.settings, port);
-    return listen.kind === 'unix' ? `unix:${listen.path}` : `http://${listen.host === '' ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+    this.url = listen.kind === 'unix' ? `unix:${listen.path}` : `http://${listen.host === '' ? '127.0.0.1' : listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+    return this.url;
   }
 
   close(): Promise<void> {

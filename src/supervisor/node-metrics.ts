@@ -5,7 +5,7 @@
  * does not answer within a second is left out of that scrape rather than failing it.
  */
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { EdgeMetrics } from '../edge/metrics.js';
+import { computed, type EdgeMetrics } from '../edge/metrics.js';
 import type { EdgeWorkers } from './edge-workers.js';
 import type { SupervisorSnapshot } from './node.js';
 
@@ -33,7 +33,6 @@ const WORKER_TIMEOUT_MS = 1000;
 export class NodeMetrics {
   readonly #registry = new Registry();
   readonly #reloads: Counter;
-  readonly #appTotals = new Map<string, { started: number; crashes: number }>();
 
   constructor(snapshot: () => SupervisorSnapshot) {
     const registers = [this.#registry];
@@ -77,23 +76,11 @@ export class NodeMetrics {
         }
       },
     });
-    const appTotals = this.#appTotals;
-    const started = new Counter({ name: 'portico_app_workers_started_total', help: 'App worker processes started.', labelNames: ['app'], registers });
-    new Counter({
-      name: 'portico_app_worker_crashes_total',
-      help: 'App worker processes that exited unplanned.',
-      labelNames: ['app'],
-      registers,
-      // The arbiter counts; the counters follow its totals at each scrape.
-      collect() {
-        for (const [app, arbiter] of Object.entries(snapshot().apps)) {
-          const seen = appTotals.get(app) ?? { started: 0, crashes: 0 };
-          if (arbiter.started > seen.started) started.inc({ app }, arbiter.started - seen.started);
-          if (arbiter.crashes > seen.crashes) this.inc({ app }, arbiter.crashes - seen.crashes);
-          appTotals.set(app, { started: arbiter.started, crashes: arbiter.crashes });
-        }
-      },
-    });
+    // The arbiter keeps the totals; the counters read them at each scrape.
+    const register = (metric: ReturnType<typeof computed>) => this.#registry.registerMetric(metric as never);
+    const appTotal = (field: 'started' | 'crashes') => () => Object.entries(snapshot().apps).map(([app, arbiter]) => ({ value: arbiter[field], labels: { app } }));
+    register(computed('portico_app_workers_started_total', 'App worker processes started.', 'counter', appTotal('started')));
+    register(computed('portico_app_worker_crashes_total', 'App worker processes that exited unplanned.', 'counter', appTotal('crashes')));
     new Gauge({
       name: 'portico_app_requests',
       help: 'Requests served by an app\'s current workers (as of their last heartbeat).',

@@ -21,6 +21,7 @@ import { basename, dirname } from 'node:path';
 import { ConfigError } from '../config/errors.js';
 import type { ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedConfig } from '../config/resolved.js';
+import { listenKey } from '../config/sections/values.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
 import { complain, log, reopenErrorLog, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
@@ -356,7 +357,7 @@ export class Supervisor {
     }
     const removePidFile = current.pidFile ? writePidFile(current.pidFile) : () => undefined;
     process.on('exit', removePidFile);
-    const adminLine = this.#admin ? [`admin API on ${listenText(this.#admin.settings.listen)} (GET /status, /metrics, /upstreams; POST /reload)`] : [];
+    const adminLine = this.#admin ? [`admin API on ${this.#admin.url} (GET /status, /metrics, /upstreams; POST /reload; a dashboard at /)`] : [];
     options.announce({ config: current, addresses: edge.addresses(), processes: [...edge.describe(), ...(pools?.describe() ?? []), ...(external?.describe() ?? []), ...adminLine] });
 
     const halt = (why: string, code: number) => {
@@ -512,12 +513,12 @@ export class Supervisor {
     const { AdminServer } = await import('./admin.js');
     const admin = new AdminServer(wanted, this.#adminHost());
     try {
-      const url = await admin.start();
+      await admin.start();
       this.#admin = admin;
-      log().info({ admin: url }, 'admin API listening');
+      log().info({ admin: admin.url }, 'admin API listening');
     } catch (error) {
       log().error({ err: error }, 'admin API: cannot listen');
-      if (this.#state === 'starting') throw new PorticoError('ERR_LISTEN', `admin: cannot listen on ${listenText(wanted.listen)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      if (this.#state === 'starting') throw new PorticoError('ERR_LISTEN', `admin: cannot listen on ${listenKey(wanted.listen)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
   }
 
@@ -553,8 +554,6 @@ export class Supervisor {
     };
   }
 }
-
-const listenText = (address: ResolvedConfig['servers'][number]['listen'][number]): string => (address.kind === 'unix' ? `unix:${address.path}` : `${address.host.includes(':') ? `[${address.host}]` : address.host || '0.0.0.0'}:${address.port}`);
 
 /** Starts a node; it runs until a signal (or a command) stops it, and the process exits from there. */
 /** What the config found suspicious but serves (an expired certificate…): one warning line each. */
