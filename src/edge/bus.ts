@@ -7,7 +7,8 @@
  *   limits    worker → supervisor  limit:take, limit:acquire, limit:release (core/limit-ipc.ts)
  *             supervisor → worker  limit:reply
  *   cache     both ways            cache:purge (a worker announces it; the supervisor relays it
- *                                  to every other worker, each drops the key from its memory tier)
+ *                                  to every other worker, each drops the key from its memory tier),
+ *                                  cache:purged (each answers; the announcer hears once all have)
  *   tls       supervisor → worker  tls:certificate (a managed certificate, new or renewed: every
  *                                  worker, and all of them to a worker that starts), tls:refused
  *             worker → supervisor  tls:want (a handshake for a name with no certificate yet)
@@ -40,12 +41,21 @@ export type ListenerKind = 'site' | 'forward';
 /** The members of the dynamic upstream groups (apps' workers, commands' sockets), by group name. */
 export type Members = Record<string, string[]>;
 
-/** A purge of one key (or every key under a prefix) in a cache zone, for every edge worker's memory tier. */
+/**
+ * A purge of one key (or every key under a prefix) in a cache zone, for every edge worker's
+ * memory tier; answered with `purged` and the same `seq` (each side numbers what it sends).
+ */
 export interface CachePurge {
   readonly type: 'portico:cache:purge';
+  readonly seq: number;
   readonly zone: string;
   readonly key: string;
   readonly prefix: boolean;
+}
+/** The purge `seq` is done: in this worker (worker → supervisor), or in every other worker of the node (supervisor → the worker that announced it). */
+export interface CachePurged {
+  readonly type: 'portico:cache:purged';
+  readonly seq: number;
 }
 
 export type ControlToEdge =
@@ -103,9 +113,9 @@ export type UpstreamChange = { readonly drained: boolean } | { readonly weight: 
 export type ObserveFromEdge = { readonly type: 'portico:observe:reply'; readonly seq: number; readonly data: unknown };
 
 /** Supervisor → edge worker: the whole union. */
-export type ToEdge = ControlToEdge | LimitReply | CachePurge | TlsToEdge | ObserveToEdge;
+export type ToEdge = ControlToEdge | LimitReply | CachePurge | CachePurged | TlsToEdge | ObserveToEdge;
 /** Edge worker → supervisor: the whole union. */
-export type FromEdge = ControlFromEdge | LimitRequest | CachePurge | TlsFromEdge | ObserveFromEdge;
+export type FromEdge = ControlFromEdge | LimitRequest | CachePurge | CachePurged | TlsFromEdge | ObserveFromEdge;
 
 /** An edge worker's end of the bus. */
 export type EdgeBus = Bus<FromEdge, ToEdge>;

@@ -91,7 +91,7 @@ export class EdgeServer implements ListenerHost {
     if (!store) return null;
     const count = await store.purge(key, prefix);
     // As a PURGE request does: the other workers drop it from their memory tiers.
-    store.announcePurge?.(key, prefix);
+    await store.announcePurge?.(key, prefix);
     return count;
   }
 

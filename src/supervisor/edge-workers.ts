@@ -34,7 +34,13 @@ import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
 import type { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
-import type { BoundAddress, ControlFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge, UpstreamChange } from '../edge/bus.js';
+import type { BoundAddress, CachePurge, CachePurged, ControlFromEdge, ObserveFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge, UpstreamChange } from '../edge/bus.js';
+
+/** The answers a worker gives to a numbered question, by type. */
+interface NumberedReplies {
+  'portico:observe:reply': ObserveFromEdge;
+  'portico:cache:purged': CachePurged;
+}
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
@@ -145,32 +151,38 @@ export class EdgeWorkers {
     return (answers[0]?.data as number | null | undefined) ?? null;
   }
 
+  /** Relays a worker's purge to `others` and resolves once each has answered (one that does not within a second is left out). */
+  async #relayPurge(others: EdgeRecord[], purge: CachePurge): Promise<void> {
+    await Promise.all(others.map((record) => this.#askOne(record, (seq) => ({ ...purge, seq }), 'portico:cache:purged', 1_000)));
+  }
+
   async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number, limit = Infinity): Promise<{ pid: number; data: unknown }[]> {
     const records = [...this.#workers.values()].filter((record) => record.state === 'serving').slice(0, limit);
     const answers = await Promise.all(
-      records.map(
-        (record) =>
-          new Promise<{ pid: number; data: unknown } | null>((resolve) => {
-            const seq = ++this.#observeSeq;
-            const timer = setTimeout(() => {
-              detach();
-              resolve(null);
-            }, timeoutMs);
-            const detach = record.bus.on('portico:observe:reply', (message) => {
-              if (message.seq !== seq) return;
-              clearTimeout(timer);
-              detach();
-              resolve({ pid: record.pid, data: message.data });
-            });
-            if (!record.bus.send(make(seq))) {
-              clearTimeout(timer);
-              detach();
-              resolve(null);
-            }
-          }),
-      ),
+      records.map(async (record) => {
+        const reply = await this.#askOne(record, make, 'portico:observe:reply', timeoutMs);
+        return reply ? { pid: record.pid, data: reply.data } : null;
+      }),
     );
     return answers.filter((answer) => answer !== null);
+  }
+
+  /** Sends one worker a numbered question and resolves with its answer of type `replyType` and the same `seq`; null when it does not answer within `timeoutMs` (or is gone). */
+  #askOne<T extends keyof NumberedReplies>(record: EdgeRecord, make: (seq: number) => ToEdge, replyType: T, timeoutMs: number): Promise<NumberedReplies[T] | null> {
+    return new Promise((resolve) => {
+      const seq = ++this.#observeSeq;
+      const settle = (reply: NumberedReplies[T] | null): void => {
+        clearTimeout(timer);
+        detach();
+        resolve(reply);
+      };
+      const timer = setTimeout(() => settle(null), timeoutMs);
+      // TypeScript cannot narrow the bus's union by a generic type name; NumberedReplies names the same types.
+      const detach = record.bus.on(replyType, ((message: NumberedReplies[T]) => {
+        if (message.seq === seq) settle(message);
+      }) as never);
+      if (!record.bus.send(make(seq))) settle(null);
+    });
   }
 
   #observeSeq = 0;
@@ -226,7 +238,8 @@ export class EdgeWorkers {
   #attachNodeState(bus: SupervisorBus, worker: Worker): () => void {
     const detachLimits = serveLimits(this.#limits, bus);
     const detachCache = bus.on('portico:cache:purge', (message) => {
-      for (const other of this.#workers.values()) if (other.worker !== worker) other.bus.send(message);
+      const others = [...this.#workers.values()].filter((other) => other.worker !== worker && other.state === 'serving');
+      void this.#relayPurge(others, message).then(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
     });
     // On demand: the node's set answers (it asks the certificate manager when it has none); the
     // answer goes to the worker that asked (a new certificate also reaches all of them, above).

@@ -430,7 +430,7 @@ export class CacheHandler {
     for (const target of targets) {
       const key = this.#keyFor(ctx, target);
       await this.#store.purge(key, false).catch(() => 0);
-      this.#store.announcePurge?.(key, false);
+      await this.#store.announcePurge?.(key, false);
     }
   }
 
@@ -462,7 +462,7 @@ export class CacheHandler {
     const prefix = uri.endsWith('*');
     const key = prefix ? this.#keyFor(ctx, uri.slice(0, -1)) : this.#key(ctx);
     const count = await this.#store.purge(key, prefix);
-    this.#store.announcePurge?.(key, prefix);
+    await this.#store.announcePurge?.(key, prefix);
     for (const [lockKey] of this.#locks) if (prefix ? lockKey.startsWith(key) : lockKey.startsWith(`${key}\0`)) this.#locks.delete(lockKey);
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }

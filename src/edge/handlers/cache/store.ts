@@ -149,9 +149,11 @@ export interface CacheStore {
   lockFill?(key: string, timeoutMs: number): Promise<FillLock>;
   /**
    * After a purge here: tells the other copies of this store in the node (each edge worker's
-   * memory tier) to drop the same key or prefix. Absent when there are none to tell.
+   * memory tier) to drop the same key or prefix; resolves once they all have (or after a
+   * bounded wait), so that a purge answered 200 is a purge no worker serves from. Absent when
+   * there are none to tell.
    */
-  announcePurge?(key: string, prefix: boolean): void;
+  announcePurge?(key: string, prefix: boolean): Promise<void>;
   /** Plain data for the admin API and metrics: entries and bytes per tier. */
   snapshot?(): CacheZoneSnapshot;
   close(): Promise<void>;

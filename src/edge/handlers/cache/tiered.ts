@@ -15,10 +15,10 @@ export class TieredStore implements CacheStore {
   readonly name: string;
   readonly memory: MemoryStore;
   readonly disk: DiskStore | null;
-  readonly #announce: ((key: string, prefix: boolean) => void) | null;
+  readonly #announce: ((key: string, prefix: boolean) => Promise<void>) | null;
 
   /** `announce`: tells the node's other edge workers of a purge (null: there are none). */
-  constructor(settings: ResolvedCacheZone, announce: ((key: string, prefix: boolean) => void) | null = null) {
+  constructor(settings: ResolvedCacheZone, announce: ((key: string, prefix: boolean) => Promise<void>) | null = null) {
     this.name = settings.name;
     this.#announce = announce;
     this.memory = new MemoryStore({ maxSize: settings.memorySize, maxEntrySize: settings.memoryEntryMax });
@@ -97,8 +97,8 @@ export class TieredStore implements CacheStore {
     return this.disk ? this.disk.lockFill(key, timeoutMs) : Promise.resolve({ leader: true, release: () => {} });
   }
 
-  announcePurge(key: string, prefix: boolean): void {
-    this.#announce?.(key, prefix);
+  async announcePurge(key: string, prefix: boolean): Promise<void> {
+    await this.#announce?.(key, prefix);
   }
 
   snapshot(): CacheZoneSnapshot {

@@ -8,23 +8,49 @@
  *
  * Purges reach every edge worker of the node. Each worker has its own memory tier; the disk tier
  * is shared and purged once, by the worker that got the request. That worker announces the purge
- * on the node bus (`portico:cache:purge`); the supervisor relays it to the other workers, and
- * each drops the key (or prefix) from its memory tier of that zone. With no bus (one process)
- * there is nobody to tell.
+ * on the node bus (`portico:cache:purge`); the supervisor relays it to the other workers, each
+ * drops the key (or prefix) from its memory tier of that zone and says so (`cache:purged`), and
+ * the supervisor tells the announcer once all have: the PURGE is answered after that, so a 200
+ * means no worker of the node serves the entry any more. With no bus (one process) there is
+ * nobody to tell.
  */
 import type { ResolvedCacheZone } from '../../../config/resolved.js';
 import type { EdgeBus } from '../../bus.js';
 import type { CacheZoneSnapshot } from './store.js';
 import { TieredStore } from './tiered.js';
 
+/** How long a purge waits for the other workers' answers: a stuck worker must not hold a PURGE forever. */
+const PURGE_RELAY_TIMEOUT_MS = 2_000;
+
 export class CacheZones {
   readonly #zones = new Map<string, { signature: string; store: TieredStore }>();
   readonly #bus: EdgeBus | null;
+  readonly #purgesInFlight = new Map<number, () => void>();
+  #purgeSeq = 0;
 
   constructor(bus: EdgeBus | null) {
     this.#bus = bus;
     bus?.on('portico:cache:purge', (message) => {
-      void this.#zones.get(message.zone)?.store.memory.purge(message.key, message.prefix);
+      void Promise.resolve(this.#zones.get(message.zone)?.store.memory.purge(message.key, message.prefix)).finally(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
+    });
+    bus?.on('portico:cache:purged', (message) => this.#purgesInFlight.get(message.seq)?.());
+    bus?.onDisconnect(() => {
+      for (const done of this.#purgesInFlight.values()) done();
+    });
+  }
+
+  /** Tells the other workers (through the supervisor) and resolves once they have purged, or after the timeout. */
+  #announce(bus: EdgeBus, zone: string, key: string, prefix: boolean): Promise<void> {
+    const seq = ++this.#purgeSeq;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#purgesInFlight.delete(seq);
+        resolve();
+      };
+      const timer = setTimeout(done, PURGE_RELAY_TIMEOUT_MS);
+      this.#purgesInFlight.set(seq, done);
+      if (!bus.send({ type: 'portico:cache:purge', seq, zone, key, prefix })) done();
     });
   }
 
@@ -36,7 +62,7 @@ export class CacheZones {
     if (existing) void existing.store.close();
     const bus = this.#bus;
     const name = settings.name;
-    const announce = bus ? (key: string, prefix: boolean) => void bus.send({ type: 'portico:cache:purge', zone: name, key, prefix }) : null;
+    const announce = bus ? (key: string, prefix: boolean) => this.#announce(bus, name, key, prefix) : null;
     const store = new TieredStore(settings, announce);
     this.#zones.set(name, { signature, store });
     return store;
