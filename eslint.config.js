@@ -1,5 +1,5 @@
 // Lint: the recommended rule sets plus the house rules (no console outside the logger, node: imports)
-// and the layering: cli → supervisor → edge / app → certs → config → core. Each folder may import only
+// and the layering: cli → supervisor → edge / app → certs → state → config → core. Each folder may import only
 // the layers below it (docs/architecture.md); a deliberate violation fails the lint
 // (test/layering.test.ts proves it).
 import js from '@eslint/js';
@@ -10,8 +10,9 @@ const NODE_PREFIX = { regex: '^(fs|path|http|https|net|tls|os|url|util|stream|ev
 
 /** What each folder under src/ must not import: every layer above it, and its siblings where they must stay apart. */
 const LAYERS = {
-  core: ['config', 'certs', 'edge', 'app', 'supervisor', 'cli'],
-  config: ['certs', 'edge', 'app', 'supervisor', 'cli'],
+  core: ['config', 'state', 'certs', 'edge', 'app', 'supervisor', 'cli'],
+  config: ['state', 'certs', 'edge', 'app', 'supervisor', 'cli'],
+  state: ['certs', 'edge', 'app', 'supervisor', 'cli'],
   certs: ['edge', 'app', 'supervisor', 'cli'],
   edge: ['app', 'supervisor', 'cli'],
   app: ['edge', 'supervisor', 'cli'],
@@ -24,7 +25,7 @@ const layerRules = Object.entries(LAYERS).map(([folder, above]) => ({
     'no-restricted-imports': ['error', {
       patterns: [
         NODE_PREFIX,
-        ...above.map((layer) => ({ regex: `^(\\.\\./)+${layer}(/.*)?$`, message: `src/${folder} is below src/${layer} in the layering (cli → supervisor → edge / app → certs → config → core): it must not import it.` })),
+        ...above.map((layer) => ({ regex: `^(\\.\\./)+${layer}(/.*)?$`, message: `src/${folder} is below src/${layer} in the layering (cli → supervisor → edge / app → certs → state → config → core): it must not import it.` })),
       ],
     }],
   },

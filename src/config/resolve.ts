@@ -15,6 +15,7 @@ import type { ParsedConfig } from './schema.js';
 import { resolveApp, resolveExternalApp } from './sections/app.js';
 import { resolveAcme } from './sections/acme.js';
 import { resolveAdmin } from './sections/admin.js';
+import { resolveState } from './sections/state.js';
 import { resolveCacheZones } from './sections/cache.js';
 import { resolveForward } from './sections/forward.js';
 import { defaultPidFile, resolveHttp, resolveLog } from './sections/http.js';
@@ -77,6 +78,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
   checkManagedTls(servers, acme, problems, warnings);
   const forward = parsed.forward ? resolveForward(parsed.forward, baseDir, servers, cacheZones, problems) : null;
   const admin = resolveAdmin(parsed.admin, problems);
+  const state = resolveState(parsed.state, problems);
   if (admin) {
     const key = listenKey(admin.listen);
     if ([...servers.flatMap((server) => server.listen), ...(forward?.listen ?? [])].some((address) => listenKey(address) === key)) problems.push(`admin.listen: expected an address of its own, got ${JSON.stringify(key)}, where a server or the forward proxy listens`);
@@ -94,6 +96,7 @@ export function resolveConfig(parsed: ParsedConfig, baseDir: string, source: str
     workers: parsed.workers ?? null,
     acme,
     admin,
+    state,
     gracefulTimeout: parsed.gracefulTimeout,
     pidFile: parsed.pidFile !== undefined ? resolvePath(baseDir, parsed.pidFile) : source !== null ? defaultPidFile(source) : null,
     servers,

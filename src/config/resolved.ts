@@ -257,6 +257,16 @@ export interface ResolvedAdmin {
   readonly token: string | null;
 }
 
+/** The `state` section (config/sections/state.ts): the Redis every node shares. */
+export interface ResolvedState {
+  readonly redis: { readonly url: string; readonly prefix: string; readonly timeout: number };
+  readonly onRedisDown: 'local' | 'open' | 'closed';
+  /** ms. */
+  readonly leaseTtl: number;
+  /** Bytes; 0: the cache is not shared. */
+  readonly cacheEntryMax: number;
+}
+
 /** The `acme` section (config/sections/acme.ts), with defaults. */
 export interface ResolvedAcme {
   readonly email: string | null;
@@ -366,6 +376,8 @@ export interface ResolvedConfig {
   readonly acme: ResolvedAcme;
   /** The admin API, metrics and dashboard, or null when off. */
   readonly admin: ResolvedAdmin | null;
+  /** State shared by several nodes (Redis), or null: each node keeps its own. */
+  readonly state: ResolvedState | null;
   /** Grace for requests in flight on SIGTERM/SIGINT (ms). */
   readonly gracefulTimeout: number;
   /** Absolute path of the pid file, or null (an embedded config, without `pidFile`). */

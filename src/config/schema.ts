@@ -15,6 +15,7 @@ import { forward } from './sections/forward.js';
 import { httpSection, logSection } from './sections/http.js';
 import { limitsSection } from './sections/limits.js';
 import { server } from './sections/server.js';
+import { stateSection } from './sections/state.js';
 import { upstream } from './sections/upstream.js';
 import { entryName, show, timerDuration } from './sections/values.js';
 
@@ -60,6 +61,8 @@ export const configSchema = z.strictObject({
   acme: acmeSection.optional(),
   /** The admin API, Prometheus metrics and the dashboard (off unless set; `{}` listens on 127.0.0.1:2019). */
   admin: adminSection.optional(),
+  /** State shared by several Portico nodes in Redis: fleet-wide limits, a shared cache and purges, ACME storage (off: each node keeps its own). */
+  state: stateSection.optional(),
   /** Virtual servers, the nginx `server` blocks. Required unless `forward` is given. */
   servers: z.array(server).min(1).optional(),
   /** The forward proxy (Squid's role): its own listeners for absolute-form requests and CONNECT tunnels. */

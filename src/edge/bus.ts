@@ -51,6 +51,8 @@ export interface CachePurge {
   readonly zone: string;
   readonly key: string;
   readonly prefix: boolean;
+  /** Another node's purge (supervisor → one worker of this node): drop it from the disk tier too. */
+  readonly local?: boolean;
 }
 /** The purge `seq` is done: in this worker (worker → supervisor), or in every other worker of the node (supervisor → the worker that announced it). */
 export interface CachePurged {

@@ -95,6 +95,11 @@ export class EdgeServer implements ListenerHost {
     return count;
   }
 
+  /** Another node's purge (one-process node): this node's memory and disk tiers drop the key or prefix. */
+  purgeLocalCache(zone: string, key: string, prefix: boolean): Promise<void> {
+    return this.#environment.cacheZones.purgeLocal(zone, key, prefix);
+  }
+
   /** Plain data about this process's edge, for the admin API and metrics: listeners, upstream servers, cache zones. */
   snapshot(): EdgeSnapshot {
     return {

@@ -14,6 +14,7 @@
 import type { ResolvedConfig } from '../config/resolved.js';
 import { NodeBus, type IpcChannel } from '../core/bus.js';
 import { IpcLimitStore } from '../core/limit-ipc.js';
+import { CacheZones } from '../edge/handlers/cache/zones.js';
 import { log, reopenErrorLog, useErrorLog } from '../core/log.js';
 import type { ControlFromEdge, EdgeBus, FromEdge, Members, ToEdge } from '../edge/bus.js';
 import { ManagedCertificates } from '../edge/listen/managed-certificates.js';
@@ -69,7 +70,11 @@ async function start(initial: ResolvedConfig, members: Members, keys: string): P
   }
   // The node's state, handed in: limits are the supervisor's (asked over the bus), cache purges
   // go out on the bus and come back from the other workers through it.
-  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys, certificates });
+  // With `state`, the cache zones also keep small entries in the fleet's Redis (read from the
+  // first config, as the supervisor does: a reload that changes `state` is refused).
+  // Loaded only then (node-redis adds ~0.2 s to a process's start).
+  const shared = initial.state ? new (await import('../state/redis.js')).SharedRedis(initial.state, 'edge worker', 'the shared cache tier is skipped (lookups miss it, nothing is stored there)') : null;
+  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys, certificates, cacheZones: new CacheZones(bus, shared) });
   const edge = new EdgeServer(initial, environment);
   try {
     await edge.start();

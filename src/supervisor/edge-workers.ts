@@ -104,6 +104,8 @@ export class EdgeWorkers {
   #respawnTimer: NodeJS.Timeout | undefined;
   /** Called when workers crash in a loop and the supervisor gives up. */
   onHalt: ((message: string) => void) | null = null;
+  /** A worker purged a cache key: tells the other nodes (set when the config has `state`). */
+  onPurge: ((purge: { readonly zone: string; readonly key: string; readonly prefix: boolean }) => Promise<void>) | null = null;
 
   /** `members`: the current members of the app groups, for a worker that starts; `limits`: the node's limit store. */
   constructor(config: ResolvedConfig, count: number, members: () => Members, limits: LimitStore, ticketKeys: TicketKeys, certificates: ManagedCertificates) {
@@ -149,6 +151,15 @@ export class EdgeWorkers {
   async purge(zone: string, key: string, prefix: boolean, timeoutMs: number): Promise<number | null> {
     const answers = await this.#askAll((seq) => ({ type: 'portico:observe:purge', seq, zone, key, prefix }), timeoutMs, 1);
     return (answers[0]?.data as number | null | undefined) ?? null;
+  }
+
+  /**
+   * Another node's purge (src/state/purges.ts): one worker drops it from its memory tier and the
+   * node's disk tier, the others from their memory tiers.
+   */
+  async purgeFromElsewhere(purge: { readonly zone: string; readonly key: string; readonly prefix: boolean }): Promise<void> {
+    const serving = [...this.#workers.values()].filter((record) => record.state === 'serving');
+    await Promise.all(serving.map((record, i) => this.#askOne(record, (seq) => ({ type: 'portico:cache:purge', seq, ...purge, local: i === 0 }), 'portico:cache:purged', 1_000)));
   }
 
   /** Relays a worker's purge to `others` and resolves once each has answered (one that does not within a second is left out). */
@@ -239,7 +250,8 @@ export class EdgeWorkers {
     const detachLimits = serveLimits(this.#limits, bus);
     const detachCache = bus.on('portico:cache:purge', (message) => {
       const others = [...this.#workers.values()].filter((other) => other.worker !== worker && other.state === 'serving');
-      void this.#relayPurge(others, message).then(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
+      const publish = this.onPurge?.({ zone: message.zone, key: message.key, prefix: message.prefix });
+      void Promise.all([this.#relayPurge(others, message), publish]).then(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
     });
     // On demand: the node's set answers (it asks the certificate manager when it has none); the
     // answer goes to the worker that asked (a new certificate also reaches all of them, above).

@@ -23,6 +23,10 @@ import type { ArbiterSnapshot } from '../app/arbiter.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { listenKey } from '../config/sections/values.js';
 import { MemoryLimitStore, type LimitStore } from '../core/limit-store.js';
+import { CacheZones } from '../edge/handlers/cache/zones.js';
+import type { SharedLimitStore } from '../state/limits.js';
+import type { PurgeChannel, RemotePurge } from '../state/purges.js';
+import type { SharedRedis } from '../state/redis.js';
 import { complain, log, reopenErrorLog, useErrorLog } from '../core/log.js';
 import type { BoundAddress, Members } from '../edge/bus.js';
 import type { CertificateManager, CertificateSnapshot } from '../certs/manager.js';
@@ -178,8 +182,10 @@ export class Supervisor {
   #generation = 0;
   #lastReload: SupervisorSnapshot['lastReload'] = null;
   readonly #multi: boolean;
-  /** The node's limit state: the edge in this process uses it directly, edge workers over their buses. */
-  readonly limits: LimitStore = new MemoryLimitStore();
+  /** The node's limit state: the edge in this process uses it directly, edge workers over their buses; in Redis, counted fleet-wide, when the config has `state`. */
+  #limits: LimitStore = new MemoryLimitStore();
+  /** The Redis every node shares (`state`), or null; made at start from the first config (a reload that changes it is refused). */
+  #shared: { readonly redis: SharedRedis; readonly limits: SharedLimitStore; readonly purges: PurgeChannel } | null = null;
   /** The node's TLS session ticket keys: made here, in memory only, handed to every edge process, rotated (edge/listen/ticket-keys.ts). */
   readonly ticketKeys = new TicketKeys();
   readonly #ticketRotation = setInterval(() => this.ticketKeys.set(TicketKeys.fresh()), TICKET_KEY_ROTATION_MS).unref();
@@ -292,13 +298,16 @@ export class Supervisor {
     const options = this.#options;
     const current = this.#config;
     applyLogConfig(current);
+    await this.#connectShared(current);
+    const sharedState = this.#shared;
     // The edge workers are created before the apps so the apps can mirror membership to them;
     // the members of a starting worker are read from the groups here, which are always current.
     let shared = new Map<string, UpstreamGroup>();
     const members = (): Members => Object.fromEntries([...shared].map(([name, group]) => [name, group.servers.map((s) => s.url)]));
     if (this.#multi) {
       const { EdgeWorkers } = await import('./edge-workers.js');
-      const created = new EdgeWorkers(current, current.workers, members, this.limits, this.ticketKeys, this.certificates);
+      const created = new EdgeWorkers(current, current.workers, members, this.#limits, this.ticketKeys, this.certificates);
+      if (sharedState) created.onPurge = (purge) => sharedState.purges.publish(purge);
       this.#workers = created;
       process.on('exit', () => created.killAll());
     }
@@ -325,7 +334,8 @@ export class Supervisor {
     const early = () => process.exit(1);
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
     shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
-    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys, certificates: this.certificates }));
+    const cacheZones = new CacheZones(null, sharedState?.redis ?? null, sharedState ? (purge) => sharedState.purges.publish(purge) : null);
+    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.#limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys, certificates: this.certificates, cacheZones }));
     this.#edge = edge;
     // The edge binds its ports first (a port in use fails at once, before any app worker boots);
     // then the apps start; a request that arrives while an app's workers boot waits for one (up to
@@ -411,10 +421,41 @@ export class Supervisor {
     void (edge?.stop(code === 0 ? this.#config.gracefulTimeout : 0) ?? Promise.resolve())
       .then(() => pools?.stop())
       .then(() => external?.stop())
+      .then(() => this.#closeShared())
       .then(() => {
         log().flush();
         process.exit(code);
       });
+  }
+
+  /** A clean stop gives back this node's connection leases and node-set membership at once (a killed node's expire), then disconnects. */
+  async #closeShared(): Promise<void> {
+    const shared = this.#shared;
+    if (!shared) return;
+    await shared.limits.close();
+    await shared.purges.close();
+    await shared.redis.close();
+  }
+
+  /**
+   * With `state`: the connection to the fleet's Redis, the limit store that counts there, and the
+   * purge channel. Loaded only then (node-redis adds ~0.2 s to a process's start).
+   */
+  async #connectShared(config: ResolvedConfig): Promise<void> {
+    if (!config.state) return;
+    const [{ SharedRedis }, { SharedLimitStore }, { PurgeChannel }] = await Promise.all([import('../state/redis.js'), import('../state/limits.js'), import('../state/purges.js')]);
+    const redis = new SharedRedis(config.state, 'supervisor', `limits are decided as onRedisDown "${config.state.onRedisDown}" says, and cache purges reach this node only`);
+    const limits = new SharedLimitStore(redis);
+    const purges = new PurgeChannel(redis, limits.nodeId, (purge) => void this.#purgeFromElsewhere(purge));
+    this.#shared = { redis, limits, purges };
+    this.#limits = limits;
+  }
+
+  /** Another node purged a cache key: this node's tiers drop it too. */
+  async #purgeFromElsewhere(purge: RemotePurge): Promise<void> {
+    const edge = this.#edge;
+    if (this.#workers) await this.#workers.purgeFromElsewhere(purge);
+    else if (edge instanceof InProcessEdge) await edge.server.purgeLocalCache(purge.zone, purge.key, purge.prefix);
   }
 
   #reopenLogs(): void {
@@ -461,7 +502,9 @@ export class Supervisor {
       const changed = JSON.stringify(next.externalApps) !== JSON.stringify(current.externalApps) ? 'apps with a "command" added, removed or changed: restart portico to apply' : null;
       // One process or several is decided at start.
       const mode = (next.workers > 1) !== this.#multi ? `workers ${current.workers} → ${next.workers}: changing between one process and several needs a restart` : null;
-      const problem = refusal ?? changed ?? mode;
+      // The shared state's connections and node id are made once, at start.
+      const state = JSON.stringify(next.state) !== JSON.stringify(current.state) ? 'state changed: restart portico to apply' : null;
+      const problem = refusal ?? changed ?? mode ?? state;
       if (problem) throw new Error(problem);
       await edge.reload(next);
       // New app code and settings: a rolling restart, one worker at a time, each new worker

@@ -119,8 +119,10 @@ export interface CliProcess {
  * process unless they ask for edge workers (`workers: 2` in the config, or their own env).
  * `detached`: in a process group of its own, for tests that signal the whole group.
  */
-export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean } = {}): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], {
+export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean; netns?: string } = {}): CliProcess {
+  // In a network namespace the test made (test/helpers/netns.ts): `ip netns exec` execs node, so the pid is portico's.
+  const [command, commandArgs] = options.netns ? ['ip', ['netns', 'exec', options.netns, process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, PORTICO_WORKERS: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -178,7 +180,7 @@ export async function waitForOutput(proc: CliProcess, ready: RegExp, deadline: n
 }
 
 /** Runs `bin/portico ...args` and resolves once it prints its listening addresses. */
-export async function startPortico(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunningPortico> {
+export async function startPortico(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; netns?: string } = {}): Promise<RunningPortico> {
   const proc = spawnCli(args, options);
   const deadline = Date.now() + (options.timeoutMs ?? 15_000);
   await waitForOutput(proc, /listening on \S+[\s\S]*\n {2}server/, deadline);
@@ -210,9 +212,9 @@ export function writeConfig(dir: string, config: unknown, name = 'portico.config
 }
 
 /** Starts portico on a config object (written to a temp dir); listen addresses default to a free port. */
-export async function startWithConfig(dir: string, config: unknown, options: { env?: Record<string, string> } = {}): Promise<RunningPortico> {
-  const path = writeConfig(dir, config);
-  return startPortico(['up', '--config', path], { cwd: dir, env: options.env });
+export async function startWithConfig(dir: string, config: unknown, options: { env?: Record<string, string>; netns?: string; name?: string } = {}): Promise<RunningPortico> {
+  const path = writeConfig(dir, config, options.name);
+  return startPortico(['up', '--config', path], { cwd: dir, env: options.env, netns: options.netns });
 }
 
 export interface SimpleResponse {

@@ -46,18 +46,20 @@ function trackSockets(server: Server | ReturnType<typeof createNetServer>): { co
  * A node:http upstream on 127.0.0.1 (a free port). `onUpgrade` takes `Upgrade` requests; without
  * it node answers them by closing the socket.
  */
-export async function startNodeUpstream(handler: RequestListener, options: { onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } = {}): Promise<NodeUpstream> {
+/** `host`: the address to listen on (127.0.0.1; a test network's gateway for hosts in namespaces). */
+export async function startNodeUpstream(handler: RequestListener, options: { onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; host?: string } = {}): Promise<NodeUpstream> {
+  const host = options.host ?? '127.0.0.1';
   const server = createHttpServer({ keepAliveTimeout: 30_000, requestTimeout: 0 }, handler);
   if (options.onUpgrade) server.on('upgrade', options.onUpgrade);
   const sockets = trackSockets(server);
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('upstream has no port');
   return {
     server,
     port: address.port,
-    url: `http://127.0.0.1:${address.port}`,
+    url: `http://${host}:${address.port}`,
     connections: sockets.count,
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -15,9 +15,14 @@
  * nobody to tell.
  */
 import type { ResolvedCacheZone } from '../../../config/resolved.js';
+import type { SharedRedis } from '../../../state/redis.js';
 import type { EdgeBus } from '../../bus.js';
+import { RedisCacheTier } from './redis.js';
 import type { CacheZoneSnapshot } from './store.js';
 import { TieredStore } from './tiered.js';
+
+/** Tells the other nodes of a purge (src/state/purges.ts). */
+export type PurgePublisher = (purge: { readonly zone: string; readonly key: string; readonly prefix: boolean }) => Promise<void>;
 
 /** How long a purge waits for the other workers' answers: a stuck worker must not hold a PURGE forever. */
 const PURGE_RELAY_TIMEOUT_MS = 2_000;
@@ -25,13 +30,25 @@ const PURGE_RELAY_TIMEOUT_MS = 2_000;
 export class CacheZones {
   readonly #zones = new Map<string, { signature: string; store: TieredStore }>();
   readonly #bus: EdgeBus | null;
+  readonly #shared: SharedRedis | null;
+  readonly #publish: PurgePublisher | null;
   readonly #purgesInFlight = new Map<number, () => void>();
   #purgeSeq = 0;
 
-  constructor(bus: EdgeBus | null) {
+  /**
+   * `bus`: this edge worker's (null in a one-process node); `shared`: the fleet's Redis (`state`),
+   * whose tier each zone gets; `publish`: in a one-process node with `state`, tells the other
+   * nodes of a purge (an edge worker's supervisor does that for it).
+   */
+  constructor(bus: EdgeBus | null, shared: SharedRedis | null = null, publish: PurgePublisher | null = null) {
     this.#bus = bus;
+    this.#shared = shared;
+    this.#publish = publish;
     bus?.on('portico:cache:purge', (message) => {
-      void Promise.resolve(this.#zones.get(message.zone)?.store.memory.purge(message.key, message.prefix)).finally(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
+      const store = this.#zones.get(message.zone)?.store;
+      // `local`: another node's purge, relayed: this worker also purges the node's disk tier.
+      const purged = message.local ? store?.purgeLocal(message.key, message.prefix) : store?.memory.purge(message.key, message.prefix);
+      void Promise.resolve(purged).finally(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
     });
     bus?.on('portico:cache:purged', (message) => this.#purgesInFlight.get(message.seq)?.());
     bus?.onDisconnect(() => {
@@ -62,10 +79,17 @@ export class CacheZones {
     if (existing) void existing.store.close();
     const bus = this.#bus;
     const name = settings.name;
-    const announce = bus ? (key: string, prefix: boolean) => this.#announce(bus, name, key, prefix) : null;
-    const store = new TieredStore(settings, announce);
+    const publish = this.#publish;
+    const announce = bus ? (key: string, prefix: boolean) => this.#announce(bus, name, key, prefix) : publish ? (key: string, prefix: boolean) => publish({ zone: name, key, prefix }) : null;
+    const shared = this.#shared && this.#shared.settings.cacheEntryMax > 0 ? new RedisCacheTier(this.#shared, name) : null;
+    const store = new TieredStore(settings, announce, shared);
     this.#zones.set(name, { signature, store });
     return store;
+  }
+
+  /** Another node's purge, in a one-process node: this node's memory and disk tiers drop it. */
+  async purgeLocal(zone: string, key: string, prefix: boolean): Promise<void> {
+    await this.#zones.get(zone)?.store.purgeLocal(key, prefix);
   }
 
   /** The zone of this process by name, if one was made. */

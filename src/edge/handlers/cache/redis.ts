@@ -1,0 +1,150 @@
+/**
+ * The Redis tier of a cache zone (`state.cacheEntryMax`): responses up to that size are stored
+ * in Redis too, where every node finds them, with Vary and freshness exactly as the local tiers
+ * keep them (the same StoredMeta travels with the body). Larger bodies stay on each node's memory
+ * and disk tiers. Every call is bounded by `state.redis.timeout`; a Redis that is down or slow
+ * makes a lookup a miss and a write a no-op, never an error or a wait.
+ *
+ * Layout, under the fleet's prefix: `cache:<zone>:e:<primary>\0<secondary>` holds one response
+ * (a 4-byte length, the StoredMeta as JSON, the body); `cache:<zone>:v:<primary>` the Vary names
+ * of a primary key (JSON). An entry expires an hour after it stops being fresh (it may still be
+ * revalidated or served stale meanwhile); Redis's own `maxmemory-policy` bounds the rest.
+ */
+import type { SharedRedis } from '../../../state/redis.js';
+import { CacheEntry, type EntryWriter, type StoredMeta } from './store.js';
+
+/** How long past its freshness an entry is kept (for revalidation and stale serving). */
+const KEPT_AFTER_STALE_MS = 3_600_000;
+/** Keys per SCAN step of a purge. */
+const SCAN_COUNT = 500;
+
+/** A glob pattern matching `text` literally (SCAN MATCH), followed by `*`. */
+function literalPrefix(text: string): string {
+  return `${text.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}*`;
+}
+
+export class RedisCacheTier {
+  readonly #redis: SharedRedis;
+  readonly #entryPrefix: string;
+  readonly #varyPrefix: string;
+  readonly maxEntrySize: number;
+
+  constructor(redis: SharedRedis, zone: string) {
+    this.#redis = redis;
+    this.#entryPrefix = redis.key('cache', zone, 'e:');
+    this.#varyPrefix = redis.key('cache', zone, 'v:');
+    this.maxEntrySize = redis.settings.cacheEntryMax;
+  }
+
+  async get(key: string): Promise<CacheEntry | undefined> {
+    if (!this.#redis.up) return undefined;
+    try {
+      const value = (await this.#redis.binary.get(this.#entryPrefix + key)) as Buffer | null;
+      return value === null ? undefined : decode(value);
+    } catch {
+      return undefined;
+    }
+  }
+
+  open(meta: StoredMeta): EntryWriter | null {
+    if (meta.bodySize > this.maxEntrySize || !this.#redis.up) return null;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let dropped = false;
+    return {
+      write: (chunk) => {
+        if (dropped) return;
+        size += chunk.length;
+        if (size > this.maxEntrySize) {
+          dropped = true;
+          chunks.length = 0;
+          return;
+        }
+        chunks.push(chunk);
+      },
+      end: async () => {
+        if (dropped) return;
+        await this.#put({ ...meta, bodySize: size }, Buffer.concat(chunks, size));
+      },
+      abort: () => {
+        dropped = true;
+        chunks.length = 0;
+      },
+    };
+  }
+
+  /** A 304 freshened a stored response: the shared copy gets the new metadata too. */
+  async update(entry: CacheEntry, meta: StoredMeta): Promise<void> {
+    if (entry.body === null || entry.body.length > this.maxEntrySize) return;
+    await this.#put({ ...meta, bodySize: entry.body.length }, entry.body);
+  }
+
+  async delete(key: string): Promise<void> {
+    if (!this.#redis.up) return;
+    await this.#redis.client.del(this.#entryPrefix + key).catch(() => 0);
+  }
+
+  /** Every variant of `key` (a primary key), or of every primary key starting with it; resolves with how many entries went. */
+  async purge(key: string, prefix: boolean): Promise<number> {
+    if (!this.#redis.up) return 0;
+    try {
+      const entries = await this.#scan(this.#entryPrefix + (prefix ? key : `${key}\0`));
+      const varies = prefix ? await this.#scan(this.#varyPrefix + key) : [this.#varyPrefix + key];
+      const all = [...entries, ...varies];
+      for (let i = 0; i < all.length; i += SCAN_COUNT) await this.#redis.client.unlink(all.slice(i, i + SCAN_COUNT));
+      return entries.length;
+    } catch {
+      return 0;
+    }
+  }
+
+  async getVary(primary: string): Promise<readonly string[] | undefined> {
+    if (!this.#redis.up) return undefined;
+    try {
+      const value = await this.#redis.client.get(this.#varyPrefix + primary);
+      return value === null ? undefined : (JSON.parse(value) as string[]);
+    } catch {
+      return undefined;
+    }
+  }
+
+  setVary(primary: string, names: readonly string[]): void {
+    if (!this.#redis.up) return;
+    this.#redis.client.set(this.#varyPrefix + primary, JSON.stringify(names), { expiration: { type: 'PX', value: 7 * 86_400_000 } }).catch(() => undefined);
+  }
+
+  async #put(meta: StoredMeta, body: Buffer): Promise<void> {
+    if (!this.#redis.up) return;
+    const fresh = Math.max(0, meta.lifetime - meta.initialAge) * 1000;
+    const ttl = Math.ceil(fresh + KEPT_AFTER_STALE_MS);
+    await this.#redis.client.set(this.#entryPrefix + `${meta.key}\0${meta.secondary}`, encode(meta, body), { expiration: { type: 'PX', value: ttl } }).catch(() => undefined);
+  }
+
+  async #scan(prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    for await (const keys of this.#redis.client.scanIterator({ MATCH: literalPrefix(prefix), COUNT: SCAN_COUNT })) found.push(...keys);
+    return found;
+  }
+}
+
+function encode(meta: StoredMeta, body: Buffer): Buffer {
+  const head = Buffer.from(JSON.stringify(meta));
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(head.length);
+  return Buffer.concat([length, head, body]);
+}
+
+/** An entry as stored, or undefined when it does not parse (a foreign or truncated value is a miss). */
+function decode(value: Buffer): CacheEntry | undefined {
+  if (value.length < 4) return undefined;
+  const headLength = value.readUInt32BE(0);
+  if (4 + headLength > value.length) return undefined;
+  try {
+    const meta = JSON.parse(value.subarray(4, 4 + headLength).toString()) as StoredMeta;
+    const body = value.subarray(4 + headLength);
+    if (typeof meta.key !== 'string' || meta.bodySize !== body.length) return undefined;
+    return new CacheEntry(meta, body);
+  } catch {
+    return undefined;
+  }
+}
