@@ -21,7 +21,9 @@ import { pathToFileURL } from 'node:url';
  * the HTTPS tests' (certificates made with openssl, s_client, curl --http2, Chromium over h2);
  * testssl.sh checks the TLS listener for known vulnerabilities; gunicorn and uwsgi run the Flask
  * app the proxy tests front; pebble (Let's Encrypt's test CA) with pebble-challtestsrv (its DNS) is
- * the CA the automatic HTTPS tests order certificates from.
+ * the CA the automatic HTTPS tests order certificates from; redis-server is the state a fleet of
+ * nodes shares, and ip (iproute2) makes the network namespaces its nodes run in; systemd-analyze
+ * verifies the systemd unit in deploy/.
  */
 export const COMMANDS = [
   ['git', 'git'],
@@ -38,6 +40,9 @@ export const COMMANDS = [
   ['testssl', 'testssl.sh'],
   ['pebble', 'pebble'],
   ['pebble-challtestsrv', 'pebble'],
+  ['redis-server', 'redis-server'],
+  ['ip', 'iproute2'],
+  ['systemd-analyze', 'systemd'],
 ];
 
 // Debian's gunicorn and uwsgi run Debian's python3 (/usr/bin/python3), which may not be the

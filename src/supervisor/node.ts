@@ -616,6 +616,9 @@ export async function runNode(options: NodeOptions): Promise<Supervisor> {
  * saves by writing a new file and renaming it over the old one would end a watch on the file.
  * Changes are debounced (300 ms), so one save is one reload.
  */
+/** The symlink a Kubernetes ConfigMap (or Secret) volume swaps to update its files. */
+const KUBERNETES_ATOMIC_LINK = '..data';
+
 class ConfigWatcher {
   readonly #onChange: (() => void) | null;
   #watchers: FSWatcher[] = [];
@@ -638,7 +641,10 @@ class ConfigWatcher {
     for (const [dir, names] of byDir) {
       try {
         const watcher = watch(dir, { persistent: false }, (_event, name) => {
-          if (name !== null && !names.has(String(name))) return;
+          // A Kubernetes ConfigMap volume replaces its files at once by renaming a new `..data`
+          // symlink over the old one (the kubelet's atomic writer): the config's own name never
+          // appears in an event then.
+          if (name !== null && !names.has(String(name)) && String(name) !== KUBERNETES_ATOMIC_LINK) return;
           clearTimeout(this.#timer);
           this.#timer = setTimeout(onChange, 300);
         });
