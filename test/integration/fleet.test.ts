@@ -81,12 +81,10 @@ describe('a fleet: three nodes share limits, cache and purges through Redis', { 
     await Promise.all(
       Array.from({ length: clients }, async (_, client) => {
         for (let n = client; Date.now() < until; n++) {
-          let status = 0;
-          try {
-            status = (await request(`${nodeUrl(n % 3)}${path}`)).status;
-          } catch {
-            status = -1;
-          }
+          const status = await request(`${nodeUrl(n % 3)}${path}`).then(
+            (response) => response.status,
+            () => -1,
+          );
           statuses.set(status, (statuses.get(status) ?? 0) + 1);
           await sleep(10);
         }
