@@ -80,6 +80,14 @@ export class NodeMetrics {
     const register = (metric: ReturnType<typeof computed>) => this.#registry.registerMetric(metric as never);
     const appTotal = (field: 'started' | 'crashes') => () => Object.entries(snapshot().apps).map(([app, arbiter]) => ({ value: arbiter[field], labels: { app } }));
     register(computed('portico_app_workers_started_total', 'App worker processes started.', 'counter', appTotal('started')));
+    // The shared state (`state`); no series without it.
+    const shared = (value: (state: NonNullable<SupervisorSnapshot['shared']>) => { value: number; labels: Record<string, string> }) => () => {
+      const state = snapshot().shared;
+      return state ? [value(state)] : [];
+    };
+    register(computed('portico_state_redis_up', '1 while the shared Redis is reachable, 0 while limits follow onRedisDown.', 'gauge', shared((state) => ({ value: state.redis === 'up' ? 1 : 0, labels: {} }))));
+    register(computed('portico_state_nodes', "Nodes in the fleet's node set at the last heartbeat.", 'gauge', shared((state) => ({ value: state.nodes, labels: {} }))));
+    register(computed('portico_state_fallback_total', 'Limit decisions made by onRedisDown (Redis down, or slower than state.redis.timeout).', 'counter', shared((state) => ({ value: state.fallbacks, labels: { policy: state.onRedisDown } }))));
     register(computed('portico_app_worker_crashes_total', 'App worker processes that exited unplanned.', 'counter', appTotal('crashes')));
     new Gauge({
       name: 'portico_app_requests',

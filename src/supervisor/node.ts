@@ -165,6 +165,8 @@ export interface SupervisorSnapshot {
   readonly apps: Record<string, ArbiterSnapshot>;
   /** The managed certificates (`tls: "auto"` / `"internal"`): names, issuer, expiry, renewal, last error. */
   readonly certificates: readonly CertificateSnapshot[];
+  /** The shared state (`state`), or null: whether Redis is reachable, the nodes last seen, limit decisions made by `onRedisDown`. */
+  readonly shared: { readonly redis: 'up' | 'down'; readonly nodes: number; readonly fallbacks: number; readonly onRedisDown: string } | null;
 }
 
 /**
@@ -245,6 +247,7 @@ export class Supervisor {
       edge: this.#edge instanceof InProcessEdge ? this.#edge.server.snapshot() : null,
       apps: this.#pools?.snapshot() ?? {},
       certificates: this.#certificateManager?.snapshot() ?? [],
+      shared: this.#shared ? { redis: this.#shared.redis.up ? 'up' : 'down', nodes: this.#shared.limits.nodes, fallbacks: this.#shared.limits.fallbacks, onRedisDown: this.#shared.redis.settings.onRedisDown } : null,
     };
   }
 
