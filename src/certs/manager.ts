@@ -21,7 +21,8 @@ import { log } from '../core/log.js';
 import { AcmeIssuer, AcmeProblem, certificateId, type CertificatePair } from './acme.js';
 import { LocalCa } from './local-ca.js';
 import { ARI_CHECK_MS, fallbackRenewAt, renewAtInWindow, retryDelay } from './renewal.js';
-import { FileStorage, storageKeys } from './storage.js';
+import type { SharedRedis } from '../state/redis.js';
+import { certificateStorage, storageKeys, type CertificateStorage } from './storage.js';
 
 export type ManagedIssuer = 'acme' | 'internal';
 
@@ -107,7 +108,7 @@ function parseStored(cert: string | null, key: string | null): Stored | null {
 export class CertificateManager {
   readonly #output: CertificateOutput;
   #settings: ResolvedAcme | null = null;
-  #storage: FileStorage | null = null;
+  #storage: CertificateStorage | null = null;
   #acme: AcmeIssuer | null = null;
   #local: LocalCa | null = null;
   readonly #entries = new Map<string, Entry>();
@@ -119,8 +120,12 @@ export class CertificateManager {
   /** Orders placed by this process (a figure for the status views and the tests' logs). */
   orders = 0;
 
-  constructor(output: CertificateOutput) {
+  readonly #shared: SharedRedis | null;
+
+  /** `shared`: the fleet's Redis (`state`), where certificates and locks are kept then. */
+  constructor(output: CertificateOutput, shared: SharedRedis | null = null) {
     this.#output = output;
+    this.#shared = shared;
   }
 
   /** Follows a config (the first, and each reload): names added are obtained, names gone are dropped. */
@@ -132,7 +137,7 @@ export class CertificateManager {
       this.#entries.clear();
       this.#asked.clear();
       this.#settings = settings;
-      this.#storage = new FileStorage(settings.dataDir);
+      this.#storage = certificateStorage(settings.dataDir, this.#shared);
       this.#acme = null;
       this.#local = null;
     }
@@ -238,19 +243,19 @@ export class CertificateManager {
   }
 
   #acmeIssuer(): AcmeIssuer {
-    this.#acme ??= new AcmeIssuer(this.#settings as ResolvedAcme, this.#storage as FileStorage);
+    this.#acme ??= new AcmeIssuer(this.#settings as ResolvedAcme, this.#storage as CertificateStorage);
     return this.#acme;
   }
 
   async #load(entry: Entry): Promise<Stored | null> {
-    const storage = this.#storage as FileStorage;
+    const storage = this.#storage as CertificateStorage;
     const issuer = this.#issuerKey(entry);
     const [cert, key] = await Promise.all([storage.read(storageKeys.certificate(issuer, entry.name)), storage.read(storageKeys.privateKey(issuer, entry.name))]);
     return parseStored(cert, key);
   }
 
   async #run(entry: Entry): Promise<void> {
-    const storage = this.#storage as FileStorage;
+    const storage = this.#storage as CertificateStorage;
     try {
       let stored = await this.#load(entry);
       if (stored === null || (await this.#renewAt(entry, stored)) <= Date.now()) {
@@ -284,7 +289,7 @@ export class CertificateManager {
   }
 
   async #obtain(entry: Entry, previous: Stored | null, issuer: string): Promise<Stored> {
-    const storage = this.#storage as FileStorage;
+    const storage = this.#storage as CertificateStorage;
     log().info({ name: entry.name, issuer: entry.issuer, renewing: previous?.serial ?? null }, previous ? 'certificates: renewing' : 'certificates: obtaining');
     let pair: CertificatePair;
     if (entry.issuer === 'internal') {

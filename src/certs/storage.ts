@@ -6,13 +6,16 @@
  * Keys are relative paths ("certificates/acme-…/a.test/cert.pem"). FileStorage keeps them under
  * the data folder: files mode 0600 in folders mode 0700, written to a temporary file and renamed
  * over the old one (rename is atomic on POSIX), so a reader sees the old file or the new one,
- * never half of one. A Redis store (the scale-out issue) implements the same interface.
+ * never half of one. With `state`, RedisCertificateStorage (redis-storage.ts) keeps them in the
+ * fleet's Redis instead: `certificateStorage` picks one.
  */
 import { hostname } from 'node:os';
 import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { log } from '../core/log.js';
+import type { SharedRedis } from '../state/redis.js';
+import { RedisCertificateStorage } from './redis-storage.js';
 
 export interface CertificateStorage {
   /** The value, or null when there is none. */
@@ -105,6 +108,11 @@ export class FileStorage implements CertificateStorage {
       await rm(path, { force: true });
     };
   }
+}
+
+/** The fleet's Redis when the config has `state` (every node shares what one obtained), else the data folder. */
+export function certificateStorage(dataDir: string, shared: SharedRedis | null): CertificateStorage {
+  return shared ? new RedisCertificateStorage(shared) : new FileStorage(dataDir);
 }
 
 /** Storage keys, in one place (the manager writes them, the edge reads the challenges). */

@@ -6,16 +6,19 @@
  * EdgeServer, which hands it to every generation.
  *
  *   limits           the node's LimitStore: memory in a one-process node, the supervisor's over
- *                    the bus in an edge worker (core/limit-ipc.ts); a Redis store later, chosen
- *                    by the supervisor from the config, with no change here
+ *                    the bus in an edge worker (core/limit-ipc.ts); with `state`, the
+ *                    supervisor's is in Redis (state/limits.ts), with no change here
  *   cacheZones       the cache zones of this process (their memory tiers; disk is shared)
  *   sharedUpstreams  groups whose members outlive generations (an app's workers)
  *   bus              this process's end of the node bus, or null in a one-process node
  *   ticketKeys       the node's TLS session ticket keys (made and rotated by the supervisor)
+ *   sharedState      the fleet's Redis (`state`), or null: the cache zones' shared tier and the
+ *                    ACME challenges are read there
  *   certificates     the managed certificates (`tls: "auto"` / `"internal"`) this process holds:
  *                    the supervisor's certificate manager fills them, directly or over the bus
  */
 import type { LimitStore } from '../core/limit-store.js';
+import type { SharedRedis } from '../state/redis.js';
 import { MemoryLimitStore } from '../core/limit-store.js';
 import type { EdgeBus } from './bus.js';
 import { CacheZones } from './handlers/cache/zones.js';
@@ -30,6 +33,7 @@ export interface EdgeEnvironment {
   readonly bus: EdgeBus | null;
   readonly ticketKeys: TicketKeys;
   readonly certificates: ManagedCertificates;
+  readonly sharedState: SharedRedis | null;
 }
 
 /** An environment with what is not given made fresh and local: a one-process node, a test. */
@@ -43,5 +47,6 @@ export function createEdgeEnvironment(given: Partial<EdgeEnvironment> = {}): Edg
     bus,
     ticketKeys,
     certificates: given.certificates ?? new ManagedCertificates(ticketKeys),
+    sharedState: given.sharedState ?? null,
   };
 }

@@ -119,7 +119,7 @@ export function buildGeneration(config: ResolvedConfig, environment: EdgeEnviron
   const hosts = new Map<string, HostTable>();
   const tls = new Map<string, TlsTable>();
   // The CA's validations are answered only where certificates are ordered from one.
-  const acmeChallenges = config.servers.some((server) => server.tls?.managed === 'acme') ? new AcmeChallenges(config.acme.dataDir) : null;
+  const acmeChallenges = config.servers.some((server) => server.tls?.managed === 'acme') ? new AcmeChallenges(config.acme.dataDir, environment.sharedState) : null;
   for (const [key, list] of byListener) {
     hosts.set(key, new HostTable(list));
     if (listeners.get(key)?.tls) tls.set(key, new TlsTable(list, () => environment.ticketKeys.current, environment.certificates, acmeChallenges));

@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { MemoryLimitStore, PASS, type LimitStore, type RateCheck, type RateOutcome } from '../core/limit-store.js';
 import type { RedisClient, SharedRedis } from './redis.js';
-import { RedisScript } from './redis.js';
+import { RedisScript } from './script.js';
 
 /**
  * KEYS: one bucket per check. ARGV: rate, burst, delay (-1: nodelay) per check, in milli-requests.

@@ -8,7 +8,6 @@
  * caller then decides as `state.onRedisDown` says. The client reconnects by itself with backoff
  * (100 ms doubling to 5 s). Going down and coming back are logged once each.
  */
-import { createHash } from 'node:crypto';
 import { createClient, RESP_TYPES } from 'redis';
 import type { ResolvedState } from '../config/resolved.js';
 import { log } from '../core/log.js';
@@ -27,26 +26,6 @@ function makeClient(settings: ResolvedState['redis']) {
 }
 
 export type RedisClient = ReturnType<typeof makeClient>;
-
-/** A Lua script run with EVALSHA (EVAL once when the server does not know it yet, after a restart). */
-export class RedisScript {
-  readonly source: string;
-  readonly sha: string;
-
-  constructor(source: string) {
-    this.source = source;
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(client: RedisClient, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await client.evalSha(this.sha, { keys, arguments: args });
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return client.eval(this.source, { keys, arguments: args });
-    }
-  }
-}
 
 export class SharedRedis {
   readonly client: RedisClient;

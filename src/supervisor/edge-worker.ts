@@ -70,11 +70,12 @@ async function start(initial: ResolvedConfig, members: Members, keys: string): P
   }
   // The node's state, handed in: limits are the supervisor's (asked over the bus), cache purges
   // go out on the bus and come back from the other workers through it.
-  // With `state`, the cache zones also keep small entries in the fleet's Redis (read from the
-  // first config, as the supervisor does: a reload that changes `state` is refused).
+  // With `state`, the cache zones also keep small entries in the fleet's Redis, and ACME
+  // challenges are read from there (from the first config, as the supervisor does: a reload that
+  // changes `state` is refused).
   // Loaded only then (node-redis adds ~0.2 s to a process's start).
-  const shared = initial.state ? new (await import('../state/redis.js')).SharedRedis(initial.state, 'edge worker', 'the shared cache tier is skipped (lookups miss it, nothing is stored there)') : null;
-  const environment = createEdgeEnvironment({ limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys, certificates, cacheZones: new CacheZones(bus, shared) });
+  const shared = initial.state ? new (await import('../state/redis.js')).SharedRedis(initial.state, 'edge worker', 'the shared cache tier is skipped (lookups miss it, nothing is stored there) and ACME challenges go unanswered') : null;
+  const environment = createEdgeEnvironment({ sharedState: shared, limits: new IpcLimitStore(bus), bus, sharedUpstreams: groups, ticketKeys, certificates, cacheZones: new CacheZones(bus, shared) });
   const edge = new EdgeServer(initial, environment);
   try {
     await edge.start();

@@ -338,7 +338,7 @@ export class Supervisor {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.once(signal, early);
     shared = new Map([...(pools?.groups ?? []), ...(external?.groups ?? [])]);
     const cacheZones = new CacheZones(null, sharedState?.redis ?? null, sharedState ? (purge) => sharedState.purges.publish(purge) : null);
-    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ limits: this.#limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys, certificates: this.certificates, cacheZones }));
+    const edge: Edge = this.#workers ?? new InProcessEdge(current, createEdgeEnvironment({ sharedState: sharedState?.redis ?? null, limits: this.#limits, sharedUpstreams: shared, ticketKeys: this.ticketKeys, certificates: this.certificates, cacheZones }));
     this.#edge = edge;
     // The edge binds its ports first (a port in use fails at once, before any app worker boots);
     // then the apps start; a request that arrives while an app's workers boot waits for one (up to
@@ -474,7 +474,7 @@ export class Supervisor {
       if (!config.servers.some((server) => server.tls?.managed)) return;
       const { CertificateManager } = await import('../certs/manager.js');
       const certificates = this.certificates;
-      this.#certificateManager = new CertificateManager({ publish: (name, pair) => certificates.set(name, pair), refuse: (name) => certificates.refuse(name) });
+      this.#certificateManager = new CertificateManager({ publish: (name, pair) => certificates.set(name, pair), refuse: (name) => certificates.refuse(name) }, this.#shared?.redis ?? null);
       const manager = this.#certificateManager;
       certificates.asker = (name, issuer) => manager.want(name, issuer);
     }

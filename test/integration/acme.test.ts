@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { eventually } from '../helpers/forward.js';
 import { pebbleCaFile, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { freePort, request, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { startRedis } from '../helpers/redis.js';
 
 const running: { stop(): Promise<unknown> }[] = [];
 after(async () => {
@@ -39,10 +40,11 @@ async function stack(options: { validitySeconds?: number } = {}): Promise<Stack>
   return { dir, httpPort, tlsPort, pebble, rootFile };
 }
 
-function siteConfig(s: Stack, names: string[], extra: { challenges?: string[]; workers?: number; dataDir?: string; httpPort?: number; tlsPort?: number; directory?: string; caFile?: string; eab?: { kid: string; hmacKey: string }; plain?: Record<string, unknown> } = {}): unknown {
+function siteConfig(s: Stack, names: string[], extra: { state?: unknown; challenges?: string[]; workers?: number; dataDir?: string; httpPort?: number; tlsPort?: number; directory?: string; caFile?: string; eab?: { kid: string; hmacKey: string }; plain?: Record<string, unknown> } = {}): unknown {
   return {
     workers: extra.workers ?? 1,
     log: { level: 'info' },
+    ...(extra.state ? { state: extra.state } : {}),
     acme: { directory: extra.directory ?? s.pebble.directory, ca: extra.caFile ?? s.pebble.caFile, dataDir: extra.dataDir ?? join(s.dir, 'data'), retryDelay: '1s', ...(extra.challenges ? { challenges: extra.challenges } : {}), ...(extra.eab ? { eab: extra.eab } : {}) },
     servers: [
       { listen: `127.0.0.1:${extra.httpPort ?? s.httpPort}`, routes: [{ respond: { body: 'plain\n' } }], ...extra.plain },
@@ -196,6 +198,34 @@ describe('ACME against Pebble', () => {
       assert.equal(s.pebble.validations(name), 1, `${name}: validations at Pebble`);
     }
     assert.equal(s.pebble.issued(), 2, `certificates issued by Pebble:\n${a.stderr()}\n${b.stderr()}`);
+  });
+
+  it('two nodes with their own data folders sharing Redis (`state`): one order per name, both serve it, the lock and challenges in Redis', async () => {
+    const s = await stack();
+    const redis = await startRedis(s.dir, await freePort());
+    running.push(redis);
+    const state = { redis: { url: redis.url, timeout: '500ms' } };
+    const otherHttp = await freePort();
+    const otherTls = await freePort();
+    // Node B's ports are not where Pebble validates: an order B takes is validated through node A,
+    // which can only answer from Redis (the data folders differ).
+    const [a, b] = await Promise.all([
+      start(s.dir, siteConfig(s, ['one.test', 'two.test'], { workers: 2, dataDir: join(s.dir, 'data-a'), state })),
+      start(tempDir('portico-acme-b-').path, siteConfig(s, ['one.test', 'two.test'], { workers: 2, dataDir: join(s.dir, 'data-b'), state, httpPort: otherHttp, tlsPort: otherTls })),
+    ]);
+    for (const name of ['one.test', 'two.test']) {
+      await servedSoon(s, name, 30_000);
+      await servedSoon(s, name, 30_000, otherTls);
+    }
+    const ca = readFileSync(s.rootFile, 'utf8');
+    for (const name of ['one.test', 'two.test']) {
+      assert.equal(await servedSerial(s.tlsPort, name, ca), await servedSerial(otherTls, name, ca), `${name}: both nodes serve the one certificate`);
+      assert.equal(s.pebble.validations(name), 1, `${name}: validations at Pebble`);
+    }
+    assert.equal(s.pebble.issued(), 2, `certificates issued by Pebble:\n${a.stderr()}\n${b.stderr()}`);
+    const keys = await redis.command('KEYS', 'portico:certs:*');
+    assert.match(keys, /portico:certs:certificates\/[^\n]+\/one\.test\/cert\.pem/, `the certificates are in Redis: ${keys}`);
+    assert.match(keys, /portico:certs:accounts\//, 'and the account');
   });
 
   it('on demand: the ask hook allows a name at its first handshake, once per name; a denied name fails the handshake', async () => {

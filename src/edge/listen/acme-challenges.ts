@@ -12,7 +12,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContext } from 'node:tls';
-import { ACME_TOKEN, FileStorage, HOST_NAME, storageKeys } from '../../certs/storage.js';
+import { ACME_TOKEN, HOST_NAME, certificateStorage, storageKeys, type CertificateStorage } from '../../certs/storage.js';
+import type { SharedRedis } from '../../state/redis.js';
 import { log } from '../../core/log.js';
 import { secureContextFor } from './tls-context.js';
 
@@ -21,10 +22,11 @@ export const ACME_CHALLENGE_PATH = '/.well-known/acme-challenge/';
 export const ACME_TLS_ALPN = 'acme-tls/1';
 
 export class AcmeChallenges {
-  readonly #storage: FileStorage;
+  readonly #storage: CertificateStorage;
 
-  constructor(dataDir: string) {
-    this.#storage = new FileStorage(dataDir);
+  /** `shared`: the fleet's Redis (`state`), where the challenges are then kept. */
+  constructor(dataDir: string, shared: SharedRedis | null = null) {
+    this.#storage = certificateStorage(dataDir, shared);
   }
 
   /**
