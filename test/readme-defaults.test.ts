@@ -49,6 +49,7 @@ const TABLES: ReadonlyArray<readonly [RegExp, TableSpec]> = [
   [/^\| route `cache`/, { base: () => ({ servers: [{ routes: [{ proxy: { to: UPSTREAM }, cache: {} }] }] }), target: (c) => ((server(c).routes as Json[])[0] as Json).cache as Json, schemaPath: ['servers', 0, 'routes', 0, 'cache'] }],
   [/^\| server `tls`/, { base: () => ({ servers: [{ tls: { cert: site.cert, key: site.key } }] }), target: (c) => server(c).tls as Json, schemaPath: ['servers', 0, 'tls'] }],
   [/^\| top-level `admin`/, { base: () => ({ servers: [{}], admin: {} }), target: (c) => c.admin as Json, schemaPath: ['admin'] }],
+  [/^\| top-level `state`/, { base: () => ({ servers: [{}], state: { redis: { url: 'redis://127.0.0.1:6379' } } }), target: (c) => c.state as Json, schemaPath: ['state'] }],
   [/^\| top-level `acme`/, { base: () => ({ servers: [{}], acme: { onDemand: { ask: 'http://127.0.0.1:9/ask' } } }), target: (c) => c.acme as Json, schemaPath: ['acme'] }],
   [/^The `forward` section:/, { base: () => ({ forward: {} }), target: (c) => c.forward as Json, schemaPath: ['forward'] }],
 ];

@@ -26,6 +26,11 @@ function nginx(ctx, name, mode, { port = ctx.port, workers = 1, tls = null } = {
     case 'static':
       location = `root "${ctx.docroot}";`;
       break;
+    case 'limit':
+      // A limit every request passes (the rate and burst far above what wrk sends): the cost of the check.
+      upstream = 'limit_req_zone $binary_remote_addr zone=bench:10m rate=1000000r/s;';
+      location = 'limit_req zone=bench burst=1000000 nodelay; default_type text/plain; return 200 "hello";';
+      break;
     case 'proxy':
       upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }`;
       location = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";';
@@ -244,6 +249,27 @@ export const SCENARIOS = {
       'node:http + http.Agent': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-agent'), env: { ORIGIN: ctx.origin } }),
     },
   },
+  // Issue #17: what a rate limit costs when its state is in Redis (`state`), beside the node's own
+  // memory store and nginx's limit_req; every request passes the limit.
+  'rate-limit': {
+    title: 'rate limit on every request (all pass), 5-byte answer; its state in memory or in Redis',
+    optional: true,
+    path: '/',
+    bytes: 5,
+    origin: 'redis',
+    reference: 'nginx limit_req',
+    goal: {},
+    servers: {
+      'portico, no limit': (ctx) => portico(ctx, 'nolimit', [{ routes: [{ prefix: '/', respond: { status: 200, body: 'hello' } }] }]),
+      'portico, limit in memory': (ctx) => portico(ctx, 'limit', [{ routes: [{ prefix: '/', rateLimit: { zone: 'bench', burst: 1_000_000, nodelay: true }, respond: { status: 200, body: 'hello' } }] }], { limits: { rateZones: { bench: { key: '$remote_addr', rate: '1000000r/s' } } } }),
+      'portico, limit in Redis': (ctx) =>
+        portico(ctx, 'limit-redis', [{ routes: [{ prefix: '/', rateLimit: { zone: 'bench', burst: 1_000_000, nodelay: true }, respond: { status: 200, body: 'hello' } }] }], {
+          limits: { rateZones: { bench: { key: '$remote_addr', rate: '1000000r/s' } } },
+          state: { redis: { url: `redis://${ctx.origin}` } },
+        }),
+      'nginx limit_req': (ctx) => nginx(ctx, 'limit', 'limit'),
+    },
+  },
   'cache-hit': {
     title: 'cache hit (proxy cache)',
     path: '/',
@@ -323,5 +349,12 @@ export const SCENARIOS = {
 
 /** The origin of the proxy scenarios: a private nginx answering "hello", pinned beside wrk. */
 export function originServer(ctx, mode) {
+  if (mode === 'redis') {
+    // Debian's redis-server as the shared state of the `state` scenarios, in memory only.
+    const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((candidate) => existsSync(candidate));
+    if (!binary) return { unavailable: 'redis-server is not installed (Debian package redis-server)' };
+    const [host, port] = ctx.origin.split(':');
+    return { argv: [binary, '--bind', host, '--port', port, '--save', '', '--appendonly', 'no'] };
+  }
   return nginx(ctx, 'origin', mode, { port: Number(ctx.origin.split(':')[1]) });
 }
