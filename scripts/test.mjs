@@ -49,7 +49,8 @@ const files = only.length > 0 ? only : [...findTests(join(root, 'src')), ...find
 // slow-clients runs a 1,000-connection slowhttptest attack and measures a client's latency meanwhile.
 // The forward proxy's 200-tunnel test (400 MiB through the proxy) loads both cores likewise.
 // h2spec gives each of its 146 cases 2 s: beside testssl.sh's handshakes one case missed it once.
-const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts', 'test/integration/slow-clients.test.ts', 'test/integration/rate-limit.test.ts', 'test/integration/forward-load.test.ts', 'test/integration/h2spec.test.ts'];
+// The fleet test counts admitted requests over 10 s and times a lease's expiry, on nine node processes.
+const ALONE = ['test/integration/app-crash.test.ts', 'test/integration/app-load.test.ts', 'test/integration/edge-load.test.ts', 'test/integration/slow-clients.test.ts', 'test/integration/rate-limit.test.ts', 'test/integration/forward-load.test.ts', 'test/integration/h2spec.test.ts', 'test/integration/fleet.test.ts'];
 const together = files.filter((file) => !ALONE.includes(file));
 const alone = files.filter((file) => ALONE.includes(file));
 const testArgs = ['--import', 'tsx', '--test', '--test-reporter=spec'];
