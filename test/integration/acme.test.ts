@@ -108,6 +108,20 @@ function servedSerial(port: number, name: string, ca: string): Promise<string> {
   });
 }
 
+/** Both nodes (the second on `otherTls`) serve one certificate per name, validated and issued once at Pebble. */
+async function bothServeOneCertificate(s: Stack, names: string[], otherTls: number, nodes: RunningPortico[]): Promise<void> {
+  for (const name of names) {
+    await servedSoon(s, name, 30_000);
+    await servedSoon(s, name, 30_000, otherTls);
+  }
+  const ca = readFileSync(s.rootFile, 'utf8');
+  for (const name of names) {
+    assert.equal(await servedSerial(s.tlsPort, name, ca), await servedSerial(otherTls, name, ca), `${name}: both nodes serve the one certificate`);
+    assert.equal(s.pebble.validations(name), 1, `${name}: validations at Pebble`);
+  }
+  assert.equal(s.pebble.issued(), names.length, `certificates issued by Pebble:\n${nodes.map((node) => node.stderr()).join('\n')}`);
+}
+
 describe('ACME against Pebble', () => {
   it('obtains a certificate by HTTP-01; curl trusting Pebble gets 200 over h2', async () => {
     const s = await stack();
@@ -188,16 +202,7 @@ describe('ACME against Pebble', () => {
         return start(dirB, siteConfig(s, ['one.test', 'two.test'], { workers: 2, dataDir, httpPort: otherHttp, tlsPort: otherTls }));
       })(),
     ]);
-    for (const name of ['one.test', 'two.test']) {
-      await servedSoon(s, name, 30_000);
-      await servedSoon(s, name, 30_000, otherTls);
-    }
-    const ca = readFileSync(s.rootFile, 'utf8');
-    for (const name of ['one.test', 'two.test']) {
-      assert.equal(await servedSerial(s.tlsPort, name, ca), await servedSerial(otherTls, name, ca), `${name}: both nodes serve the one certificate`);
-      assert.equal(s.pebble.validations(name), 1, `${name}: validations at Pebble`);
-    }
-    assert.equal(s.pebble.issued(), 2, `certificates issued by Pebble:\n${a.stderr()}\n${b.stderr()}`);
+    await bothServeOneCertificate(s, ['one.test', 'two.test'], otherTls, [a, b]);
   });
 
   it('two nodes with their own data folders sharing Redis (`state`): one order per name, both serve it, the lock and challenges in Redis', async () => {
@@ -213,16 +218,7 @@ describe('ACME against Pebble', () => {
       start(s.dir, siteConfig(s, ['one.test', 'two.test'], { workers: 2, dataDir: join(s.dir, 'data-a'), state })),
       start(tempDir('portico-acme-b-').path, siteConfig(s, ['one.test', 'two.test'], { workers: 2, dataDir: join(s.dir, 'data-b'), state, httpPort: otherHttp, tlsPort: otherTls })),
     ]);
-    for (const name of ['one.test', 'two.test']) {
-      await servedSoon(s, name, 30_000);
-      await servedSoon(s, name, 30_000, otherTls);
-    }
-    const ca = readFileSync(s.rootFile, 'utf8');
-    for (const name of ['one.test', 'two.test']) {
-      assert.equal(await servedSerial(s.tlsPort, name, ca), await servedSerial(otherTls, name, ca), `${name}: both nodes serve the one certificate`);
-      assert.equal(s.pebble.validations(name), 1, `${name}: validations at Pebble`);
-    }
-    assert.equal(s.pebble.issued(), 2, `certificates issued by Pebble:\n${a.stderr()}\n${b.stderr()}`);
+    await bothServeOneCertificate(s, ['one.test', 'two.test'], otherTls, [a, b]);
     const keys = await redis.command('KEYS', 'portico:certs:*');
     assert.match(keys, /portico:certs:certificates\/[^\n]+\/one\.test\/cert\.pem/, `the certificates are in Redis: ${keys}`);
     assert.match(keys, /portico:certs:accounts\//, 'and the account');

@@ -3,7 +3,7 @@
  * process. Entries larger than `maxEntrySize` are never held here (they stream from disk).
  */
 import { LRUCache } from 'lru-cache';
-import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
+import { bufferingWriter, CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
 
 export interface MemoryOptions {
   readonly maxSize: number;
@@ -71,29 +71,7 @@ export class MemoryStore implements CacheStore {
 
   open(meta: StoredMeta): EntryWriter | null {
     if (meta.bodySize > this.#maxEntrySize) return null;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let dropped = false;
-    return {
-      write: (chunk) => {
-        if (dropped) return;
-        size += chunk.length;
-        if (size > this.#maxEntrySize) {
-          dropped = true;
-          chunks.length = 0;
-          return;
-        }
-        chunks.push(chunk);
-      },
-      end: () => {
-        if (!dropped) this.put(new CacheEntry({ ...meta, bodySize: size }, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
-        return Promise.resolve();
-      },
-      abort: () => {
-        dropped = true;
-        chunks.length = 0;
-      },
-    };
+    return bufferingWriter(this.#maxEntrySize, (body, size) => this.put(new CacheEntry({ ...meta, bodySize: size }, body)));
   }
 
   update(entry: CacheEntry, meta: StoredMeta): Promise<CacheEntry | undefined> {

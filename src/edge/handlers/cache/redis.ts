@@ -11,7 +11,7 @@
  * revalidated or served stale meanwhile); Redis's own `maxmemory-policy` bounds the rest.
  */
 import type { SharedRedis } from '../../../state/redis.js';
-import { CacheEntry, type EntryWriter, type StoredMeta } from './store.js';
+import { bufferingWriter, CacheEntry, type EntryWriter, type StoredMeta } from './store.js';
 
 /** How long past its freshness an entry is kept (for revalidation and stale serving). */
 const KEPT_AFTER_STALE_MS = 3_600_000;
@@ -48,29 +48,7 @@ export class RedisCacheTier {
 
   open(meta: StoredMeta): EntryWriter | null {
     if (meta.bodySize > this.maxEntrySize || !this.#redis.up) return null;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let dropped = false;
-    return {
-      write: (chunk) => {
-        if (dropped) return;
-        size += chunk.length;
-        if (size > this.maxEntrySize) {
-          dropped = true;
-          chunks.length = 0;
-          return;
-        }
-        chunks.push(chunk);
-      },
-      end: async () => {
-        if (dropped) return;
-        await this.#put({ ...meta, bodySize: size }, Buffer.concat(chunks, size));
-      },
-      abort: () => {
-        dropped = true;
-        chunks.length = 0;
-      },
-    };
+    return bufferingWriter(this.maxEntrySize, (body, size) => this.#put({ ...meta, bodySize: size }, body));
   }
 
   /** A 304 freshened a stored response: the shared copy gets the new metadata too. */

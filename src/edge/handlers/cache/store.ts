@@ -124,6 +124,35 @@ export interface EntryWriter {
   abort(): void;
 }
 
+/**
+ * A writer that keeps the body in memory up to `maxSize` bytes (past it, the entry is dropped)
+ * and hands it whole to `commit` at the end: the memory tier's and the Redis tier's.
+ */
+export function bufferingWriter(maxSize: number, commit: (body: Buffer, size: number) => Promise<void> | void): EntryWriter {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let dropped = false;
+  return {
+    write(chunk) {
+      if (dropped) return;
+      size += chunk.length;
+      if (size > maxSize) {
+        dropped = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    },
+    async end() {
+      if (!dropped) await commit(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size), size);
+    },
+    abort() {
+      dropped = true;
+      chunks.length = 0;
+    },
+  };
+}
+
 export interface CacheStore {
   /** A lookup answered without I/O (the memory tier), or undefined: then call `get`. */
   peek(key: string): CacheEntry | undefined;

@@ -35,7 +35,7 @@ export class TieredStore implements CacheStore {
 
   async get(key: string): Promise<CacheEntry | undefined> {
     const hit = this.memory.peek(key);
-    if (hit) return hit;
+    if (hit || (!this.disk && !this.shared)) return hit;
     const found = (await this.disk?.get(key)) ?? (await this.shared?.get(key));
     if (found?.body) this.memory.put(found);
     return found;
