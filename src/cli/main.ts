@@ -212,7 +212,8 @@ Options:
   trust: `Usage: portico trust [--config FILE] [--data-dir DIR] [--no-install]
 
 Prints the local CA that issues the certificates of \`tls: "internal"\` servers (made now in the
-data folder if it is not there yet) and how to trust it (curl, Node.js, the system store, the
+data folder if it is not there yet; with the config's \`state\`, in the fleet's Redis, and copied
+to the data folder) and how to trust it (curl, Node.js, the system store, the
 browsers' NSS store). Run as root on Debian/Ubuntu, it also installs it in the system store
 (/usr/local/share/ca-certificates, then update-ca-certificates).
 
@@ -698,14 +699,13 @@ async function trustCommand(args: string[]): Promise<void> {
   const { values } = parse(args, { config: { type: 'string', short: 'c' }, 'data-dir': { type: 'string' }, 'no-install': { type: 'boolean' } });
   if (values.help) return say(HELP.trust as string);
   let dataDir = values['data-dir'] === undefined ? undefined : resolve(values['data-dir'] as string);
-  if (dataDir === undefined) {
-    const loader = await configLoader();
-    // The config's data folder when there is a config (named, or found here); else the default one.
-    const found = values.config !== undefined || loader.findConfigFile(process.cwd()) !== undefined;
-    dataDir = found ? (await loader.loadConfig(values.config as string | undefined)).config.acme.dataDir : (await import('../config/sections/acme.js')).defaultDataDir();
-  }
+  const loader = await configLoader();
+  // The config (named, or found here): its data folder, and its shared state, where a fleet's CA lives.
+  const found = values.config !== undefined || loader.findConfigFile(process.cwd()) !== undefined;
+  const config = found ? (await loader.loadConfig(values.config as string | undefined)).config : null;
+  dataDir ??= config ? config.acme.dataDir : (await import('../config/sections/acme.js')).defaultDataDir();
   const { trust } = await import('./trust.js');
-  const result = await trust(dataDir, !values['no-install']);
+  const result = await trust(dataDir, !values['no-install'], config?.state ?? null);
   for (const line of result.lines) say(line);
 }
 

@@ -8,8 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ResolvedState } from '../config/resolved.js';
 import { LocalCa } from '../certs/local-ca.js';
-import { FileStorage, storageKeys } from '../certs/storage.js';
+import { certificateStorage, FileStorage, storageKeys } from '../certs/storage.js';
 
 /** Debian's folder for local roots (update-ca-certificates(8) reads *.crt here). */
 const DEBIAN_LOCAL_ROOTS = '/usr/local/share/ca-certificates';
@@ -20,10 +21,15 @@ export interface TrustResult {
   readonly installed: boolean;
 }
 
-export async function trust(dataDir: string, install: boolean): Promise<TrustResult> {
-  const storage = new FileStorage(dataDir);
-  const pem = await new LocalCa(storage).rootPem();
-  const file = storage.path(storageKeys.caCertificate);
+/**
+ * `state`: the config's shared state, where the fleet's local CA then lives (Redis); its root is
+ * also written to the data folder, the file the instructions name.
+ */
+export async function trust(dataDir: string, install: boolean, state: ResolvedState | null = null): Promise<TrustResult> {
+  const files = new FileStorage(dataDir);
+  const pem = state ? await sharedRoot(state) : await new LocalCa(files).rootPem();
+  if (state) await files.write(storageKeys.caCertificate, pem);
+  const file = files.path(storageKeys.caCertificate);
   const root = new X509Certificate(pem);
   const lines = [
     `local CA: ${root.subject.replace(/\n/g, ', ')}`,
@@ -46,4 +52,19 @@ export async function trust(dataDir: string, install: boolean): Promise<TrustRes
   if (run.status !== 0) throw new Error(`update-ca-certificates failed (${run.status}): ${run.stderr || run.stdout}`);
   lines.push(`installed in the system store: ${target}${fresh ? '' : ' (there already, refreshed)'}; update-ca-certificates: ${run.stdout.trim().split('\n').pop() ?? 'done'}`);
   return { lines, installed: true };
+}
+
+/** The fleet's local CA from Redis (made there if not yet), waiting up to 5 s for the connection. */
+async function sharedRoot(state: ResolvedState): Promise<string> {
+  const { SharedRedis, redactedUrl } = await import('../state/redis.js');
+  const redis = new SharedRedis(state, 'portico trust', 'the local CA cannot be read');
+  try {
+    for (const deadline = Date.now() + 5_000; !redis.up; ) {
+      if (Date.now() > deadline) throw new Error(`the config's state.redis (${redactedUrl(state.redis.url)}) is not reachable: the fleet's local CA is kept there`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return await new LocalCa(certificateStorage('', redis)).rootPem();
+  } finally {
+    await redis.close();
+  }
 }

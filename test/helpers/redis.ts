@@ -93,7 +93,12 @@ function parseReply(data: string): string | undefined {
   if (!data.includes('\r\n')) return undefined;
   if (first[0] === ':' || first[0] === '+' || first[0] === '-') return first.slice(1);
   if (first === '$-1' || first === '*-1') return '';
-  if (first[0] === '$') return lines.length >= 3 ? (lines[1] ?? '') : undefined;
+  if (first[0] === '$') {
+    // A bulk string is complete once its declared length and the CRLF after it have arrived (it may hold line breaks).
+    const length = Number(first.slice(1));
+    const rest = Buffer.from(data.slice(first.length + 2));
+    return rest.length >= length + 2 ? rest.subarray(0, length).toString() : undefined;
+  }
   if (first[0] === '*') {
     const count = Number(first.slice(1));
     const items: string[] = [];

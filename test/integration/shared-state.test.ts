@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { BIN, freePort, request, startWithConfig, tempDir, writeConfig, type RunningPortico } from '../helpers/portico.js';
 import { startRedis, type RunningRedis } from '../helpers/redis.js';
@@ -117,8 +118,23 @@ describe('shared state in Redis (one node)', { timeout: 120_000 }, () => {
     });
   }
 
+  it('portico trust with `state`: the fleet\'s local CA is made once in Redis and copied to the data folder', async () => {
+    const dataDir = `${work.path}/trust-data`;
+    const file = writeConfig(work.path, { state: { redis: { url: redis.url, prefix: 'trust:' } }, acme: { dataDir }, servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { status: 200 } }] }] }, 'trust.json');
+    const run = () => spawnSync(process.execPath, [BIN, 'trust', '--config', file, '--no-install'], { encoding: 'utf8' });
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /local CA: .*\n\s+file\s+\S+\/trust-data\/ca\/root\.crt/);
+    const stored = await redis.command('GET', 'trust:certs:ca/root.crt');
+    assert.match(stored, /BEGIN CERTIFICATE/);
+    assert.equal(readFileSync(`${dataDir}/ca/root.crt`, 'utf8').split('\n')[1], stored.split('\n')[1], 'the copy is the root in Redis');
+    const again = run();
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(/SHA-256\s+(\S+)/.exec(again.stdout)?.[1], /SHA-256\s+(\S+)/.exec(first.stdout)?.[1], 'the same CA the second time');
+  });
+
   it('a bad `state` is refused with its field path', () => {
-    const file = writeConfig(work.path, { state: { redis: { url: 'http://127.0.0.1:6379' }, leaseTtl: '10ms', onRedisDown: 'maybe' }, servers: [{ listen: 8080, routes: [{ respond: { status: 200 } }] }] }, 'bad.json');
+    const file = writeConfig(work.path, { state: { redis: { url: 'http://127.0.0.1:6379' }, leaseTtl: '10ms', onRedisDown: 'maybe' }, servers: [{ listen: '127.0.0.1:8080', routes: [{ respond: { status: 200 } }] }] }, 'bad.json');
     const check = spawnSync(process.execPath, [BIN, 'check', '--config', file], { encoding: 'utf8' });
     assert.equal(check.status, 2);
     assert.match(check.stderr, /state\.redis\.url: expected a URL like "redis:\/\/127\.0\.0\.1:6379"/);
