@@ -112,3 +112,25 @@ export class NodeBus<Out extends BusMessage, In extends BusMessage> implements B
     this.#onDisconnect.clear();
   };
 }
+
+/**
+ * A numbered question over a bus: sends `message` and resolves with the first message of type
+ * `replyType` that carries the same `seq`, or null when none comes within `timeoutMs` (or the
+ * message could not be sent). Each side numbers what it asks from its own counter.
+ */
+export function ask<Out extends BusMessage, In extends BusMessage, T extends In['type']>(bus: Bus<Out, In>, message: Out & { readonly seq: number }, replyType: T, timeoutMs: number): Promise<Extract<In, { readonly type: T }> | null> {
+  type Reply = Extract<In, { readonly type: T }>;
+  return new Promise((resolve) => {
+    const settle = (reply: Reply | null): void => {
+      clearTimeout(timer);
+      detach();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => settle(null), timeoutMs);
+    // TypeScript cannot narrow the union by a generic type name: the listener gets the messages of `replyType`.
+    const detach = bus.on(replyType, ((reply: Reply & { readonly seq?: number }) => {
+      if (reply.seq === message.seq) settle(reply);
+    }) as never);
+    if (!bus.send(message)) settle(null);
+  });
+}

@@ -26,7 +26,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/resolved.js';
-import { NodeBus } from '../core/bus.js';
+import { ask, NodeBus } from '../core/bus.js';
 import { CrashStreak, GROUP_SIGNAL_WINDOW_MS } from '../core/crash-streak.js';
 import { PorticoError } from '../core/errors.js';
 import { serveLimits } from '../core/limit-ipc.js';
@@ -34,13 +34,8 @@ import type { LimitStore } from '../core/limit-store.js';
 import { log } from '../core/log.js';
 import type { ManagedCertificates } from '../edge/listen/managed-certificates.js';
 import type { TicketKeys } from '../edge/listen/ticket-keys.js';
-import type { BoundAddress, CachePurge, CachePurged, ControlFromEdge, ObserveFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge, UpstreamChange } from '../edge/bus.js';
+import type { BoundAddress, CachePurge, ControlFromEdge, ControlToEdge, FromEdge, Members, ObserveToEdge, SupervisorBus, TlsToEdge, ToEdge, UpstreamChange } from '../edge/bus.js';
 
-/** The answers a worker gives to a numbered question, by type. */
-interface NumberedReplies {
-  'portico:observe:reply': ObserveFromEdge;
-  'portico:cache:purged': CachePurged;
-}
 
 const CONTROL_FROM_EDGE: readonly ControlFromEdge['type'][] = ['portico:edge:hello', 'portico:edge:listening', 'portico:edge:start-failed', 'portico:edge:reloaded', 'portico:edge:removed', 'portico:edge:signalled'];
 
@@ -159,41 +154,23 @@ export class EdgeWorkers {
    */
   async purgeFromElsewhere(purge: { readonly zone: string; readonly key: string; readonly prefix: boolean }): Promise<void> {
     const serving = [...this.#workers.values()].filter((record) => record.state === 'serving');
-    await Promise.all(serving.map((record, i) => this.#askOne(record, (seq) => ({ type: 'portico:cache:purge', seq, ...purge, local: i === 0 }), 'portico:cache:purged', 1_000)));
+    await Promise.all(serving.map((record, i) => ask(record.bus, { type: 'portico:cache:purge', seq: ++this.#observeSeq, ...purge, local: i === 0 }, 'portico:cache:purged', 1_000)));
   }
 
   /** Relays a worker's purge to `others` and resolves once each has answered (one that does not within a second is left out). */
   async #relayPurge(others: EdgeRecord[], purge: CachePurge): Promise<void> {
-    await Promise.all(others.map((record) => this.#askOne(record, (seq) => ({ ...purge, seq }), 'portico:cache:purged', 1_000)));
+    await Promise.all(others.map((record) => ask(record.bus, { ...purge, seq: ++this.#observeSeq }, 'portico:cache:purged', 1_000)));
   }
 
   async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number, limit = Infinity): Promise<{ pid: number; data: unknown }[]> {
     const records = [...this.#workers.values()].filter((record) => record.state === 'serving').slice(0, limit);
     const answers = await Promise.all(
       records.map(async (record) => {
-        const reply = await this.#askOne(record, make, 'portico:observe:reply', timeoutMs);
+        const reply = await ask(record.bus, make(++this.#observeSeq), 'portico:observe:reply', timeoutMs);
         return reply ? { pid: record.pid, data: reply.data } : null;
       }),
     );
     return answers.filter((answer) => answer !== null);
-  }
-
-  /** Sends one worker a numbered question and resolves with its answer of type `replyType` and the same `seq`; null when it does not answer within `timeoutMs` (or is gone). */
-  #askOne<T extends keyof NumberedReplies>(record: EdgeRecord, make: (seq: number) => ToEdge, replyType: T, timeoutMs: number): Promise<NumberedReplies[T] | null> {
-    return new Promise((resolve) => {
-      const seq = ++this.#observeSeq;
-      const settle = (reply: NumberedReplies[T] | null): void => {
-        clearTimeout(timer);
-        detach();
-        resolve(reply);
-      };
-      const timer = setTimeout(() => settle(null), timeoutMs);
-      // TypeScript cannot narrow the bus's union by a generic type name; NumberedReplies names the same types.
-      const detach = record.bus.on(replyType, ((message: NumberedReplies[T]) => {
-        if (message.seq === seq) settle(message);
-      }) as never);
-      if (!record.bus.send(make(seq))) settle(null);
-    });
   }
 
   #observeSeq = 0;

@@ -73,6 +73,11 @@ describe('shared state in Redis (one node)', { timeout: 120_000 }, () => {
       let keys = '';
       for (const deadline = Date.now() + 2_000; !/\/cached\/a/.test(keys) && Date.now() < deadline; ) keys = await redis.command('KEYS', `t${port}:cache:default:e:*`);
       assert.match(keys, /\/cached\/a/, `the entry is in Redis: ${keys}`);
+      assert.match(await redis.command('KEYS', `t${port}:cache:default:s:*`), /\/cached\/a/, 'and in its key\'s variant set');
+      // A PURGE removes it from Redis through that set (no scan): entry and set both gone.
+      assert.equal((await request(`${base}/cached/a`, { method: 'PURGE' })).status, 200);
+      assert.doesNotMatch(await redis.command('KEYS', `t${port}:cache:default:*`), /\/cached\/a/, 'purged from Redis');
+      assert.match((await request(`${base}/cached/a`)).text, /^fetch \d+$/);
       assert.equal(await metric(admin, 'portico_state_redis_up'), 1);
       assert.equal(await metric(admin, 'portico_state_nodes'), 1);
       writeConfig(work.path, { ...config, state: { ...config.state, onRedisDown: 'open' } }, 'one.json');

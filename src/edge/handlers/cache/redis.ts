@@ -7,16 +7,38 @@
  *
  * Layout, under the fleet's prefix: `cache:<zone>:e:<primary>\0<secondary>` holds one response
  * (a 4-byte length, the StoredMeta as JSON, the body); `cache:<zone>:v:<primary>` the Vary names
- * of a primary key (JSON). An entry expires an hour after it stops being fresh (it may still be
+ * of a primary key (JSON); `cache:<zone>:s:<primary>` the set of its stored variants' keys, so a
+ * purge of a key (or an unsafe method's invalidation, on the request path) removes them without
+ * scanning the keyspace (only a prefix purge scans). An entry expires an hour after it stops being fresh (it may still be
  * revalidated or served stale meanwhile); Redis's own `maxmemory-policy` bounds the rest.
  */
 import type { SharedRedis } from '../../../state/redis.js';
+import { RedisScript } from '../../../state/script.js';
 import { bufferingWriter, CacheEntry, type EntryWriter, type StoredMeta } from './store.js';
 
 /** How long past its freshness an entry is kept (for revalidation and stale serving). */
 const KEPT_AFTER_STALE_MS = 3_600_000;
 /** Keys per SCAN step of a purge. */
 const SCAN_COUNT = 500;
+
+/**
+ * KEYS: the entry, its primary key's variant set. ARGV: the value, its ttl (ms). Stores the entry
+ * and indexes it; the set lives as long as its longest-lived entry.
+ */
+const PUT = new RedisScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1
+`);
+
+/** KEYS: a primary key's variant set, its Vary names. Removes every variant it lists, and both; returns how many entries there were. */
+const PURGE_KEY = new RedisScript(`
+local removed = 0
+for _, entry in ipairs(redis.call('SMEMBERS', KEYS[1])) do removed = removed + redis.call('UNLINK', entry) end
+redis.call('UNLINK', KEYS[1], KEYS[2])
+return removed
+`);
 
 /** A glob pattern matching `text` literally (SCAN MATCH), followed by `*`. */
 function literalPrefix(text: string): string {
@@ -27,12 +49,14 @@ export class RedisCacheTier {
   readonly #redis: SharedRedis;
   readonly #entryPrefix: string;
   readonly #varyPrefix: string;
+  readonly #variantsPrefix: string;
   readonly maxEntrySize: number;
 
   constructor(redis: SharedRedis, zone: string) {
     this.#redis = redis;
     this.#entryPrefix = redis.key('cache', zone, 'e:');
     this.#varyPrefix = redis.key('cache', zone, 'v:');
+    this.#variantsPrefix = redis.key('cache', zone, 's:');
     this.maxEntrySize = redis.settings.cacheEntryMax;
   }
 
@@ -59,16 +83,18 @@ export class RedisCacheTier {
 
   async delete(key: string): Promise<void> {
     if (!this.#redis.up) return;
-    await this.#redis.client.del(this.#entryPrefix + key).catch(() => 0);
+    const entry = this.#entryPrefix + key;
+    const primary = key.slice(0, key.indexOf('\0'));
+    await Promise.all([this.#redis.client.unlink(entry), this.#redis.client.sRem(this.#variantsPrefix + primary, entry)]).catch(() => 0);
   }
 
   /** Every variant of `key` (a primary key), or of every primary key starting with it; resolves with how many entries went. */
   async purge(key: string, prefix: boolean): Promise<number> {
     if (!this.#redis.up) return 0;
     try {
-      const entries = await this.#scan(this.#entryPrefix + (prefix ? key : `${key}\0`));
-      const varies = prefix ? await this.#scan(this.#varyPrefix + key) : [this.#varyPrefix + key];
-      const all = [...entries, ...varies];
+      if (!prefix) return Number(await PURGE_KEY.run(this.#redis.client, [this.#variantsPrefix + key, this.#varyPrefix + key], []));
+      const entries = await this.#scan(this.#entryPrefix + key);
+      const all = [...entries, ...(await this.#scan(this.#varyPrefix + key)), ...(await this.#scan(this.#variantsPrefix + key))];
       for (let i = 0; i < all.length; i += SCAN_COUNT) await this.#redis.client.unlink(all.slice(i, i + SCAN_COUNT));
       return entries.length;
     } catch {
@@ -95,7 +121,7 @@ export class RedisCacheTier {
     if (!this.#redis.up) return;
     const fresh = Math.max(0, meta.lifetime - meta.initialAge) * 1000;
     const ttl = Math.ceil(fresh + KEPT_AFTER_STALE_MS);
-    await this.#redis.client.set(this.#entryPrefix + `${meta.key}\0${meta.secondary}`, encode(meta, body), { expiration: { type: 'PX', value: ttl } }).catch(() => undefined);
+    await PUT.run(this.#redis.client, [this.#entryPrefix + `${meta.key}\0${meta.secondary}`, this.#variantsPrefix + meta.key], [encode(meta, body), String(ttl)]).catch(() => undefined);
   }
 
   async #scan(prefix: string): Promise<string[]> {

@@ -15,6 +15,7 @@
  * nobody to tell.
  */
 import type { ResolvedCacheZone } from '../../../config/resolved.js';
+import { ask } from '../../../core/bus.js';
 import type { SharedRedis } from '../../../state/redis.js';
 import type { EdgeBus } from '../../bus.js';
 import { RedisCacheTier } from './redis.js';
@@ -32,7 +33,6 @@ export class CacheZones {
   readonly #bus: EdgeBus | null;
   readonly #shared: SharedRedis | null;
   readonly #publish: PurgePublisher | null;
-  readonly #purgesInFlight = new Map<number, () => void>();
   #purgeSeq = 0;
 
   /**
@@ -50,25 +50,11 @@ export class CacheZones {
       const purged = message.local ? store?.purgeLocal(message.key, message.prefix) : store?.memory.purge(message.key, message.prefix);
       void Promise.resolve(purged).finally(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
     });
-    bus?.on('portico:cache:purged', (message) => this.#purgesInFlight.get(message.seq)?.());
-    bus?.onDisconnect(() => {
-      for (const done of this.#purgesInFlight.values()) done();
-    });
   }
 
   /** Tells the other workers (through the supervisor) and resolves once they have purged, or after the timeout. */
-  #announce(bus: EdgeBus, zone: string, key: string, prefix: boolean): Promise<void> {
-    const seq = ++this.#purgeSeq;
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.#purgesInFlight.delete(seq);
-        resolve();
-      };
-      const timer = setTimeout(done, PURGE_RELAY_TIMEOUT_MS);
-      this.#purgesInFlight.set(seq, done);
-      if (!bus.send({ type: 'portico:cache:purge', seq, zone, key, prefix })) done();
-    });
+  async #announce(bus: EdgeBus, zone: string, key: string, prefix: boolean): Promise<void> {
+    await ask(bus, { type: 'portico:cache:purge', seq: ++this.#purgeSeq, zone, key, prefix }, 'portico:cache:purged', PURGE_RELAY_TIMEOUT_MS);
   }
 
   /** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
