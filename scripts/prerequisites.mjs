@@ -43,6 +43,8 @@ export const COMMANDS = [
   ['redis-server', 'redis-server'],
   ['ip', 'iproute2'],
   ['systemd-analyze', 'systemd'],
+  // The unit's ExecReload runs /bin/kill, which systemd-analyze verify checks exists.
+  ['kill', 'procps'],
 ];
 
 // Debian's gunicorn and uwsgi run Debian's python3 (/usr/bin/python3), which may not be the

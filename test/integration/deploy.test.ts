@@ -150,18 +150,19 @@ describe('deployment files', () => {
       // ExecReload: SIGHUP to the main pid.
       writeFileSync(join(etc, `..v${version}`, 'portico.config.json'), configFor('second\n'));
       process.kill(node.pid, 'SIGHUP');
-      await until(async () => (await request(`http://127.0.0.1:${port}/`)).text === 'second\n', 10_000, 'the SIGHUP reload');
+      const output = () => `\n--- portico's output:\n${node.out()}\n${node.err()}`;
+      await until(async () => (await request(`http://127.0.0.1:${port}/`)).text === 'second\n', 10_000, 'the SIGHUP reload', output);
 
       // A ConfigMap update (the ..data swap): --watch reloads it; a bad one is refused, the old one serves.
       publish(configFor('third\n'));
-      await until(async () => (await request(`http://127.0.0.1:${port}/`)).text === 'third\n', 10_000, 'the ConfigMap update');
+      await until(async () => (await request(`http://127.0.0.1:${port}/`)).text === 'third\n', 10_000, 'the ConfigMap update', output);
       publish('{ "servers": [{ "listen": 8080, "routes": [{ "respond": { "status": 999 } }] }] }');
-      await until(async () => /servers\[0\]\.routes\[0\]\.respond\.status/.test(node.out() + node.err()), 10_000, 'the refusal naming the field');
+      await until(async () => /servers\[0\]\.routes\[0\]\.respond\.status/.test(node.out() + node.err()), 10_000, 'the refusal naming the field', output);
       assert.equal((await request(`http://127.0.0.1:${port}/`)).text, 'third\n', 'the running config keeps serving');
 
       // KillMode=mixed: SIGTERM to the main process only; it stops its workers itself.
       const code = await node.stop('SIGTERM', 15_000);
-      assert.equal(code, 0);
+      assert.equal(code, 0, `a clean stop${output()}`);
       for (const pid of workers) assert.equal(alive(pid), false, `edge worker ${pid} is gone`);
     } finally {
       await node.stop('SIGKILL', 1_000);
@@ -194,10 +195,10 @@ function copyInstall(target: string): string {
   return target;
 }
 
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+async function until(check: () => Promise<boolean>, ms: number, what: string, context: () => string): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${context()}`);
     await sleep(100);
   }
 }
