@@ -73,6 +73,9 @@ export function missingPrerequisites(path = process.env.PATH ?? '') {
   const python = SYSTEM_PYTHON.startsWith('/') ? SYSTEM_PYTHON : onPath(SYSTEM_PYTHON, path);
   const flask = python === undefined ? { status: 1 } : spawnSync(python, ['-c', 'import flask'], { stdio: 'ignore' });
   if (flask.status !== 0) missing.push({ what: 'Flask (python3 -c "import flask")', pkg: 'python3-flask' });
+  // The WSGI workers' tests run a Django site too (issue #18).
+  const django = python === undefined ? { status: 1 } : spawnSync(python, ['-c', 'import django'], { stdio: 'ignore' });
+  if (django.status !== 0) missing.push({ what: 'Django (python3 -c "import django")', pkg: 'python3-django' });
   if (!existsSync(UWSGI_PYTHON_PLUGIN)) missing.push({ what: `uWSGI's Python plugin (${UWSGI_PYTHON_PLUGIN})`, pkg: 'uwsgi-plugin-python3' });
   return missing;
 }

@@ -23,7 +23,7 @@
  * reload, SIGTTOU or a stop, so the edge never sends a request to a worker that is closing, and
  * `remove` with no grace when a worker dies. This module still never imports the edge.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, join } from 'node:path';
@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { CrashStreak, GROUP_SIGNAL_WINDOW_MS } from '../core/crash-streak.js';
 import { log, type Logger } from '../core/log.js';
 import { appEnvironment } from './environment.js';
-import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings } from './ipc.js';
+import { CRASH_DRAIN_MS, isFromWorker, type FromWorker, type ToWorker, type WorkerSettings, type WsgiWorkerSettings } from './ipc.js';
 
 export type Bind = { readonly host: string; readonly port: number } | { readonly path: string };
 
@@ -54,8 +54,22 @@ export interface WorkerMembership {
   remove(worker: MemberWorker, graceMs: number): Promise<void>;
 }
 
+/** A Python WSGI app: its workers are python/portico_wsgi.py, not Node processes. */
+export interface WsgiApp {
+  /** "module:callable". */
+  readonly spec: string;
+  /** The interpreter. */
+  readonly python: string;
+  /** The app's folder. */
+  readonly cwd: string;
+  readonly threads: number;
+}
+
 export interface ArbiterOptions {
+  /** The JavaScript app's module; for a WSGI app, its "module:callable" (what logs and titles name). */
   readonly file: string;
+  /** A WSGI app (integrated mode only: its workers listen on sockets the edge reaches over uwsgi). */
+  readonly wsgi?: WsgiApp | null;
   /** The app's name (`apps.NAME`, or the file's for `portico app`): on every log line, and in the workers' process titles. */
   readonly name?: string;
   readonly workers: number;
@@ -80,7 +94,7 @@ export interface ArbiterOptions {
 }
 
 /** What a reload may change. */
-export type ArbiterSettings = Pick<ArbiterOptions, 'file' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs' | 'env' | 'envFile'>;
+export type ArbiterSettings = Pick<ArbiterOptions, 'file' | 'wsgi' | 'workers' | 'timeoutMs' | 'maxRequests' | 'maxRequestsJitter' | 'gracefulTimeoutMs' | 'env' | 'envFile'>;
 
 export interface ArbiterResult {
   readonly code: number;
@@ -111,6 +125,8 @@ interface WorkerRecord {
   lastTick: number;
   /** Requests served, as of its last heartbeat. */
   requests: number;
+  /** WSGI: when its oldest request in progress began (epoch ms), as of its last heartbeat; null when idle. */
+  busySince: number | null;
   /** Resident memory (bytes), as of its last heartbeat. */
   rss: number;
   /** Exit expected (stop, retire): not a crash. */
@@ -132,6 +148,9 @@ function workerEntry(): string {
   const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
   return fileURLToPath(new URL(`./worker.${ext}`, import.meta.url));
 }
+
+/** The WSGI worker, shipped in the package's python/ folder (two levels up from src/app and dist/app alike). */
+export const WSGI_WORKER = fileURLToPath(new URL('../../python/portico_wsgi.py', import.meta.url));
 
 export class Arbiter {
   /** The error log with this arbiter's app named on every line (`app`), or as it is without a name. */
@@ -397,9 +416,16 @@ export class Arbiter {
   /** Kills workers whose last heartbeat is older than the timeout (a busy loop, a blocked event loop). */
   #murderStale(): void {
     const now = Date.now();
+    const timeout = this.#options.timeoutMs;
     for (const w of this.#workers.values()) {
-      if (w.killed || now - w.lastTick <= this.#options.timeoutMs) continue;
-      this.#log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
+      if (w.killed) continue;
+      // A WSGI worker's heartbeat comes from a thread of its own, which a hung request does not
+      // stop: it says since when its oldest request runs, and a request past the timeout kills
+      // the worker, as a gunicorn sync worker is killed (its request has had the edge's 504).
+      const hung = w.busySince !== null && now - w.busySince > timeout;
+      if (!hung && now - w.lastTick <= timeout) continue;
+      if (hung) this.#log().error({ worker: w.pid, requestMs: now - (w.busySince as number) }, `arbiter: worker ${w.pid} timed out (a request running for ${Math.round((now - (w.busySince as number)) / 1000)} s), killing it`);
+      else this.#log().error({ worker: w.pid, silentMs: now - w.lastTick }, `arbiter: worker ${w.pid} timed out (no heartbeat for ${Math.round((now - w.lastTick) / 1000)} s), killing it`);
       w.killed = true;
       if (w.state !== 'stopping') w.state = 'stopping';
       void this.#detach(w, 0);
@@ -456,11 +482,26 @@ export class Arbiter {
       title: `portico: app ${this.#options.name ?? basename(this.#options.file)} worker ${this.#nextId}`,
       ...(this.#options.socketDir ? { socketPath: join(this.#options.socketDir, `w${this.#nextId}.sock`) } : {}),
     };
-    const child = fork(workerEntry(), [JSON.stringify(settings)], {
-      env: appEnvironment(this.#options),
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: process.execArgv,
-    });
+    const wsgi = this.#options.wsgi;
+    let child: ChildProcess;
+    if (wsgi) {
+      if (!settings.socketPath) throw new Error('a WSGI app runs behind the edge (integrated mode): socketDir is required');
+      const python: WsgiWorkerSettings = { wsgi: wsgi.spec, cwd: wsgi.cwd, socketPath: settings.socketPath, threads: wsgi.threads, maxRequests: settings.maxRequests, gracefulTimeoutMs: settings.gracefulTimeoutMs };
+      // The same IPC channel as a Node worker's (node:child_process opens it for any child; the
+      // worker reads NODE_CHANNEL_FD), so the arbiter drives both kinds with the same messages.
+      child = spawn(wsgi.python, [WSGI_WORKER, JSON.stringify(python)], {
+        cwd: wsgi.cwd,
+        env: { PYTHONUNBUFFERED: '1', ...appEnvironment(this.#options) },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'json',
+      });
+    } else {
+      child = fork(workerEntry(), [JSON.stringify(settings)], {
+        env: appEnvironment(this.#options),
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: process.execArgv,
+      });
+    }
     let settle: (ok: boolean) => void = () => undefined;
     const ready = new Promise<boolean>((resolve) => (settle = resolve));
     const record: WorkerRecord = {
@@ -473,6 +514,7 @@ export class Arbiter {
       state: 'booting',
       lastTick: Date.now(),
       requests: 0,
+      busySince: null,
       rss: 0,
       planned: false,
       killed: false,
@@ -496,7 +538,13 @@ export class Arbiter {
       case 'portico:tick':
         w.requests = message.requests;
         w.rss = message.rss;
+        w.busySince = message.busySince ?? null;
         break;
+      case 'portico:log': {
+        const level = message.level === 'info' || message.level === 'warn' ? message.level : 'error';
+        this.#log()[level]({ worker: w.pid }, message.message);
+        break;
+      }
       case 'portico:ready':
         if (w.state !== 'booting') break;
         w.state = 'ready';

@@ -25,6 +25,22 @@ export interface WorkerSettings {
 }
 
 
+/**
+ * The settings of a WSGI worker (python/portico_wsgi.py), its one argument, JSON. It always listens
+ * on a socket of its own (the edge reaches it over uwsgi); `portico app --wsgi` puts an edge in front.
+ */
+export interface WsgiWorkerSettings {
+  /** "module:callable". */
+  readonly wsgi: string;
+  /** The app's folder: the working directory, first on sys.path. */
+  readonly cwd: string;
+  readonly socketPath: string;
+  /** Requests served at once (a thread pool, gunicorn's gthread); 1: in the worker's main thread. */
+  readonly threads: number;
+  readonly maxRequests: number;
+  readonly gracefulTimeoutMs: number;
+}
+
 /** Heartbeat interval: a worker whose last tick is older than the timeout is killed. */
 export const TICK_MS = 1000;
 
@@ -42,8 +58,11 @@ export type ToWorker =
   | { readonly type: 'portico:crash-ack' };
 
 export type FromWorker =
-  | { readonly type: 'portico:tick'; readonly requests: number; readonly rss: number }
-  | { readonly type: 'portico:ready'; readonly kind: 'fetch' | 'node'; readonly via: string }
+  /** `busySince` (WSGI workers): when the oldest request in progress began (epoch ms), or null when idle. */
+  | { readonly type: 'portico:tick'; readonly requests: number; readonly rss: number; readonly busySince?: number | null }
+  | { readonly type: 'portico:ready'; readonly kind: 'fetch' | 'node' | 'wsgi'; readonly via: string }
+  /** A line for the error log from a worker that has no logger of its own (WSGI: `wsgi.errors`, an app's traceback). */
+  | { readonly type: 'portico:log'; readonly level: 'info' | 'warn' | 'error'; readonly message: string }
   /** The app could not be loaded; `code` says whether retrying can help (ERR_APP_IMPORT) or not (ERR_APP_EXPORT). */
   | { readonly type: 'portico:boot-error'; readonly code: string; readonly message: string }
   /** The worker reached max requests and asks to be replaced. */

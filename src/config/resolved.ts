@@ -105,8 +105,10 @@ export interface ResolvedUpstream {
 /** An app run on its own worker processes by `portico up` (the arbiter of `portico app`, in-process). */
 export interface ResolvedApp {
   readonly name: string;
-  /** Absolute path of the app module. */
+  /** Absolute path of the app module; a WSGI app's "module:callable". */
   readonly module: string;
+  /** A Python WSGI app (`apps.NAME.wsgi`), or null for a JavaScript one. */
+  readonly wsgi: { readonly spec: string; readonly python: string; readonly cwd: string; readonly threads: number } | null;
   readonly workers: number;
   readonly timeout: number;
   readonly maxRequests: number;

@@ -30,6 +30,7 @@ interface RunningPool {
 
 const settings = (app: ResolvedApp): ArbiterSettings => ({
   file: app.module,
+  wsgi: app.wsgi,
   workers: app.workers,
   timeoutMs: app.timeout,
   maxRequests: app.maxRequests,
@@ -59,6 +60,9 @@ export class AppPools {
       // Private: only this process (and its workers) may reach the sockets. Short: a unix socket
       // path is limited to about 107 bytes.
       const dir = mkdtempSync(join(tmpdir(), `portico-${process.pid}-${app.name.slice(0, 24)}-`));
+      // A JavaScript worker answers HTTP on its socket (undici pools); a WSGI worker speaks uwsgi,
+      // with keep-alive (proxy/oneshot.ts pools its connections).
+      const memberUrl = (socketPath: string) => (app.wsgi ? `uwsgi+unix:${socketPath}` : `unix:${socketPath}`);
       const arbiter = new Arbiter({
         ...settings(app),
         name: app.name,
@@ -67,12 +71,12 @@ export class AppPools {
         handleSignals: false,
         membership: {
           add: (worker) => {
-            group.addServer(`unix:${worker.socketPath}`);
-            mirror?.addMember(app.upstream, `unix:${worker.socketPath}`);
+            group.addServer(memberUrl(worker.socketPath));
+            mirror?.addMember(app.upstream, memberUrl(worker.socketPath));
             log().debug({ app: app.name, worker: worker.pid }, 'app worker joined the edge');
           },
           remove: async (worker, graceMs) => {
-            await Promise.all([group.removeServer(`unix:${worker.socketPath}`, graceMs), mirror?.removeMember(app.upstream, `unix:${worker.socketPath}`, graceMs)]);
+            await Promise.all([group.removeServer(memberUrl(worker.socketPath), graceMs), mirror?.removeMember(app.upstream, memberUrl(worker.socketPath), graceMs)]);
           },
         },
       });
@@ -117,7 +121,7 @@ export class AppPools {
 
   /** Banner lines: one per app. */
   describe(): string[] {
-    return [...this.#pools.values()].map((pool) => `app ${pool.app.name}: ${pool.app.module}, ${pool.pids.length} workers (pids ${pool.pids.join(', ')}), least outstanding requests`);
+    return [...this.#pools.values()].map((pool) => `app ${pool.app.name}: ${pool.app.wsgi ? `WSGI ${pool.app.module} (${pool.app.wsgi.python}${pool.app.wsgi.threads > 1 ? `, ${pool.app.wsgi.threads} threads each` : ''})` : pool.app.module}, ${pool.pids.length} workers (pids ${pool.pids.join(', ')}), least outstanding requests`);
   }
 
   /** Why `next` cannot be applied by a reload (an app added or removed), or null. */

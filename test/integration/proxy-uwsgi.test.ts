@@ -120,9 +120,34 @@ describe('proxy to uWSGI over the uwsgi protocol', () => {
     assert.equal(u.content_length, String(body.length));
   });
 
-  it('a chunked request body is refused with 411 (uwsgi needs CONTENT_LENGTH before the body)', async () => {
-    const res = await rawHttp(port(), 'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
-    assert.equal(res.status, 411);
+  it('a chunked request body is read whole by the edge and sent with its CONTENT_LENGTH (issue #18; it was 411 before), in memory and past 1 MiB in a file', { timeout: 30_000 }, async () => {
+    const small = await rawHttp(port(), 'POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    assert.equal(small.status, 200, small.body.toString().slice(0, 300));
+    assert.deepEqual(JSON.parse(small.body.toString()), { length: 5, sha256: sha256(Buffer.from('hello')), content_length: '5' });
+    // 3 MiB in uneven chunks: past the memory buffer, so through a temporary file.
+    const body = randomBytes(3 * MiB + 5);
+    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: port(), path: '/upload', method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked' } }, (response) => {
+        const parts: Buffer[] = [];
+        response.on('data', (part: Buffer) => parts.push(part));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
+      });
+      req.on('error', reject);
+      for (let at = 0; at < body.length; at += 100_003) req.write(body.subarray(at, at + 100_003));
+      req.end();
+    });
+    assert.equal(res.status, 200, res.text.slice(0, 300));
+    const u = JSON.parse(res.text) as { length: number; sha256: string; content_length: string };
+    assert.equal(u.length, body.length);
+    assert.equal(u.sha256, sha256(body));
+    assert.equal(u.content_length, String(body.length));
+  });
+
+  it('a chunked body over maxBodySize is refused with 413', async () => {
+    const chunk = 'a'.repeat(1024 * 1024);
+    const over = Array.from({ length: 9 }, () => `${(chunk.length).toString(16)}\r\n${chunk}\r\n`).join('');
+    const res = await rawHttp(port(), `POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${over}0\r\n\r\n`);
+    assert.equal(res.status, 413);
   });
 
   it('a streaming (generator) response reaches the client line by line', async () => {

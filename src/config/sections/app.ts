@@ -2,16 +2,23 @@
  * Apps run by `portico up` (top-level `apps`): a JavaScript module on pre-forked workers, or an
  * external app server (`command`), and the route action `app` that serves a route with one.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import type { ResolvedApp, ResolvedExternalApp, ResolvedHandler, ResolvedUpstream } from '../resolved.js';
 import { defaultUpstream } from './upstream.js';
 import { listenAddress, mergeHeaders, parseListen, timerDuration, type ListenAddress } from './values.js';
 
-const MODULE_APP_KEYS = ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter'] as const;
-const COMMAND_APP_KEYS = ['socket', 'cwd', 'restartDelay'] as const;
+/** The settings each kind of app takes; any other is refused, naming the field (it would be silently ignored). */
+const KIND_KEYS = {
+  module: ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter'],
+  wsgi: ['workers', 'timeout', 'maxRequests', 'maxRequestsJitter', 'cwd', 'python', 'threads'],
+  command: ['socket', 'cwd', 'restartDelay'],
+} as const;
+const ALL_KIND_KEYS = [...new Set(Object.values(KIND_KEYS).flat())];
+/** "module:callable" (gunicorn's APP_MODULE): dotted module names, an attribute path, optionally a factory call. */
+const WSGI_SPEC = /^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(\(\))?)?$/;
 
 /**
  * An app run by `portico up`, served by routes with `app: NAME`. Either a JavaScript app
@@ -23,6 +30,12 @@ export const app = z
   .strictObject({
     /** The app module (.ts, .mts, .js, .mjs); its default export is a Fetch handler, a Node listener or a Fastify instance. Relative to the config file's folder. */
     module: z.string().min(1).optional(),
+    /** A Python WSGI app, "module:callable" as gunicorn takes it (`app:app`, `mysite.wsgi:application`, `app:create_app()`), run on Portico's own workers (python/portico_wsgi.py) and reached by the edge over uwsgi. */
+    wsgi: z.string().regex(WSGI_SPEC, 'expected "module:callable", such as "app:app"').optional(),
+    /** With `wsgi`: the Python interpreter, or a virtualenv's folder (its bin/python3 is used). Relative to the config file's folder when it has a "/". @default "python3" */
+    python: z.string().min(1).optional(),
+    /** With `wsgi`: requests each worker serves at once, on a thread pool (gunicorn's gthread worker); 1 serves them in the worker's main thread (its sync worker). @default 1 */
+    threads: z.number().int().min(1).max(256).optional(),
     /** An external app server to run instead: the program and its arguments, no shell (`["gunicorn", "-b", "unix:/run/app.sock", "app:app"]`). */
     command: z.array(z.string().min(1)).min(1).optional(),
     /** With `command`: where it listens for HTTP, "unix:/path" or "host:port"; requests go there once it accepts connections. */
@@ -33,13 +46,13 @@ export const app = z
     env: z.record(z.string(), z.string()).optional(),
     /** A `.env` file (KEY=value lines, `#` comments, quoted values) whose variables the app's processes get; relative to the config file's folder. Read each time a process starts, so a restart or reload picks up a change. */
     envFile: z.string().min(1).optional(),
-    /** With `command`: its working directory, relative to the config file's folder. @default the config file's folder */
+    /** With `command` or `wsgi`: the working directory (a WSGI app's module is imported from there), relative to the config file's folder. @default the config file's folder */
     cwd: z.string().min(1).optional(),
     /** With `command`: the first restart delay after a crash in a row (then doubled each time, at most 30 s; the first restart is at once). @default "250ms" */
     restartDelay: timerDuration().optional(),
     /** Worker processes. @default one per core */
     workers: z.number().int().min(1).max(1024).optional(),
-    /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (503). @default "30s" */
+    /** A worker with no heartbeat for this long is killed and replaced; also each request's deadline (a JavaScript app's own 503; a WSGI app: the edge's 504, and its worker is killed). @default "30s" */
     timeout: timerDuration().optional(),
     /** A worker is recycled after this many requests (leak containment); 0 = never. @default 0 */
     maxRequests: z.number().int().min(0).optional(),
@@ -49,18 +62,21 @@ export const app = z
     gracefulTimeout: timerDuration().optional(),
   })
   .superRefine((value, ctx) => {
-    if ((value.module === undefined) === (value.command === undefined)) {
-      ctx.addIssue({ code: 'custom', message: `expected exactly one of "module" (a JavaScript app) or "command" (an external app server), got ${value.module === undefined ? 'neither' : 'both'}` });
+    const kinds = (['module', 'wsgi', 'command'] as const).filter((kind) => value[kind] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `expected exactly one of "module" (a JavaScript app), "wsgi" (a Python WSGI app) or "command" (an external app server), got ${kinds.length === 0 ? 'none' : kinds.map((k) => `"${k}"`).join(' and ')}` });
       return;
     }
-    // Settings of the other kind would be silently ignored: refuse them, naming the field.
-    const other: readonly (keyof typeof value)[] = value.module !== undefined ? COMMAND_APP_KEYS : MODULE_APP_KEYS;
-    for (const key of other) {
-      if (value[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], input: value[key], message: `expected only with "${value.module !== undefined ? 'command' : 'module'}"` });
+    const kind = kinds[0] as keyof typeof KIND_KEYS;
+    const allowed: readonly string[] = KIND_KEYS[kind];
+    for (const key of ALL_KIND_KEYS) {
+      if (value[key] !== undefined && !allowed.includes(key)) {
+        const owners = (Object.keys(KIND_KEYS) as (keyof typeof KIND_KEYS)[]).filter((k) => (KIND_KEYS[k] as readonly string[]).includes(key));
+        ctx.addIssue({ code: 'custom', path: [key], input: value[key], message: `expected only with ${owners.map((k) => `"${k}"`).join(' or ')}` });
+      }
     }
     if (value.command !== undefined && value.socket === undefined) ctx.addIssue({ code: 'custom', path: ['socket'], input: undefined, message: 'is required with "command": expected where it listens, "unix:/path" or "host:port", got nothing' });
   });
-
 
 export type ParsedApp = z.output<typeof app>;
 
@@ -87,10 +103,37 @@ function resolveEnvFile(name: string, parsed: ParsedApp, baseDir: string, proble
   return file;
 }
 
+/**
+ * `python`: a command on PATH ("python3"), an interpreter's path, or a virtualenv's folder (its
+ * bin/python3, as gunicorn's users point at their venv). A path is checked now.
+ */
+function resolvePython(name: string, python: string | undefined, baseDir: string, problems: string[]): string {
+  if (python === undefined) return 'python3';
+  if (!python.includes('/')) return python;
+  const path = resolvePath(baseDir, python);
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    const inVenv = ['bin/python3', 'bin/python'].map((bin) => join(path, bin)).find((bin) => existsSync(bin));
+    if (inVenv) return inVenv;
+    problems.push(`apps.${name}.python: expected an interpreter or a virtualenv folder, got ${JSON.stringify(python)} (${path} has no bin/python3)`);
+    return path;
+  }
+  if (!existsSync(path)) problems.push(`apps.${name}.python: expected an interpreter or a virtualenv folder, got ${JSON.stringify(python)} (${path}: no such file)`);
+  return path;
+}
+
 export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedApp; upstream: ResolvedUpstream } {
-  // The schema guarantees `module` unless `command` is given, which resolveExternalApp takes.
-  const module = resolvePath(baseDir, parsed.module as string);
-  if (!existsSync(module)) problems.push(`apps.${name}.module: expected an app module file, got ${JSON.stringify(parsed.module)} (${module}: no such file)`);
+  // The schema guarantees `module` or `wsgi` unless `command` is given, which resolveExternalApp takes.
+  let module: string;
+  let wsgi: ResolvedApp['wsgi'] = null;
+  if (parsed.wsgi !== undefined) {
+    const cwd = resolvePath(baseDir, parsed.cwd ?? '.');
+    if (!existsSync(cwd)) problems.push(`apps.${name}.cwd: expected the app's folder, got ${JSON.stringify(parsed.cwd)} (${cwd}: no such folder)`);
+    wsgi = { spec: parsed.wsgi, python: resolvePython(name, parsed.python, baseDir, problems), cwd, threads: parsed.threads ?? 1 };
+    module = parsed.wsgi;
+  } else {
+    module = resolvePath(baseDir, parsed.module as string);
+    if (!existsSync(module)) problems.push(`apps.${name}.module: expected an app module file, got ${JSON.stringify(parsed.module)} (${module}: no such file)`);
+  }
   const timeout = parsed.timeout ?? 30_000;
   const upstreamName = `app:${name}`;
   const base = defaultUpstream(upstreamName, []);
@@ -98,6 +141,7 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
     app: {
       name,
       module,
+      wsgi,
       workers: parsed.workers ?? availableParallelism(),
       timeout,
       maxRequests: parsed.maxRequests ?? 0,
@@ -111,7 +155,9 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
       ...base,
       app: name,
       balance: 'least-conn',
-      headerTimeout: Math.max(60_000, timeout + 5_000),
+      // A JavaScript worker answers a request past `timeout` with its own 503; a WSGI worker
+      // cannot interrupt its app, so the edge answers 504 at `timeout` and the arbiter kills it.
+      headerTimeout: wsgi ? timeout : Math.max(60_000, timeout + 5_000),
       maxFails: 0,
       retry: { tries: 2, timeout: 0, onError: true, onTimeout: false, statuses: [] },
     },
@@ -125,7 +171,7 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
  */
 export function resolveExternalApp(name: string, parsed: ParsedApp, baseDir: string, problems: string[]): { app: ResolvedExternalApp; upstream: ResolvedUpstream } {
   // Only the group of a JavaScript app is taken (its module check is given an existing path).
-  const { upstream } = resolveApp(name, { ...parsed, module: baseDir, envFile: undefined }, baseDir, []);
+  const { upstream } = resolveApp(name, { ...parsed, module: baseDir, envFile: undefined, wsgi: undefined }, baseDir, []);
   return {
     app: {
       name,

@@ -153,7 +153,7 @@ export class ProxyHandler {
 
   /** One attempt on a uwsgi server (proxy/uwsgi.ts). */
   uwsgi(ctx: RequestContext, server: UpstreamServer, address: UwsgiAddress, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
-    return forwardUwsgi({ ctx, address, requestUri: path, headers, hide: this.#hide, group: this.#group.config, canRetry, name: server.name, method, sink: exchange?.sink ?? null });
+    return forwardUwsgi({ ctx, address, requestUri: path, headers, hide: this.#hide, group: this.#group.config, canRetry, name: server.name, method, sink: exchange?.sink ?? null, keepAlive: server.idle });
   }
 
   /** One attempt over HTTP on a connection of its own, to a server that closes every connection (proxy/oneshot.ts). */

@@ -17,6 +17,7 @@
  * unchanged.
  */
 import { connect, type Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { ResolvedUpstream } from '../../../config/resolved.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
@@ -37,8 +38,14 @@ export interface OneShotAttempt {
   readonly protocol: 'uwsgi' | 'http';
   /** What goes first: the uwsgi packet, or the HTTP request head. */
   readonly head: Buffer | string;
-  /** The client's body after it: none, as received (Content-Length), or chunked again. */
-  readonly body: 'none' | 'raw' | 'chunked';
+  /** The client's body after it: none, as received (Content-Length), chunked again, or a stream of its own (a body buffered by the edge). */
+  readonly body: 'none' | 'raw' | 'chunked' | Readable;
+  /**
+   * Keep-alive (Portico's own WSGI workers, which frame every answer): the connection is taken
+   * from here when one is idle, and goes back once its response ended where its framing said.
+   * Absent: one connection per request (uWSGI ends each answer by closing).
+   */
+  readonly keepAlive?: IdleConnections;
   readonly hide: ReadonlySet<string>;
   readonly group: ResolvedUpstream;
   /** Whether a failing status in `retry.on` may still move to another server. */
@@ -54,6 +61,65 @@ export interface OneShotAttempt {
 }
 
 const failed = (status: 502 | 504, reason: 'error' | 'timeout' | 'status', beforeSend: boolean, code: string): Outcome => ({ kind: 'failed', status, reason, beforeSend, code });
+
+/** Idle connections kept per server, at most: more than the concurrency an edge worker sends one app worker. */
+const MAX_IDLE = 64;
+const IDLE_POOL = Symbol('portico.idlePool');
+type PooledSocket = Socket & { [IDLE_POOL]?: IdleConnections | null };
+
+/** An idle connection closed, errored, or sent bytes nobody asked for: it cannot carry a request. */
+function dropIdle(this: PooledSocket): void {
+  this[IDLE_POOL]?.drop(this);
+}
+
+/**
+ * The idle keep-alive connections to one server (its UpstreamServer owns it). Module-level
+ * listeners (no closure per request) watch an idle connection until it is taken again.
+ */
+export class IdleConnections {
+  readonly #sockets: PooledSocket[] = [];
+  #closed = false;
+
+  /** An open idle connection, or null. */
+  take(): Socket | null {
+    for (let socket = this.#sockets.pop(); socket; socket = this.#sockets.pop()) {
+      socket[IDLE_POOL] = null;
+      socket.off('error', dropIdle);
+      socket.off('close', dropIdle);
+      socket.off('end', dropIdle);
+      socket.off('data', dropIdle);
+      if (!socket.destroyed && socket.readyState === 'open') return socket;
+    }
+    return null;
+  }
+
+  /** A connection whose last response ended cleanly waits here for the next request. */
+  put(socket: PooledSocket): void {
+    if (this.#closed || this.#sockets.length >= MAX_IDLE || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    socket[IDLE_POOL] = this;
+    socket.on('error', dropIdle);
+    socket.on('close', dropIdle);
+    socket.on('end', dropIdle);
+    socket.on('data', dropIdle);
+    this.#sockets.push(socket);
+  }
+
+  drop(socket: PooledSocket): void {
+    const at = this.#sockets.indexOf(socket);
+    if (at !== -1) this.#sockets.splice(at, 1);
+    socket[IDLE_POOL] = null;
+    socket.destroy();
+  }
+
+  /** The server left the group: its idle connections close, and none is kept from now on. */
+  close(): void {
+    this.#closed = true;
+    for (const socket of this.#sockets.splice(0)) socket.destroy();
+  }
+}
 
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
@@ -95,12 +161,21 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
   const res: BodySink = sink ?? ctx.res;
   const method = attempt.method;
   const tag = protocol === 'uwsgi' ? 'UWSGI' : 'UPSTREAM';
-  const http = protocol === 'http';
+  const keepAlive = attempt.keepAlive;
+  // Framed answers (Content-Length or chunked, RFC 9112 §6.3): HTTP, and uwsgi with keep-alive.
+  const http = protocol === 'http' || keepAlive !== undefined;
+  const body = attempt.body;
 
   return new Promise<Outcome>((resolve) => {
     const address = attempt.address;
-    const socket: Socket = address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const reused = keepAlive?.take() ?? null;
+    const socket: Socket = reused ?? (address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port }));
     let connected = false;
+    /** The answer ended where its framing said, and said nothing of closing: the connection may carry another request. */
+    let reusable = false;
+    /** The answer went out whole (not a client that left mid-answer: unread bytes would stay on the connection). */
+    let finished = false;
+    let bodySent = body === 'none';
     let responded = false;
     let settled = false;
     let head: Buffer | null = Buffer.alloc(0);
@@ -113,9 +188,26 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       settled = true;
       for (const timer of timers) clearTimeout(timer);
       res.off('close', onClientClose);
-      req.unpipe(socket);
+      if (typeof body === 'object') {
+        body.unpipe(socket);
+        body.destroy();
+      } else {
+        req.unpipe(socket);
+      }
       detachChunked?.();
-      socket.destroy();
+      if (keepAlive && reusable && finished && bodySent) {
+        socket.off('error', onError);
+        socket.off('connect', onConnect);
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', onEnd);
+        socket.off('timeout', onIdleTimeout);
+        socket.setTimeout(0);
+        if (socket.isPaused()) socket.resume();
+        keepAlive.put(socket);
+      } else {
+        socket.destroy();
+      }
       resolve(outcome);
     };
     /** After the head went out, the only honest signal of a failure is a cut connection. */
@@ -137,17 +229,24 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
     }
     if (group.timeout > 0) timers.push(setTimeout(() => fail(504, 'timeout', 'ERR_PROXY_TOTAL_TIMEOUT'), group.timeout));
 
-    socket.on('error', (error: NodeJS.ErrnoException) => fail(502, 'error', error.code ?? `ERR_${tag}_SOCKET`));
-    socket.on('connect', () => {
+    const onError = (error: NodeJS.ErrnoException): void => fail(502, 'error', error.code ?? `ERR_${tag}_SOCKET`);
+    const onConnect = (): void => {
       connected = true;
       if (group.headerTimeout > 0) {
         timers.push(setTimeout(() => !responded && fail(504, 'timeout', 'ERR_PROXY_HEADER_TIMEOUT'), group.headerTimeout));
       }
       socket.write(attempt.head);
       // `end: false`: no half-close; the server reads the framing it was told.
-      if (attempt.body === 'raw') req.pipe(socket, { end: false });
-      else if (attempt.body === 'chunked') detachChunked = pipeChunked(req, socket);
-    });
+      if (body === 'raw') req.pipe(socket, { end: false });
+      else if (body === 'chunked') detachChunked = pipeChunked(req, socket);
+      else if (typeof body === 'object') body.pipe(socket, { end: false });
+      if (keepAlive && !bodySent) {
+        const source = typeof body === 'object' ? body : req;
+        if (source.readableEnded) bodySent = true;
+        else source.once('end', () => (bodySent = true));
+      }
+    };
+    socket.on('error', onError);
     // While the client is slow to take the body, the upstream socket is paused on purpose: the
     // idle timer (a silent upstream) is off until it flows again.
     const idle = group.idleTimeout;
@@ -172,9 +271,11 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       }
     };
     const complete = (): void => {
+      finished = true;
       out.end();
       settle(DONE);
     };
+    const onIdleTimeout = (): void => cut(`ERR_${tag}_IDLE_TIMEOUT`);
     const writeBody = (chunk: Buffer): void => {
       if (chunked) {
         const problem = chunked.push(chunk, emit);
@@ -187,7 +288,11 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       }
       let part = chunk;
       if (remaining !== null) {
-        if (part.length > remaining) part = part.subarray(0, remaining);
+        if (part.length > remaining) {
+          // Bytes past the answer's length: a confused server, whose connection is not reused.
+          part = part.subarray(0, remaining);
+          reusable = false;
+        }
         remaining -= part.length;
       }
       emit(part);
@@ -204,17 +309,19 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
       const headers = clientResponseHeaders(parsed.headers, attempt.hide);
       if (sink) sink.head(parsed.status, headers);
       else out = sendHead(ctx, parsed.status, headers);
+      // Keep-alive: the answer must end where its framing says and not announce a close.
+      reusable = keepAlive !== undefined && !(parsed as ParsedHttpHead).close && (bodyless || parsed.length !== null || (parsed as ParsedHttpHead).chunked);
       if (bodyless) return complete();
       remaining = parsed.length;
       if ((parsed as ParsedHttpHead).chunked) chunked = new ChunkedDecoder();
       // The longest pause between reads of the body (the head timer is done).
       if (idle > 0) {
-        socket.on('timeout', () => cut(`ERR_${tag}_IDLE_TIMEOUT`));
+        socket.on('timeout', onIdleTimeout);
         socket.setTimeout(idle);
       }
       writeBody(rest);
     };
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       if (settled) return;
       if (head === null) return writeBody(chunk);
       head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -245,7 +352,8 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
         attempt.onFinalHead?.(parsed as ParsedHttpHead);
         onFinalHead(parsed, rest);
       }
-    });
+    };
+    socket.on('data', onData);
     const onEnd = (): void => {
       if (settled) return;
       if (!responded) return fail(502, 'error', head !== null && head.length > 0 ? `ERR_${tag}_TRUNCATED_HEAD` : `ERR_${tag}_NO_RESPONSE`);
@@ -258,6 +366,8 @@ export function forwardOneShot(attempt: OneShotAttempt): Promise<Outcome> {
     socket.on('close', onEnd);
     // The client's body stopped short (it left mid-upload): the upstream request cannot complete.
     req.once('aborted', () => settle(DONE));
+    if (reused) onConnect();
+    else socket.on('connect', onConnect);
   });
 }
 

@@ -14,7 +14,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
-import type { SocketAddress } from './oneshot.js';
+import { IdleConnections, type SocketAddress } from './oneshot.js';
 import { parseUwsgiUrl, type UwsgiAddress } from './uwsgi.js';
 
 export class UpstreamServer implements Balanced {
@@ -33,6 +33,12 @@ export class UpstreamServer implements Balanced {
    * handle every server alike.
    */
   readonly uwsgi: UwsgiAddress | null;
+  /**
+   * Idle keep-alive connections to a uwsgi server of an app's group (Portico's own WSGI workers,
+   * which frame each answer so a connection carries many requests); null for any other server
+   * (uWSGI closes after each answer).
+   */
+  readonly idle: IdleConnections | null;
   /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
   readonly authority: string;
   /** Where an `http://` or `unix:` server is reached on a raw socket (proxy/oneshot.ts); null for https and uwsgi. */
@@ -67,6 +73,7 @@ export class UpstreamServer implements Balanced {
     this.backup = config.backup;
     this.maxConns = config.maxConns;
     this.uwsgi = parseUwsgiUrl(config.url);
+    this.idle = this.uwsgi && group.app !== null ? new IdleConnections() : null;
     const unix = config.url.startsWith('unix:') ? config.url.slice(5) : null;
     const origin = unix || this.uwsgi ? 'http://localhost' : config.url;
     this.name = unix ? `unix:${unix}` : this.uwsgi?.kind === 'unix' ? config.url : new URL(config.url).host;
@@ -304,6 +311,7 @@ export class UpstreamGroup {
       const deadline = Date.now() + graceMs;
       while (server.active > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     }
+    server.idle?.close();
     if (graceMs > 0 && server.active === 0) await server.pool.close().catch(() => server.pool.destroy());
     else await server.pool.destroy().catch(() => undefined);
   }
@@ -425,6 +433,7 @@ export class UpstreamGroup {
     this.#closed = true;
     for (const wake of [...this.#waiters]) wake();
     for (const timer of this.#timers) clearInterval(timer);
+    for (const server of this.#servers) server.idle?.close();
     await Promise.all(this.#servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
   }
 }

@@ -7,16 +7,21 @@
  *   response = an HTTP/1.x status line, header fields and the body, ended by closing the connection
  *
  * The body follows the vars as raw bytes and uWSGI reads exactly CONTENT_LENGTH of them, so the
- * length must be known before the first byte: a chunked request body is refused with 411 Length
- * Required (RFC 9110 §15.5.12) instead of being buffered (nginx buffers it to a temporary file;
- * we keep the proxy free of whole-body buffering). The response head is parsed strictly and
- * bounded; the body is streamed to the client with back-pressure both ways. Failures come back
- * as an Outcome, so the proxy handler's retries, balancing and passive health apply unchanged.
+ * length must be known before the first byte: a chunked request body is read whole first (in
+ * memory, then in a temporary file: buffered-body.ts, as nginx does), bounded by the route's
+ * `maxBodySize`, and sent with its length. The response head is parsed strictly and bounded; the
+ * body is streamed to the client with back-pressure both ways. Failures come back as an Outcome,
+ * so the proxy handler's retries, balancing and passive health apply unchanged.
+ *
+ * Portico's own WSGI workers (python/portico_wsgi.py) frame each answer (Content-Length or
+ * chunked), so their connections are kept and reused (`keepAlive`); uWSGI closes each one.
  */
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
+import { bodyRefusal } from '../../http/limits.js';
+import { bufferBody, type BufferedBody } from './buffered-body.js';
 import type { RequestContext } from '../../context.js';
 import type { Outcome } from './attempt.js';
-import { forwardOneShot, type OneShotAttempt, type SocketAddress } from './oneshot.js';
+import { forwardOneShot, type IdleConnections, type OneShotAttempt, type SocketAddress } from './oneshot.js';
 
 export { parseResponseHead } from './response-head.js';
 
@@ -109,34 +114,49 @@ export interface UwsgiAttempt extends Pick<OneShotAttempt, 'ctx' | 'hide' | 'gro
   readonly requestUri: string;
   /** The forwarded request head, flat, from upstreamRequestHeaders (forwarding fields included). */
   readonly headers: readonly string[];
+  /** The server's idle connections (Portico's WSGI workers), or null: one connection per request. */
+  readonly keepAlive: IdleConnections | null;
 }
 
-/** One attempt over uwsgi (oneshot.ts: one connection per request). Resolves once the response went to the client (or the client left). */
-export function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
+/** One attempt over uwsgi (oneshot.ts). Resolves once the response went to the client (or the client left). */
+export async function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
   const { ctx } = attempt;
   const req = ctx.req;
+  let buffered: BufferedBody | null = null;
   if (req.headers['transfer-encoding'] !== undefined) {
-    throw new HttpError(411, ErrorCodes.ERR_REQUEST_PARSE, 'a uwsgi upstream needs the request body length (Content-Length), the body is chunked');
+    try {
+      buffered = await bufferBody(req);
+    } catch (error) {
+      throw bodyRefusal(req) ?? new HttpError(400, ErrorCodes.ERR_REQUEST_PARSE, `the request body could not be read: ${(error as Error).message}`);
+    }
   }
   let packet: Buffer;
   try {
-    packet = encodeUwsgiRequest(uwsgiVars(ctx, attempt.requestUri, attempt.headers, attempt.method));
+    const vars = uwsgiVars(ctx, attempt.requestUri, attempt.headers, attempt.method);
+    if (buffered) vars.push(['CONTENT_LENGTH', String(buffered.length)]);
+    packet = encodeUwsgiRequest(vars);
   } catch (error) {
+    buffered?.dispose();
     // Only a head near 64 KiB gets here (http.maxHeaderSize is 16 KiB by default).
     throw new HttpError(431, ErrorCodes.ERR_REQUEST_HEADER_TOO_LARGE, (error as Error).message);
   }
-  const hasBody = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
-  return forwardOneShot({
-    ctx,
-    address: attempt.address,
-    protocol: 'uwsgi',
-    head: packet,
-    body: hasBody ? 'raw' : 'none',
-    hide: attempt.hide,
-    group: attempt.group,
-    canRetry: attempt.canRetry,
-    name: attempt.name,
-    method: attempt.method,
-    sink: attempt.sink,
-  });
+  const sized = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
+  try {
+    return await forwardOneShot({
+      ctx,
+      address: attempt.address,
+      protocol: 'uwsgi',
+      head: packet,
+      body: buffered ? (buffered.length > 0 ? buffered.open() : 'none') : sized ? 'raw' : 'none',
+      hide: attempt.hide,
+      group: attempt.group,
+      canRetry: attempt.canRetry,
+      name: attempt.name,
+      method: attempt.method,
+      sink: attempt.sink,
+      ...(attempt.keepAlive ? { keepAlive: attempt.keepAlive } : {}),
+    });
+  } finally {
+    buffered?.dispose();
+  }
 }
