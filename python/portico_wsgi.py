@@ -57,7 +57,9 @@ class IPC:
             try:
                 self.sock.sendall(data)
             except OSError:
-                pass  # the arbiter is gone: the read side sees EOF and the worker exits
+                # The arbiter is gone. The main loop would see the channel's end, unless a request
+                # holds it (a hung app): the heartbeat thread's next send ends the process then.
+                os._exit(0)
 
     def receive(self):
         """The messages that have arrived (call when readable); None when the channel closed."""
@@ -105,6 +107,19 @@ class ErrorStream:
     def writelines(self, lines):
         for line in lines:
             self.write(line)
+
+    # What code that writes to sys.stderr may ask of it.
+    encoding = 'utf-8'
+    errors = 'replace'
+
+    def isatty(self):
+        return False
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return 2
 
     def flush(self):
         with self.lock:
@@ -162,11 +177,18 @@ class Input:
         return data
 
     def read(self, size=-1):
-        if size is not None and size >= 0:
-            return self._take(size)
-        parts = []
-        while self.remaining > 0:
-            parts.append(self._take(self.remaining))
+        """Up to `size` bytes, fewer only at the body's end (a file's read; Django reads the whole body in one call)."""
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        first = self._take(size)
+        if len(first) == size:
+            return first
+        parts = [first]
+        got = len(first)
+        while got < size:
+            part = self._take(size - got)
+            parts.append(part)
+            got += len(part)
         return b''.join(parts)
 
     def readline(self, size=-1):
@@ -693,6 +715,9 @@ def main():
     # The app's own child processes are not Portico's workers.
     os.environ.pop('NODE_CHANNEL_SERIALIZATION_MODE', None)
     worker = Worker(settings, ipc)
+    # What the app prints to stderr (logging's default handler, Django's request errors) goes to
+    # Portico's error log too (gunicorn's --capture-output), one record per line written.
+    sys.stderr = ErrorStream(ipc)
 
     def on_term(_signum, _frame):
         # A SIGTERM portico did not send (the whole process group): the arbiter hears of it

@@ -130,6 +130,7 @@ Options:
       --access-log F   combined (default) | json
   -h, --help           this help`,
   app: `Usage: portico app FILE [--workers N] [--bind ADDR] [options]
+       portico app --wsgi MODULE:CALLABLE [--workers N] [--bind ADDR] [options]
 
 Runs the app module FILE (.ts, .mts, .js, .mjs; no build step) on N pre-forked worker
 processes, like \`gunicorn -w 4 -b 127.0.0.1:8000 app:app\`. FILE's default export is a Fetch
@@ -137,10 +138,19 @@ handler (\`{ fetch(request, context) }\` or \`(request) => Response\`: Hono), a 
 (\`(req, res)\`: Express, Koa app.callback(), Connect) or a Fastify instance; \`export const
 gateway = 'fetch' | 'node'\` overrides the detection.
 
+With --wsgi, runs a Python WSGI app (Flask, Django…) on N pre-forked Python workers behind
+Portico's edge, like \`gunicorn -w 4 -b 127.0.0.1:8000 app:app\`: the edge answers HTTP on
+--bind and sends each request to the least busy worker over uwsgi.
+
 Options:
   -w, --workers N              worker processes (default: $WEB_CONCURRENCY or one per core)
   -b, --bind ADDR              HOST:PORT or unix:/path (default: $HOST:$PORT or 127.0.0.1:8000)
-  -t, --timeout D              kill a worker silent this long; also each request's deadline (default 30s)
+  -t, --timeout D              kill a worker silent this long; also each request's deadline (default 30s;
+                               WSGI: a request running longer gets 504 and its worker is killed)
+      --wsgi M:C               the WSGI app, "module:callable" as gunicorn takes it (app:app)
+      --python P               WSGI: the interpreter or a virtualenv folder (default python3)
+      --threads N              WSGI: requests each worker serves at once on threads (default 1)
+      --chdir DIR              WSGI: the app's folder, imported from (default: the current one)
       --max-requests N         recycle a worker after N requests (default 0: never)
       --max-requests-jitter N  add 0..N to each worker's max requests (spreads recycles)
       --graceful-timeout D     time for requests in flight on stop/reload/recycle (default 30s)
@@ -615,10 +625,16 @@ async function app(args: string[]): Promise<void> {
       'max-requests': { type: 'string' },
       'max-requests-jitter': { type: 'string' },
       'graceful-timeout': { type: 'string' },
+      wsgi: { type: 'string' },
+      python: { type: 'string' },
+      threads: { type: 'string' },
+      chdir: { type: 'string' },
     },
     true,
   );
   if (values.help) return say(HELP.app as string);
+  if (values.wsgi !== undefined) return wsgiApp(values, positionals);
+  for (const flag of ['python', 'threads', 'chdir'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag}: expected with --wsgi`);
   const file = appFile(positionals, 'app');
   // The app server is loaded only by its commands: the edge commands never pay for it.
   const { Arbiter } = await import('../app/arbiter.js');
@@ -651,6 +667,46 @@ async function app(args: string[]): Promise<void> {
   if (result.message) complain(`portico: ${result.message}`);
   log().flush();
   process.exit(result.code);
+}
+
+/**
+ * `portico app --wsgi`: gunicorn's command line on Portico's parts. A WSGI worker speaks uwsgi
+ * on a socket of its own, so the answer on --bind comes from the edge (in this process) in front
+ * of the app's pool: the same config `portico up` runs, made from the flags.
+ */
+async function wsgiApp(values: ParsedArgs['values'], positionals: string[]): Promise<void> {
+  if (positionals.length > 0) throw new UsageError(`app: expected no FILE with --wsgi (got ${positionals.join(' ')})`);
+  const spec = values.wsgi as string;
+  const host = process.env.HOST || '127.0.0.1';
+  const bind = (values.bind as string | undefined) ?? `${host.includes(':') ? `[${host}]` : host}:${portFrom(process.env.PORT, 8000)}`;
+  const name = spec.split(':')[0]?.replace(/\W/g, '_').slice(0, 40) || 'wsgi';
+  const duration = (flag: string, fallback: number) => durationFlag(flag, values[flag] as string | undefined, fallback);
+  const user: UserConfig = {
+    log: { access: false },
+    apps: {
+      [name]: {
+        wsgi: spec,
+        cwd: resolve((values.chdir as string | undefined) ?? '.'),
+        ...(values.python !== undefined ? { python: values.python as string } : {}),
+        threads: countFlag('threads', values.threads as string | undefined, 1, 1),
+        workers: countFlag('workers', (values.workers as string | undefined) ?? process.env.WEB_CONCURRENCY, availableParallelism(), 1),
+        timeout: `${duration('timeout', 30_000)}ms`,
+        maxRequests: countFlag('max-requests', values['max-requests'] as string | undefined, 0, 0),
+        maxRequestsJitter: countFlag('max-requests-jitter', values['max-requests-jitter'] as string | undefined, 0, 0),
+        gracefulTimeout: `${duration('graceful-timeout', 30_000)}ms`,
+      },
+    },
+    servers: [{ listen: bind.startsWith('unix:') ? `unix:${resolve(bind.slice(5))}` : bind, routes: [{ app: name }] }],
+  };
+  const problems = (error: unknown) => (error instanceof UsageError ? error.message.replace(`apps.${name}.wsgi`, '--wsgi').replace(`apps.${name}.python`, '--python').replace(`apps.${name}.cwd`, '--chdir').replace('servers[0].listen', '--bind') : null);
+  let config: ResolvedConfig;
+  try {
+    config = validateFlags(user, (await configLoader()).validateConfig, 'app');
+  } catch (error) {
+    const message = problems(error);
+    throw message === null ? error : new UsageError(message);
+  }
+  return runServer(config, `WSGI app ${spec}`, { overrides: { workers: 1 } });
 }
 
 async function dev(args: string[]): Promise<void> {

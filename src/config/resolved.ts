@@ -99,7 +99,19 @@ export interface ResolvedUpstream {
     readonly fall: number;
     readonly host: string | null;
   } | null;
-  readonly retry: { readonly tries: number; readonly timeout: number; readonly onError: boolean; readonly onTimeout: boolean; readonly statuses: readonly number[] };
+  readonly retry: {
+    readonly tries: number;
+    readonly timeout: number;
+    readonly onError: boolean;
+    readonly onTimeout: boolean;
+    readonly statuses: readonly number[];
+    /**
+     * An idempotent request may go on to another server after it reached one that failed (nginx's
+     * proxy_next_upstream); false: only when nothing reached it (a WSGI app's group: a request
+     * that killed its worker is not sent on to kill another). @default true
+     */
+    readonly afterSend?: boolean;
+  };
 }
 
 /** An app run on its own worker processes by `portico up` (the arbiter of `portico app`, in-process). */

@@ -91,7 +91,9 @@ export type ParsedApp = z.output<typeof app>;
  * - retries on errors, not timeouts, at most 2 tries: a connect error (a worker that just died)
  *   costs nothing to retry, and an idempotent request cut by a crash is tried once more on another
  *   worker (nginx's `proxy_next_upstream error`); a slow request is never run twice, and a request
- *   that kills its worker can take down one more at most;
+ *   that kills its worker can take down one more at most (a WSGI app: none, its requests go on
+ *   only when nothing reached the worker, since a Python worker that dies takes with it what a
+ *   JavaScript worker's drain would have finished);
  * - the response-head timeout outlasts the workers' own request deadline, so a slow app answers
  *   with its own 503 rather than the edge's 504.
  */
@@ -159,7 +161,7 @@ export function resolveApp(name: string, parsed: ParsedApp, baseDir: string, pro
       // cannot interrupt its app, so the edge answers 504 at `timeout` and the arbiter kills it.
       headerTimeout: wsgi ? timeout : Math.max(60_000, timeout + 5_000),
       maxFails: 0,
-      retry: { tries: 2, timeout: 0, onError: true, onTimeout: false, statuses: [] },
+      retry: { tries: 2, timeout: 0, onError: true, onTimeout: false, statuses: [], ...(wsgi ? { afterSend: false } : {}) },
     },
   };
 }

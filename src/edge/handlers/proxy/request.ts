@@ -80,7 +80,7 @@ export class ProxyRequest {
       this.#attempt < retry.tries &&
       (retry.timeout === 0 || Date.now() - this.#started < retry.timeout) &&
       (!this.hasBody || !this.ctx.req.readableDidRead) &&
-      (this.#idempotent || beforeSend) &&
+      ((this.#idempotent && retry.afterSend !== false) || beforeSend) &&
       group.pick(this.ctx, this.#triedSet(), Date.now()) !== null
     );
   }
