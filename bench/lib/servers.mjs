@@ -147,6 +147,21 @@ export function appServer(ctx, kind, bind) {
   return { argv: [ctx.tools.uwsgi, '--plugin', 'python3', ...socket, '--wsgi-file', join(dir, 'flask_hello.py'), '--callable', 'app', '--master', '--processes', '2', '--die-on-term', '--disable-logging'] };
 }
 
+/**
+ * A front and its app server as one process tree on the server's CPU (the WSGI scenario: each
+ * server brings its own app server). The app server starts first, in the background; the front
+ * starts once the app's socket exists, in its place (exec), so the tree's CPU counts both and a
+ * stop of the group stops both.
+ */
+function frontWithApp(ctx, kind, frontName, socketName) {
+  const socket = join(ctx.tmp, `${socketName}.sock`);
+  const app = appServer(ctx, kind, `unix:${socket}`);
+  const front = nginx({ ...ctx, appSocket: socket }, frontName, kind);
+  if (app.unavailable || front.unavailable) return { unavailable: app.unavailable ?? front.unavailable };
+  const script = `app=("\${@:1:${app.argv.length}}"); shift ${app.argv.length}; "\${app[@]}" & for i in $(seq 200); do [ -S "${socket}" ] && break; sleep 0.05; done; exec "$@"`;
+  return { argv: ['bash', '-c', script, 'bash', ...app.argv, ...front.argv] };
+}
+
 const nodePeer = (ctx, script, ...args) => ({ argv: [node, join(ctx.root, 'bench', 'servers', script), ...args] });
 
 /**
@@ -328,6 +343,23 @@ export const SCENARIOS = {
       portico: (ctx) => portico(ctx, 'uwsgi', [{ routes: [{ prefix: '/', proxy: { to: `uwsgi+unix:${ctx.appSocket}` } }] }]),
       nginx: (ctx) => nginx(ctx, 'uwsgi', 'uwsgi'),
       'uwsgi alone (--http-socket)': (ctx) => ({ ...appServer(ctx, 'uwsgi', `127.0.0.1:${ctx.port}`) }),
+    },
+  },
+  // One program instead of three (issue #18): the Flask app on Portico's own WSGI workers behind
+  // its edge, beside nginx in front of gunicorn and of uWSGI. Each server brings its app server:
+  // front and app share CPU 0 (one process tree), wrk runs on CPU 1.
+  'wsgi-flask': {
+    title: 'Flask on 2 workers: Portico WSGI workers behind its edge vs nginx → gunicorn (2 sync) and nginx uwsgi_pass → uWSGI (2 processes), all on one CPU',
+    path: '/',
+    bytes: 13,
+    connections: 32,
+    reference: 'nginx → uWSGI',
+    goal: { ratio: 1.0 },
+    servers: {
+      'portico (WSGI workers)': (ctx) =>
+        portico(ctx, 'wsgi', [{ routes: [{ prefix: '/', app: 'flask' }] }], { apps: { flask: { wsgi: 'flask_hello:app', python: '/usr/bin/python3', cwd: join(ctx.root, 'bench', 'servers'), workers: 2 } } }),
+      'nginx → uWSGI': (ctx) => frontWithApp(ctx, 'uwsgi', 'wsgi-uwsgi', 'wsgi-uwsgi'),
+      'nginx → gunicorn': (ctx) => frontWithApp(ctx, 'gunicorn', 'wsgi-gunicorn', 'wsgi-gunicorn'),
     },
   },
   idle: {

@@ -36,27 +36,30 @@ export function parseUwsgiUrl(url: string): UwsgiAddress | null {
   return { kind: 'tcp', host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) };
 }
 
-/** A uwsgi packet: the 4-byte header and the vars. Throws a RangeError when a size passes 16 bits. */
+/**
+ * A uwsgi packet: the 4-byte header and the vars. Throws a RangeError when a size passes 16 bits.
+ * Written into one buffer sized first (no Buffer per variable: this runs for every request to a
+ * WSGI worker). Strings go as latin-1, one byte per character, as Buffer.from(s, 'latin1') would.
+ */
 export function encodeUwsgiRequest(vars: readonly (readonly [string, Buffer | string])[]): Buffer {
-  const parts: Buffer[] = [Buffer.alloc(4)];
   let size = 0;
   for (const [key, value] of vars) {
-    const k = Buffer.from(key, 'latin1');
-    const v = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
-    if (k.length > 0xffff || v.length > 0xffff) throw new RangeError(`uwsgi variable ${key} is longer than 65535 bytes`);
-    const sizes = Buffer.alloc(2);
-    sizes.writeUInt16LE(k.length);
-    const valueSize = Buffer.alloc(2);
-    valueSize.writeUInt16LE(v.length);
-    parts.push(sizes, k, valueSize, v);
-    size += 4 + k.length + v.length;
+    if (key.length > 0xffff || value.length > 0xffff) throw new RangeError(`uwsgi variable ${key} is longer than 65535 bytes`);
+    size += 4 + key.length + value.length;
   }
   if (size > 0xffff) throw new RangeError(`uwsgi variables take ${size} bytes, more than 65535`);
-  const header = parts[0] as Buffer;
-  header.writeUInt8(0, 0); // modifier1 0: a WSGI/HTTP request
-  header.writeUInt16LE(size, 1);
-  header.writeUInt8(0, 3); // modifier2
-  return Buffer.concat(parts, 4 + size);
+  const packet = Buffer.allocUnsafe(4 + size);
+  packet[0] = 0; // modifier1 0: a WSGI/HTTP request
+  packet.writeUInt16LE(size, 1);
+  packet[3] = 0; // modifier2
+  let at = 4;
+  for (const [key, value] of vars) {
+    at = packet.writeUInt16LE(key.length, at);
+    at += packet.write(key, at, 'latin1');
+    at = packet.writeUInt16LE(value.length, at);
+    at += typeof value === 'string' ? packet.write(value, at, 'latin1') : value.copy(packet, at);
+  }
+  return packet;
 }
 
 /**
