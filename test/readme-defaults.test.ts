@@ -42,6 +42,7 @@ const TABLES: ReadonlyArray<readonly [RegExp, TableSpec]> = [
   [/^Top level:/, { base: () => ({ servers: [{}] }), target: (c) => c, schemaPath: [] }],
   [/^A server:/, { base: () => ({ servers: [{}] }), target: server, schemaPath: ['servers', 0] }],
   [/^An app \(`apps\.NAME`\)/, { base: () => ({ servers: [{}], apps: { a: { module: './app.mjs' } } }), target: (c) => (c.apps as Json).a as Json, schemaPath: ['apps', 'a'] }],
+  [/^A Python WSGI app \(`apps\.NAME` with `wsgi`\)/, { base: () => ({ servers: [{}], apps: { a: { wsgi: 'app:app' } } }), target: (c) => (c.apps as Json).a as Json, schemaPath: ['apps', 'a'] }],
   [/^Or an existing app server/, { base: () => ({ servers: [{}], apps: { a: { command: ['true'], socket: 'unix:/tmp/portico-readme.sock' } } }), target: (c) => (c.apps as Json).a as Json, schemaPath: ['apps', 'a'] }],
   [/^An upstream group/, { base: () => ({ servers: [{}], upstreams: { u: { servers: [UPSTREAM] } } }), target: (c) => (c.upstreams as Json).u as Json, schemaPath: ['upstreams', 'u'] }],
   [/^`encode` \(on a server/, { base: () => ({ servers: [{ encode: {} }] }), target: (c) => server(c).encode as Json, schemaPath: ['servers', 0, 'encode'] }],
