@@ -41,10 +41,14 @@ describe('apps with a command (config)', () => {
     const handler = config.servers[0]?.routes[0]?.handler;
     assert.equal(handler?.type === 'proxy' ? handler.upstream : null, 'app:py');
   });
-  it('refuses both module and command, neither, settings of the other kind, and a command without socket, naming the field', () => {
-    assert.deepEqual(problems({ py: { module: './app.mjs', command: ['x'] } }), ['apps.py: expected exactly one of "module" (a JavaScript app) or "command" (an external app server), got both']);
-    assert.deepEqual(problems({ py: {} }), ['apps.py: expected exactly one of "module" (a JavaScript app) or "command" (an external app server), got neither']);
-    assert.deepEqual(problems({ py: { command: ['x'], socket: '127.0.0.1:8000', workers: 2 } }), ['apps.py.workers: expected only with "module", got number 2']);
+  it('refuses two kinds at once, none, settings of another kind, and a command without socket, naming the field', () => {
+    const kinds = 'expected exactly one of "module" (a JavaScript app), "wsgi" (a Python WSGI app) or "command" (an external app server)';
+    assert.deepEqual(problems({ py: { module: './app.mjs', command: ['x'] } }), [`apps.py: ${kinds}, got "module" and "command"`]);
+    assert.deepEqual(problems({ py: { wsgi: 'app:app', command: ['x'] } }), [`apps.py: ${kinds}, got "wsgi" and "command"`]);
+    assert.deepEqual(problems({ py: {} }), [`apps.py: ${kinds}, got none`]);
+    assert.deepEqual(problems({ py: { command: ['x'], socket: '127.0.0.1:8000', workers: 2 } }), ['apps.py.workers: expected only with "module" or "wsgi", got number 2']);
+    assert.deepEqual(problems({ py: { module: './app.mjs', threads: 2 } }), ['apps.py.threads: expected only with "wsgi", got number 2']);
+    assert.deepEqual(problems({ py: { wsgi: 'app:app', socket: '127.0.0.1:8000' } }), ['apps.py.socket: expected only with "command", got "127.0.0.1:8000"']);
     assert.deepEqual(problems({ py: { command: ['x'] } }), ['apps.py.socket: is required with "command": expected where it listens, "unix:/path" or "host:port", got nothing']);
     assert.match(problems({ py: { command: [], socket: '127.0.0.1:8000' } }).join('\n'), /^apps\.py\.command: /);
     assert.match(problems({ py: { command: ['x'], socket: 'nowhere' } }).join('\n'), /^apps\.py\.socket: expected a listen address/);
