@@ -315,3 +315,13 @@ export async function runCli(args: string[], options: { cwd?: string; env?: Reco
   await outputClosed(child, 2000);
   return { code, stdout, stderr, timedOut };
 }
+
+/** Whether a process with this pid exists (signal 0: nothing is sent). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -12,7 +12,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, renameSync, sym
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { BIN, ROOT, freePort, request, spawnCli, tempDir, waitForOutput, type CliProcess } from '../helpers/portico.js';
+import { BIN, ROOT, freePort, processAlive as alive, request, spawnCli, tempDir, waitForOutput, type CliProcess } from '../helpers/portico.js';
 
 const UNIT = join(ROOT, 'deploy', 'systemd', 'portico.service');
 const UNPRIVILEGED = 65534; // nobody, as the unit's `portico` user and the image's `node` user: no privileges
@@ -169,15 +169,6 @@ describe('deployment files', () => {
     }
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function processOwner(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -14,7 +14,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runLoad, summary, type LoadResult } from '../helpers/load.js';
-import { freePort, ROOT, runCli, startPortico, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
+import { freePort, processAlive as alive, ROOT, runCli, startPortico, startWithConfig, tempDir, type RunningPortico } from '../helpers/portico.js';
 
 const PYTHON = '/usr/bin/python3';
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'wsgi');
@@ -55,15 +55,6 @@ function send(url: string, options: { method?: string; body?: Buffer; chunked?: 
 }
 
 const json = (answer: Answer) => JSON.parse(answer.body.toString()) as Record<string, unknown>;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
