@@ -264,10 +264,11 @@ class FileWrapper:
 class Response:
     """start_response, write() and the framing of one response (RFC 9112 section 6)."""
 
-    def __init__(self, connection, method, draining):
+    def __init__(self, connection, method, worker):
         self.connection = connection
         self.bodyless = method == 'HEAD'
-        self.draining = draining
+        #: Read for `draining` when the head goes out (no closure per request).
+        self.worker = worker
         self.status = None
         self.headers = None
         self.length = None
@@ -315,7 +316,7 @@ class Response:
             else:
                 self.chunked = True
                 lines.append('Transfer-Encoding: chunked\r\n')
-        if self.draining():
+        if self.worker.draining:
             lines.append('Connection: close\r\n')
             self.broken = True
         lines.append('\r\n')
@@ -358,8 +359,7 @@ class Response:
             self.connection.sock.sendall(self._head(size))
         if self.bodyless:
             return True
-        if self.chunked:
-            return False
+        # The head was sized from the file (or by the app's Content-Length): never chunked here.
         count = min(size, self.length - self.sent)
         out = self.connection.sock.fileno()
         while count > 0:
@@ -622,21 +622,11 @@ class Worker:
     def handle(self, connection):
         """Serves one request; True when the connection may carry the next one."""
         environ = self.environ(connection)
-        response = Response(connection, environ.get('REQUEST_METHOD'), lambda: self.draining)
+        response = Response(connection, environ.get('REQUEST_METHOD'), self)
         result = None
         try:
             result = self.app(environ, response.start_response)
-            if isinstance(result, FileWrapper) and result.fileno() is not None and response.sendfile(result):
-                pass
-            elif isinstance(result, (list, tuple)) and len(result) <= 1 and not response.sent_head and response.status is not None:
-                body = result[0] if result else b''
-                if not isinstance(body, bytes):
-                    raise TypeError('a WSGI response body item must be bytes, got %s' % type(body).__name__)
-                response.send_whole(body)
-            else:
-                for data in result:
-                    if data:
-                        response.write(data)
+            self.send_body(response, result)
             response.finish()
         except Exception as error:  # noqa: BLE001 - an app's exception is a 500, never the worker's end
             if isinstance(error, (BrokenPipeError, ConnectionResetError)):
@@ -644,7 +634,7 @@ class Worker:
             self.report(environ, error)
             if response.sent_head:
                 return False  # the head is gone: cutting the connection is the only honest signal
-            response = Response(connection, environ.get('REQUEST_METHOD'), lambda: self.draining)
+            response = Response(connection, environ.get('REQUEST_METHOD'), self)
             response.start_response('500 Internal Server Error', [('Content-Type', 'text/plain; charset=utf-8')])
             response.send_whole(b'Internal Server Error\n')
         finally:
@@ -655,6 +645,21 @@ class Worker:
                     self.report(environ, error)
         environ['wsgi.input'].drain()
         return not response.broken
+
+    @staticmethod
+    def send_body(response, result):
+        """The app's iterable: a file by os.sendfile, a one-item list with its head in one write, anything else item by item."""
+        if isinstance(result, FileWrapper) and result.fileno() is not None and response.sendfile(result):
+            return
+        if isinstance(result, (list, tuple)) and len(result) <= 1 and not response.sent_head and response.status is not None:
+            body = result[0] if result else b''
+            if not isinstance(body, bytes):
+                raise TypeError('a WSGI response body item must be bytes, got %s' % type(body).__name__)
+            response.send_whole(body)
+            return
+        for data in result:
+            if data:
+                response.write(data)
 
     def report(self, environ, error):
         text = ''.join(traceback.format_exception(type(error), error, error.__traceback__))
