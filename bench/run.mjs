@@ -4,7 +4,7 @@
 // usage: npm run bench [-- OPTIONS]
 //   --quick              short run: 1 round, 3 s measured after 1 s warm-up, no repeats
 //   --only A[,B]         scenarios: static-1k https-static-1k h2-static-1k static-1m proxy cache-hit app-hello
-//                        gunicorn-flask uwsgi-flask idle (default: these),
+//                        gunicorn-flask uwsgi-flask wsgi-flask idle (default: these),
 //                        proxy-transports (undici Pool.dispatch / .stream / .request, http.Agent; on request),
 //                        rate-limit (a limit in memory, in Redis with `state`, nginx limit_req; on request)
 //   --servers A[,B]      only these servers (their names as printed; the reference is always kept)
