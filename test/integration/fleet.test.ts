@@ -161,6 +161,13 @@ describe('a fleet: three nodes share limits, cache and purges through Redis', { 
     const first = await request(`${nodeUrl(0)}/cached/page`, site);
     assert.match(String(first.headers['cache-status']), /fwd=miss; fwd-status=200; stored/);
     const stored = first.text;
+    // Node A writes the entry to Redis once the answer's body has ended, after the client has it:
+    // node B is asked once the entry is there (bounded), not before (a miss on B would store B's own copy).
+    const deadline = Date.now() + 2_000;
+    while ((await redis.command('KEYS', 'portico:cache:*:e:*')) === '') {
+      assert.ok(Date.now() < deadline, 'node A never wrote the entry to Redis');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const onB = await request(`${nodeUrl(1)}/cached/page`, site);
     assert.match(String(onB.headers['cache-status']), /^portico; hit/, 'a hit on node B');
     assert.equal(onB.text, stored);
