@@ -119,10 +119,11 @@ export interface CliProcess {
  * process unless they ask for edge workers (`workers: 2` in the config, or their own env).
  * `detached`: in a process group of its own, for tests that signal the whole group.
  */
-export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean; netns?: string; uid?: number; gid?: number; bin?: string } = {}): CliProcess {
+export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string>; detached?: boolean; netns?: string; uid?: number; gid?: number; bin?: string; node?: string } = {}): CliProcess {
   const bin = options.bin ?? BIN;
+  const node = options.node ?? process.execPath;
   // In a network namespace the test made (test/helpers/netns.ts): `ip netns exec` execs node, so the pid is portico's.
-  const [command, commandArgs] = options.netns ? ['ip', ['netns', 'exec', options.netns, process.execPath, bin, ...args]] : [process.execPath, [bin, ...args]];
+  const [command, commandArgs] = options.netns ? ['ip', ['netns', 'exec', options.netns, node, bin, ...args]] : [node, [bin, ...args]];
   const child = spawn(command, commandArgs, {
     // As another user (the deployment files' unprivileged one); root's test runner may do that.
     uid: options.uid,

@@ -116,7 +116,10 @@ describe('deployment files', () => {
   it('started as the unit and the image start it (same command line, an unprivileged user): SIGHUP reloads, a bad config is refused, a ConfigMap update is followed, SIGTERM stops', async () => {
     // The install as the image and the unit have it: the package somewhere only root writes, the
     // config folder readable, the pid file in a folder the user owns.
-    const install = reachableBy(UNPRIVILEGED) ? ROOT : copyInstall(join(work.path, 'opt'));
+    // The folders and files made here are readable by that user whatever the caller's umask (a
+    // CI shell may have 077), as an installer's are.
+    process.umask(0o022);
+    const { install, node: nodeBinary } = runnableBy(UNPRIVILEGED) ? { install: ROOT, node: process.execPath } : copyInstall(join(work.path, 'opt'));
     const etc = join(work.path, 'etc');
     const run = join(work.path, 'run');
     mkdirSync(etc);
@@ -138,7 +141,7 @@ describe('deployment files', () => {
     };
     publish(configFor('first\n'));
     symlinkSync('..data/portico.config.json', join(etc, 'portico.config.json'));
-    const node: CliProcess = spawnCli(['up', '--config', join(etc, 'portico.config.json'), '--pid', join(run, 'portico.pid'), '--watch'], { cwd: etc, uid: UNPRIVILEGED, gid: UNPRIVILEGED, bin: join(install, 'bin', 'portico') });
+    const node: CliProcess = spawnCli(['up', '--config', join(etc, 'portico.config.json'), '--pid', join(run, 'portico.pid'), '--watch'], { cwd: etc, uid: UNPRIVILEGED, gid: UNPRIVILEGED, bin: join(install, 'bin', 'portico'), node: nodeBinary });
     try {
       await waitForOutput(node, /edge workers 2 \(pids (\d+), (\d+)\)/, Date.now() + 20_000);
       const workers = /edge workers 2 \(pids (\d+), (\d+)\)/.exec(node.out())?.slice(1).map(Number) ?? [];
@@ -175,15 +178,25 @@ function processOwner(pid: number): number {
   return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
 }
 
-/** Whether `uid` can load Portico from this checkout (every folder above it searchable, the files readable). */
-function reachableBy(uid: number): boolean {
-  return spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(join(ROOT, 'dist'))}, 4)`], { uid, gid: uid }).status === 0;
+/**
+ * Whether `uid` can run Portico from this checkout with this Node: every folder above both
+ * searchable and the files readable. Not so when the clone was made with umask 077, or lies under
+ * a 0700 folder, or Node does (a runtime unpacked in a `mktemp -d` folder).
+ */
+function runnableBy(uid: number): boolean {
+  return spawnSync(process.execPath, [BIN, '--version'], { uid, gid: uid }).status === 0;
 }
 
-/** Copies what the image copies (package.json, bin, dist, node_modules) where an unprivileged user can read it. */
-function copyInstall(target: string): string {
+/**
+ * Copies what the image holds (package.json, bin, dist, node_modules, and Node itself) and makes it
+ * readable by everyone, as a package install under /opt is, whatever the modes of the clone.
+ */
+function copyInstall(target: string): { install: string; node: string } {
   for (const part of ['package.json', 'bin', 'dist', 'node_modules']) cpSync(join(ROOT, part), join(target, part), { recursive: true });
-  return target;
+  const node = join(target, 'node');
+  cpSync(process.execPath, node);
+  execFileSync('chmod', ['-R', 'a+rX', target]);
+  return { install: target, node };
 }
 
 async function until(check: () => Promise<boolean>, ms: number, what: string, context: () => string): Promise<void> {
