@@ -1,5 +1,5 @@
 /**
- * `portico <command>`: up | reload | serve | proxy | forward | app | dev | check.
+ * `portico <command>`: up | reload | serve | proxy | forward | app | dev | check | import | ….
  *
  * Exit codes: 0 success; 1 a runtime failure (e.g. a port cannot be opened); 2 a usage error or an
  * invalid config (the message names the field; no stack trace).
@@ -48,6 +48,7 @@ Commands:
   trust    the local CA of tls: "internal": where it is, how to trust it; as root, install it
   status   a running node through its admin API: listeners, workers, upstreams, cache, certificates
   init     write a commented starter portico.config.ts (static files, a proxy, an app) here
+  import   turn an nginx configuration into a Portico config (portico import nginx.conf -o portico.config.ts)
 
 Options: --help on any command, --version.
 Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 usage error or invalid config.`,
@@ -208,6 +209,26 @@ absolute) as JSON. Exit status 0 when valid, 2 with the field path of each probl
 Options:
   -c, --config FILE   the config file (default: ./portico.config.*)
   -h, --help          this help`,
+  import: `Usage: portico import NGINX_CONF [-o FILE] [--strict]
+
+Reads an nginx configuration (its includes too) and writes the Portico config that does the same:
+servers and locations, root/alias/index/try_files, return and rewrite, proxy_pass and upstream
+blocks, uwsgi_pass, limits, allow/deny, auth_basic, gzip, expires, add_header, the proxy cache,
+TLS certificates. FILE ending in .json gets JSON; otherwise a commented portico.config.ts, each
+server, route and upstream under the nginx block it came from. Without -o, the config goes to
+stdout.
+
+Every directive it does not translate is reported on stderr with its file, line and why (and
+listed at the top of a .ts file); none is dropped silently. The result is then checked as
+\`portico check\` would, and what it would refuse is reported too. See docs/migrating.md.
+
+Options:
+  -o, --output FILE   write the config here (.ts, .mts, .mjs, .js or .json)
+      --strict        exit with status 2 when anything was not translated or the check fails
+  -h, --help          this help
+
+Exit codes: 0 written (reported directives and check problems are warnings), 2 a syntax error in
+the nginx files, or with --strict any warning.`,
   status: `Usage: portico status [--config FILE] [--admin URL] [--token TOKEN] [--json]
 
 Shows a running node through its admin API (the config's \`admin\` section): listeners, edge
@@ -789,7 +810,29 @@ async function statusCommand(args: string[]): Promise<void> {
   say(renderStatus(status as Record<string, unknown>, upstreams as Record<string, unknown>).join('\n'));
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init, trust: trustCommand, status: statusCommand };
+async function importCommand(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { output: { type: 'string', short: 'o' }, strict: { type: 'boolean' } }, true);
+  if (values.help) return say(HELP.import as string);
+  const file = positionals[0];
+  if (file === undefined || positionals.length > 1) throw new UsageError('import: expected one nginx config file (portico import /etc/nginx/nginx.conf -o portico.config.ts)');
+  const { importNginx, NginxSyntaxError } = await import('../import/nginx/index.js');
+  let result;
+  try {
+    result = importNginx(file, (values.output as string | undefined) ?? null);
+  } catch (error) {
+    if (error instanceof NginxSyntaxError || (error as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`import: ${(error as Error).message}`);
+    throw error;
+  }
+  for (const warning of result.warnings) complain(`portico: import: ${warning.file}:${warning.line}: ${warning.directive}: not translated: ${warning.reason}`);
+  for (const problem of result.problems) complain(`portico: import: the result would be refused by portico check: ${problem}`);
+  for (const warning of result.checkWarnings) complain(`portico: import: warning: ${warning}`);
+  if (values.output === undefined) process.stdout.write(result.text);
+  const where = values.output === undefined ? 'the config above' : (values.output as string);
+  complain(`portico: import: wrote ${where}: ${result.warnings.length} directive(s) not translated, ${result.kept.length} with nothing to set (Portico does them itself)${result.problems.length > 0 ? `, ${result.problems.length} problem(s) portico check would refuse` : ''}`);
+  if (values.strict && (result.warnings.length > 0 || result.problems.length > 0)) process.exitCode = 2;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { up, reload: reloadCommand, serve, proxy, forward, check, app, dev, init, import: importCommand, trust: trustCommand, status: statusCommand };
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;

@@ -176,6 +176,8 @@ export interface ResolvedCacheRules {
   readonly lock: boolean;
   readonly lockTimeout: number;
   readonly setCookie: 'no-store' | 'strip' | 'store';
+  /** Seconds by status ("200", "any") for responses without a lifetime of their own (nginx `proxy_cache_valid`). */
+  readonly valid: Readonly<Record<string, number>>;
   readonly heuristicPercent: number;
   /** Seconds. */
   readonly heuristicMax: number;

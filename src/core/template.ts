@@ -15,6 +15,8 @@ export const TEMPLATE_VARIABLES = [
   // `limit_req_status` as nginx's: PASSED, DELAYED or REJECTED once a rate limit applied; `pid`
   // as nginx's, the process serving the request (which edge worker).
   'binary_remote_addr', 'route', 'limit_req_status', 'pid',
+  // For proxy request headers, as nginx configs write X-Forwarded-For.
+  'proxy_add_x_forwarded_for',
 ] as const;
 
 /**

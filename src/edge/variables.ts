@@ -46,6 +46,12 @@ function getter(name: string): Getter {
     }
     case 'server_port': return (ctx) => String(ctx.listener.port);
     case 'server_name': return (ctx) => ctx.server?.primaryName ?? '';
+    // nginx's: the client's X-Forwarded-For with the client's address appended (or the address alone).
+    case 'proxy_add_x_forwarded_for': return (ctx) => {
+      const value = ctx.req.headers['x-forwarded-for'];
+      const given = Array.isArray(value) ? value.join(', ') : value;
+      return given ? `${given}, ${ctx.clientAddress}` : ctx.clientAddress;
+    };
   }
   if (name.startsWith('http_')) {
     const header = name.slice(5).replace(/_/g, '-');

@@ -37,6 +37,12 @@ export const routeCache = z.strictObject({
   lockTimeout: timerDuration().prefault('5s'),
   /** Responses with `Set-Cookie`: `no-store` (passed on, not stored), `strip` (stored without it), `store` (stored with it: every client then gets the cookie). */
   setCookie: z.enum(['no-store', 'strip', 'store']).prefault('no-store'),
+  /**
+   * Lifetimes by status for responses that state none (no `s-maxage`/`max-age`, no `Expires`),
+   * as nginx `proxy_cache_valid`: `{ "200": "10m", "404": "1m", "any": "1m" }`. Such a response is
+   * stored for that long unless its Cache-Control forbids it (`no-store`, `private`).
+   */
+  valid: z.record(z.string().regex(/^([1-5]\d\d|any)$/, 'expected a status like "200", or "any"'), duration()).prefault({}),
   /** Heuristic freshness (RFC 9111 §4.2.2) for responses without explicit lifetime: this percent of the time since Last-Modified; 0 disables. */
   heuristicPercent: z.number().min(0).max(100).prefault(10),
   /** Upper bound of a heuristic lifetime. */
@@ -131,6 +137,8 @@ function resolveCacheRules(options: ParsedCacheRules, at: string, zones: Readonl
     lock: options.lock,
     lockTimeout: options.lockTimeout,
     setCookie: options.setCookie,
+    // Seconds, as the lifetimes of the freshness arithmetic.
+    valid: Object.fromEntries(Object.entries(options.valid).map(([status, ms]) => [status, Math.floor(ms / 1000)])),
     heuristicPercent: options.heuristicPercent,
     // Seconds: the cache's freshness arithmetic is in seconds (RFC 9111 §4.2.1).
     heuristicMax: Math.floor(options.heuristicMax / 1000),

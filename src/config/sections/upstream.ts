@@ -106,7 +106,7 @@ export const upstream = z.strictObject({
  * replaced by it; without one, the request URI is passed as received (as nginx).
  */
 export const proxyAction = z.strictObject({
-  /** An upstream name (a key of `upstreams`), or "http://host:port[/path]", "https://…", "unix:/path.sock", "uwsgi://host:port", "uwsgi+unix:/path.sock". */
+  /** An upstream name (a key of `upstreams`; "http://NAME/path" adds a path, as nginx), or "http://host:port[/path]", "https://…", "unix:/path.sock", "uwsgi://host:port", "uwsgi+unix:/path.sock". */
   to: z.string().min(1),
   /** `Host` sent upstream: "client" (the request's), "upstream" (the server's host:port) or a template. */
   host: template().prefault('client'),
@@ -187,6 +187,13 @@ export function checkUpstream(group: ResolvedUpstream, problems: string[]): void
 export function resolveProxy(proxy: ParsedProxy, id: string, upstreams: Map<string, ResolvedUpstream>, problems: string[]): ResolvedHandler | undefined {
   let group = upstreams.get(proxy.to)?.name;
   let path: string | null = null;
+  // "http://NAME/path" with NAME a group: the group, with the path replacing the route's prefix
+  // (nginx `proxy_pass http://backend/api/;` with an `upstream backend`).
+  const named = group ? null : /^https?:\/\/([A-Za-z0-9_.-]+)(\/.*)?$/i.exec(proxy.to);
+  if (named && upstreams.has(named[1] as string) && !(named[1] as string).includes('[')) {
+    group = named[1] as string;
+    path = named[2] ?? null;
+  }
   if (!group) {
     let origin: string | undefined;
     if (proxy.to.startsWith('unix:/') || proxy.to.startsWith('uwsgi+unix:/')) origin = proxy.to;

@@ -702,6 +702,7 @@ class StoringSink extends EventEmitter implements ResponseSink {
       authorization: reqHeaders.authorization !== undefined,
       request: parseCacheControl(reqHeaders['cache-control']),
       setCookie: cache.config.setCookie,
+      valid: cache.config.valid,
     });
     let detail: string | null = null;
     const names = varyNames(headers);
@@ -734,7 +735,7 @@ class StoringSink extends EventEmitter implements ResponseSink {
     const fwd = `portico; fwd=${plan.fwd}; fwd-status=${status}`;
     let cacheStatus = this.#writer ? `${fwd}; stored` : fwd;
     if (this.#writer) {
-      const lifetime = freshnessLifetime(facts, directives, dateOf(headers, now), cache.config.heuristicPercent, cache.config.heuristicMax);
+      const lifetime = freshnessLifetime(facts, directives, dateOf(headers, now), cache.config.heuristicPercent, cache.config.heuristicMax, cache.config.valid);
       cacheStatus += `; ttl=${Math.floor(lifetime - correctedInitialAge(headers, this.#requestTime, now, dateOf(headers, now)))}`;
     }
     if (detail !== null) cacheStatus += `; detail=${detail}`;
@@ -770,7 +771,7 @@ class StoringSink extends EventEmitter implements ResponseSink {
       headers,
       requestTime: this.#requestTime,
       responseTime: now,
-      lifetime: freshnessLifetime(facts, directives, date, config.heuristicPercent, config.heuristicMax),
+      lifetime: freshnessLifetime(facts, directives, date, config.heuristicPercent, config.heuristicMax, config.valid),
       ...(targeted === null ? {} : { targeted }),
       ...(hiddenOnHit.length === 0 ? {} : { hiddenOnHit }),
       initialAge: correctedInitialAge(headers, this.#requestTime, now, date),

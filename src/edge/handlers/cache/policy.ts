@@ -146,6 +146,13 @@ export interface StoreOptions {
   /** Request directives (a request `no-store` forbids storing, §5.2.1.5). */
   readonly request: Directives;
   readonly setCookie: SetCookiePolicy;
+  /** Configured lifetimes by status (nginx `proxy_cache_valid`): one for this status permits storing. */
+  readonly valid?: Readonly<Record<string, number>>;
+}
+
+/** The configured lifetime (seconds) of a status, "any" as the fallback, or undefined. */
+export function configuredLifetime(valid: Readonly<Record<string, number>> | undefined, status: number): number | undefined {
+  return valid === undefined ? undefined : (valid[status] ?? valid.any);
 }
 
 export type StoreVerdict = { readonly store: true; readonly drop: readonly string[] } | { readonly store: false; readonly reason: string };
@@ -172,7 +179,7 @@ export function storability(response: ResponseFacts, directives: Directives, opt
     return { store: false, reason: 'authorization' };
   }
   // §3: some explicit permission or a heuristically cacheable status.
-  const explicit = directives.has('public') || directives.has('max-age') || directives.has('s-maxage') || field(response.headers, 'expires') !== undefined;
+  const explicit = directives.has('public') || directives.has('max-age') || directives.has('s-maxage') || field(response.headers, 'expires') !== undefined || configuredLifetime(options.valid, status) !== undefined;
   if (!explicit && !HEURISTIC_STATUSES.has(status)) return { store: false, reason: 'no freshness information' };
   // Vary: * never matches a later request (§4.1): storing it only wastes space.
   const vary = fieldList(response.headers, 'vary');
@@ -187,10 +194,10 @@ export function storability(response: ResponseFacts, directives: Directives, opt
 
 /**
  * §4.2.1 freshness lifetime in seconds for a shared cache: s-maxage, else max-age, else
- * Expires - Date, else heuristic (§4.2.2). An invalid or conflicting value means 0 (stale).
+ * Expires - Date, else the config's lifetime for the status, else heuristic (§4.2.2). An invalid or conflicting value means 0 (stale).
  * `dateMs` is the Date header's time (or the response time when it has none).
  */
-export function freshnessLifetime(response: ResponseFacts, directives: Directives, dateMs: number, heuristicPercent: number, heuristicMax: number): number {
+export function freshnessLifetime(response: ResponseFacts, directives: Directives, dateMs: number, heuristicPercent: number, heuristicMax: number, valid?: Readonly<Record<string, number>>): number {
   const shared = deltaSeconds(directives, 's-maxage');
   if (shared !== undefined) return shared < 0 ? 0 : shared;
   const maxAge = deltaSeconds(directives, 'max-age');
@@ -202,6 +209,9 @@ export function freshnessLifetime(response: ResponseFacts, directives: Directive
     if (Number.isNaN(at)) return 0;
     return Math.max(0, Math.floor((at - dateMs) / 1000));
   }
+  // The config's lifetime for a response that states none (nginx proxy_cache_valid), before any heuristic.
+  const configured = configuredLifetime(valid, response.status);
+  if (configured !== undefined) return configured;
   // §4.2.2: heuristics only for heuristically cacheable statuses or `public`, and (as every
   // cache in practice, and the RFC's own example) from Last-Modified: a fraction of its age.
   if (!HEURISTIC_STATUSES.has(response.status) && !directives.has('public')) return 0;
