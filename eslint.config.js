@@ -46,7 +46,7 @@ const envRule = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'demo/public/**', 'test/fixtures/sites/**', 'test/fixtures/lint/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'demo/public/**', 'test/fixtures/sites/**', 'test/fixtures/lint/**', 'test/fixtures/nginx/www/**'] /* sites' files, served, not run */ },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: { ...globals.node } } },

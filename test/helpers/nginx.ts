@@ -38,15 +38,11 @@ async function accepts(port: number): Promise<boolean> {
  * `$PORT`). `prefix` must be an empty temp folder.
  */
 export async function startNginx(prefix: string, port: number, http: string): Promise<RunningNginx> {
-  for (const sub of ['logs', 'tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(join(prefix, sub), { recursive: true });
-  const conf = join(prefix, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `daemon off;
-master_process off;
-worker_processes 1;
-pid ${join(prefix, 'nginx.pid')};
-error_log ${join(prefix, 'logs', 'error.log')} info;
+  for (const sub of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) mkdirSync(join(prefix, sub), { recursive: true });
+  return startNginxMain(
+    prefix,
+    port,
+    `worker_processes 1;
 events { worker_connections 1024; }
 http {
   access_log off;
@@ -58,6 +54,25 @@ http {
 ${http.replaceAll('$PORT', String(port))}
 }
 `,
+  );
+}
+
+/**
+ * Starts nginx on a whole configuration (`main`: what nginx.conf holds, `events` and `http`
+ * included, or an `include` of such a file) written to `prefix/confName`, in the foreground, as
+ * one process, with its pid and error log in `prefix`; resolves once `port` accepts connections.
+ */
+export async function startNginxMain(prefix: string, port: number, main: string, confName = 'nginx.conf'): Promise<RunningNginx> {
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  // nginx resolves relative includes against this file's folder (its conf prefix).
+  const conf = join(prefix, confName);
+  writeFileSync(
+    conf,
+    `daemon off;
+master_process off;
+pid ${join(prefix, 'nginx.pid')};
+error_log ${join(prefix, 'logs', 'error.log')} info;
+${main}`,
   );
   const child: ChildProcess = spawn(nginxBinary(), ['-p', prefix, '-e', join(prefix, 'logs', 'error.log'), '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

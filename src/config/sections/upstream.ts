@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { BALANCE_ALGORITHMS } from '../balance.js';
 import type { ResolvedHandler, ResolvedUpstream } from '../resolved.js';
-import { headerOps, mergeHeaders, show, template, timerDuration } from './values.js';
+import { mergeHeaders, show, template, timerDuration } from './values.js';
 
 /**
  * An upstream server address (no path): HTTP "http://host:port", "https://host:port",
@@ -116,8 +116,20 @@ export const proxyAction = z.strictObject({
   forwarded: z.boolean().prefault(false),
   /** Add `Via: 1.1 portico` (RFC 9110 §7.6.3). */
   via: z.boolean().prefault(false),
-  /** Request header operations, after the forwarding headers. */
-  requestHeaders: headerOps.optional(),
+  /**
+   * Request header operations, after the forwarding headers. Values of `set` and `add` are
+   * templates, as nginx `proxy_set_header`: "$remote_addr", "$proxy_add_x_forwarded_for", "$scheme".
+   */
+  requestHeaders: z
+    .strictObject({
+      /** Headers set on the request upstream, replacing the client's. */
+      set: z.record(z.string(), template()).optional(),
+      /** Headers appended (a second value when the client sent one). */
+      add: z.record(z.string(), template()).optional(),
+      /** Header names removed from the request. */
+      remove: z.array(z.string()).optional(),
+    })
+    .optional(),
   /** Upstream response headers not passed to the client (the upstream's identity). */
   hideHeaders: z.array(z.string().min(1)).prefault(['server', 'x-powered-by']),
 });

@@ -10,7 +10,9 @@
  * set: Portico does it itself, said why) or `warnings` (not translated, said why, with file and
  * line). None is dropped silently.
  */
-import { isAbsolute, join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { extname, isAbsolute, join, relative } from 'node:path';
+import mime from 'mime-types';
 import { STOCK_INCLUDES, type Directive } from './parse.js';
 
 export interface ImportFinding {
@@ -69,6 +71,8 @@ interface Scope {
   gzipLevel: number | null;
   accessLog: boolean | null;
   defaultType: string;
+  /** The Host a uwsgi_pass sends (HTTP_HOST): Debian's uwsgi_params sets it to $host. */
+  uwsgiHost: string | null;
   limitReqStatus: number | null;
   limitConnStatus: number | null;
   /** Upstream timing, applied to the group the route proxies to. */
@@ -212,6 +216,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
     gzipLevel: null,
     accessLog: null,
     defaultType: 'text/plain',
+    uwsgiHost: null,
     limitReqStatus: null,
     limitConnStatus: null,
     timeouts: {},
@@ -401,7 +406,11 @@ export function translateNginx(directives: readonly Directive[], options: Import
       case 'include': {
         const name = (a ?? '').split('/').at(-1) ?? '';
         if (name === 'mime.types') keep(d, 'Portico has its own table of media types by extension');
-        else if (name === 'uwsgi_params') keep(d, 'Portico sends the standard uwsgi variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*…) itself');
+        else if (name === 'uwsgi_params') {
+          keep(d, 'Portico sends the standard uwsgi variables (REQUEST_METHOD, PATH_INFO, QUERY_STRING, CONTENT_TYPE, HTTP_*…) itself');
+          // Debian's copy ends with "uwsgi_param HTTP_HOST $host;" (the host without the port).
+          if (/^\s*uwsgi_param\s+HTTP_HOST\s+\$host\s*;/m.test(stockFile(a ?? ''))) scope.uwsgiHost = '$host';
+        }
         else if (name === 'proxy_params') {
           // Debian's proxy_params: Host $http_host, X-Real-IP, X-Forwarded-For, X-Forwarded-Proto.
           if (!scope.own.has('proxy_set_header')) scope.proxySetHeaders = [];
@@ -417,6 +426,18 @@ export function translateNginx(directives: readonly Directive[], options: Import
       return true;
     }
     return false;
+  }
+
+  /** A stock include's text: beside the config, else nginx's package copy, else "". */
+  function stockFile(name: string): string {
+    for (const path of [isAbsolute(name) ? name : join(options.prefix, name), join('/etc/nginx', name)]) {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        /* the next place */
+      }
+    }
+    return '';
   }
 
   let accessLogSet: Directive | null = null;
@@ -776,7 +797,11 @@ export function translateNginx(directives: readonly Directive[], options: Import
   function encodeOf(scope: Scope): Json | null {
     if (!scope.gzip) return null;
     // nginx compresses text/html always, and the gzip_types besides; gzip_min_length is 20 by default.
-    const types = scope.gzipTypes?.includes('*') ? ['*/*'] : [...new Set(['text/html', ...(scope.gzipTypes ?? [])])];
+    // Portico labels .js text/javascript (RFC 9239) and .xml application/xml (RFC 7303), where
+    // nginx's mime.types says application/javascript and text/xml: both names are listed.
+    const synonyms: Record<string, string> = { 'application/javascript': 'text/javascript', 'application/x-javascript': 'text/javascript', 'text/xml': 'application/xml' };
+    const given = scope.gzipTypes ?? [];
+    const types = given.includes('*') ? ['*/*'] : [...new Set(['text/html', ...given, ...given.flatMap((type) => synonyms[type] ?? [])])];
     return {
       encodings: ['gzip'],
       types,
@@ -819,7 +844,10 @@ export function translateNginx(directives: readonly Directive[], options: Import
     const respond: Json = { status };
     if (second !== undefined) {
       respond.body = second;
-      respond.contentType = scope.defaultType;
+      // nginx types the answer by the URI's extension (mime.types), else default_type: known
+      // here for an exact location.
+      const exact = typeof route.exact === 'string' ? extname(route.exact) : '';
+      respond.contentType = (exact && mime.lookup(exact)) || scope.defaultType;
     }
     return { ...route, respond };
   }
@@ -897,7 +925,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
       warn(item, 'not translated in "location"');
     }
     if (rewrites.length > 0) route.rewrite = rewrites;
-    if (returned) Object.assign(route, returnRoute(returned, scope, {}));
+    if (returned) Object.assign(route, returnRoute(returned, scope, route));
     else if (proxy) proxyRoute(route, proxy, scope);
     else fillContent(route, scope, tryFiles, { server: false, parent });
     if (tryFiles && (returned || proxy)) keep(tryFiles, `not used: the location's ${returned ? 'return' : proxy?.name} answers first`);
@@ -1008,7 +1036,8 @@ export function translateNginx(directives: readonly Directive[], options: Import
       // nginx sends Host: $proxy_host (the upstream's address) and no X-Forwarded-* unless told.
       proxy.xForwarded = false;
       const set: Record<string, string> = {};
-      let host = 'upstream';
+      // $proxy_host: the address of proxy_pass, which for an upstream block is its name.
+      let host = groupName ? groupName : 'upstream';
       for (const header of scope.proxySetHeaders) {
         const [name, value] = header.args as [string, string];
         const lower = name.toLowerCase();
@@ -1033,6 +1062,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
       proxy.hideHeaders = ['server', ...scope.proxyHideHeaders.map((name) => name.toLowerCase())];
     } else {
       proxy.xForwarded = false;
+      if (scope.uwsgiHost) proxy.host = scope.uwsgiHost;
     }
     route.proxy = proxy;
     applyUpstreamTiming(d, groupName, to, scope, route);

@@ -45,6 +45,8 @@ export class ProxyHandler {
   readonly #path: Template | null;
   readonly #prefix: string | null;
   readonly #hostTemplate: Template | null;
+  /** `requestHeaders.set`/`add` with variables, expanded per request; null when all are literal. */
+  readonly #headerTemplates: { readonly set: readonly (readonly [string, Template])[]; readonly add: readonly (readonly [string, Template])[] } | null;
 
   constructor(config: ProxyConfig, group: UpstreamGroup, routePrefix: string | null) {
     this.#config = config;
@@ -67,6 +69,9 @@ export class ProxyHandler {
       // An app's group (`apps.NAME`): its workers learn the client's address from the edge.
       toAppWorker: group.config.app !== null,
     };
+    const templated = (ops: readonly (readonly [string, string])[]) => ops.map(([name, value]) => [name, compileTemplate(value)] as const);
+    const dynamic = [...config.requestHeaders.set, ...config.requestHeaders.add].some(([, value]) => value.includes('$'));
+    this.#headerTemplates = dynamic ? { set: templated(config.requestHeaders.set), add: templated(config.requestHeaders.add) } : null;
     this.#withoutRange = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...RANGE_FIELDS]) };
     this.#withoutConditionals = { ...this.#forwarding, remove: new Set([...this.#forwarding.remove, ...CONDITIONAL_FIELDS]) };
   }
@@ -127,6 +132,12 @@ export class ProxyHandler {
     if (exchange) {
       forwarding = exchange.strip === 'all' ? this.#withoutConditionals : exchange.strip === 'range' ? this.#withoutRange : forwarding;
       if (exchange.add.length > 0) forwarding = { ...forwarding, add: [...forwarding.add, ...exchange.add] };
+    }
+    const templates = this.#headerTemplates;
+    if (templates !== null) {
+      const expand = (ops: readonly (readonly [string, Template])[]) => ops.map(([name, value]) => [name, value(ctx)] as const);
+      const add = expand(templates.add);
+      forwarding = { ...forwarding, set: expand(templates.set), add: exchange && exchange.add.length > 0 ? [...add, ...exchange.add] : add };
     }
     return upstreamRequestHeaders(ctx.req, ctx.clientAddress, ctx.listener.scheme, host === null ? forwarding : { ...forwarding, host }, server.authority);
   }

@@ -142,7 +142,12 @@ export class StaticHandler {
       if (relative === null || relative.includes('\\')) continue;
       if (this.#options.dotfiles !== 'allow' && hasDotSegment(relative)) continue;
       const entry = await this.#cache.lookup(this.#options.root + relative, now);
-      if (candidate.endsWith('/') ? entry.kind === 'directory' : entry.kind === 'file') return this.#serveEntry(ctx, entry, relative);
+      if (candidate.endsWith('/') ? entry.kind === 'directory' : entry.kind === 'file') {
+        // nginx: a directory found by "$uri/" for a URI without its slash is redirected to the
+        // slash (as a plain request for it is), so the index's relative links resolve.
+        if (entry.kind === 'directory' && !ctx.uri.endsWith('/')) return this.#serveDirectory(ctx, relative.slice(0, -1));
+        return this.#serveEntry(ctx, entry, relative);
+      }
     }
     const fallback = this.#fallback;
     if (!fallback) throw new HttpError(404, ErrorCodes.ERR_STATIC_NOT_FOUND, 'no try-files candidate exists');
