@@ -215,8 +215,11 @@ describe('static files', () => {
       assert.equal(res.text, 'console.log("app");\n');
       assert.equal(res.headers['content-type'], 'text/javascript; charset=utf-8');
     });
-    it('$uri/ serves a directory index', async () => {
-      const res = await spaGet('/docs');
+    it('$uri/ serves a directory index, after redirecting a path without its slash to it (as nginx)', async () => {
+      const redirect = await spaGet('/docs');
+      assert.equal(redirect.status, 301);
+      assert.equal(redirect.headers.location, '/docs/');
+      const res = await spaGet('/docs/');
       assert.equal(res.status, 200);
       assert.equal(res.text, 'docs index\n');
     });
