@@ -6,6 +6,7 @@
  * handed to every generation.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ListenerInfo } from './context.js';
 import type { ResolvedConfig } from '../config/resolved.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
@@ -178,6 +179,32 @@ export class EdgeServer implements ListenerHost {
       await this.stop(0);
       throw error;
     }
+  }
+
+  /**
+   * The listeners of the config without sockets: connections are handed in by `inject`, as the
+   * kernel would hand them to a listening socket (the in-process test server, testing/). The same
+   * listeners, servers and pipeline as `start`; only `listen` is not called.
+   */
+  startInMemory(): void {
+    for (const key of this.#generation.listeners.keys()) this.#listeners.set(key, this.#createListener(key));
+    this.#generation.start();
+  }
+
+  /** The listeners' keys, kinds and what requests see of them (scheme, port). */
+  listenerInfos(): { readonly key: string; readonly kind: ListenerKind; readonly info: ListenerInfo }[] {
+    return [...this.#listeners.entries()].map(([key, listener]) => ({ key, kind: listener.kind, info: listener.info }));
+  }
+
+  /**
+   * A connection handed to listener `key`. Cleartext: to what listens, so the connection limits
+   * apply as to an accepted socket; HTTPS and h2c: to their HTTP/1.1 server, as after the TLS
+   * handshake (or the h2c sniff) found HTTP/1.1.
+   */
+  inject(key: string, socket: Duplex): void {
+    const listener = this.#listeners.get(key);
+    if (!listener) throw new Error(`no listener ${key}`);
+    (listener.h2 ? listener.server : listener.socketServer).emit('connection', socket);
   }
 
   /**
