@@ -2,13 +2,21 @@
  * `import { createTestServer } from 'portico/testing'`: a config's edge in this process, asked
  * with `fetch(Request)` and no port. The config is checked as `portico check` checks it, and the
  * EdgeServer of a one-process node is built from it (routing, rewrites, limits, cache, static
- * files, the proxy to real upstreams); each request goes over an in-memory connection
+ * files, the proxy to real upstreams, the config's apps: see startApps); each request goes over an in-memory connection
  * (memory-socket.ts) through node:http's parser and client, so what a test sees is what a client
  * of a listening Portico sees.
  */
 import { validateConfig } from '../config/load.js';
 import type { UserConfig } from '../config/schema.js';
-import { useErrorLog } from '../core/log.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createAppListener } from '../app/gateway/listener.js';
+import { loadApp } from '../app/gateway/load-app.js';
+import type { ResolvedConfig, ResolvedUpstream } from '../config/resolved.js';
+import { log, useErrorLog } from '../core/log.js';
+import { UpstreamGroup } from '../edge/handlers/proxy/upstream.js';
 import { createEdgeEnvironment } from '../edge/environment.js';
 import { EdgeServer } from '../edge/server.js';
 import { sendRequest } from './client.js';
@@ -47,7 +55,8 @@ export async function createTestServer(config: UserConfig, options: TestServerOp
   // The error log as the config says, but at "warn" unless it names a level: a test's output shows
   // problems, not each limited request.
   useErrorLog({ level: config.log?.level ?? 'warn', destination: resolved.log.error, format: resolved.log.format });
-  const edge = new EdgeServer(resolved, createEdgeEnvironment());
+  const apps = await startApps(resolved);
+  const edge = new EdgeServer(resolved, createEdgeEnvironment({ sharedUpstreams: apps.groups }));
   edge.startInMemory();
   const listeners = edge.listenerInfos();
   const sites = listeners.filter((listener) => listener.kind === 'site');
@@ -68,6 +77,66 @@ export async function createTestServer(config: UserConfig, options: TestServerOp
   return {
     fetch,
     listeners: listeners.map((listener) => listener.key),
-    close: () => edge.stop(0),
+    close: async () => {
+      await edge.stop(0);
+      await apps.stop();
+    },
+  };
+}
+
+/**
+ * The config's apps, for the edge's `app` routes. A JavaScript/TypeScript app runs in this
+ * process: its module loaded by the gateway the workers use (app/gateway), served by node:http on
+ * a unix socket in a private folder (a socket file, no port), which its group's one member is, as
+ * a worker's socket is under `portico up`. A WSGI app runs on its Python workers, as under
+ * `portico up` (supervisor/apps.ts). An app's `env` is not applied in-process (the test's own
+ * environment is the app's); `command` apps are not started (they are servers of their own).
+ */
+async function startApps(config: ResolvedConfig): Promise<{ groups: Map<string, UpstreamGroup>; stop(): Promise<void> }> {
+  const groups = new Map<string, UpstreamGroup>();
+  const stops: (() => Promise<void>)[] = [];
+  const javascript = Object.values(config.apps).filter((app) => app.wsgi === null);
+  const python = Object.values(config.apps).filter((app) => app.wsgi !== null);
+  if (javascript.length > 0) {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-test-apps-'));
+    stops.push(async () => rmSync(dir, { recursive: true, force: true }));
+    for (const app of javascript) {
+      const loaded = await loadApp(app.module);
+      const pending = new Set<Promise<unknown>>();
+      const listener = createAppListener(loaded, {
+        timeoutMs: app.timeout,
+        behindEdge: true,
+        waitUntil: (promise) => {
+          const tracked = Promise.resolve(promise).catch((error: unknown) => log().error({ err: error }, 'app waitUntil promise rejected'));
+          pending.add(tracked);
+          void tracked.finally(() => pending.delete(tracked));
+        },
+      });
+      const server = createServer(listener);
+      const path = join(dir, `${app.name}.sock`);
+      await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
+      const group = new UpstreamGroup(config.upstreams[app.upstream] as ResolvedUpstream);
+      group.addServer(`unix:${path}`);
+      groups.set(app.upstream, group);
+      stops.unshift(async () => {
+        await group.close();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all(pending);
+      });
+    }
+  }
+  if (python.length > 0) {
+    const { AppPools } = await import('../supervisor/apps.js');
+    const pools = new AppPools({ ...config, apps: Object.fromEntries(python.map((app) => [app.name, app])) });
+    for (const [name, group] of pools.groups) groups.set(name, group);
+    stops.unshift(() => pools.stop());
+    await pools.start();
+  }
+  return {
+    groups,
+    stop: async () => {
+      for (const stop of stops) await stop();
+    },
   };
 }

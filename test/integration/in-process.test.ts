@@ -23,6 +23,7 @@ import { ROOT, freePort, startWithConfig, tempDir, type RunningPortico } from '.
 import { startNodeUpstream, type NodeUpstream } from '../helpers/upstreams.js';
 
 const WWW = join(ROOT, 'test', 'fixtures', 'nginx', 'www');
+const APPS = join(ROOT, 'test', 'fixtures', 'apps');
 
 interface Behaviour {
   name: string;
@@ -71,6 +72,8 @@ const BEHAVIOURS: Behaviour[] = [
   { name: 'a rate limit passes the burst', path: '/limited/2', expect: (r) => assert.equal(r.status, 200) },
   { name: 'a rate limit refuses past the burst with 429 and Retry-After', path: '/limited/3', expect: (r) => (assert.equal(r.status, 429), assert.ok(Number(r.headers.get('retry-after')) >= 1)) },
   { name: 'a SPA path falls back to its index', path: '/app/deep/link', expect: (r, b) => (assert.equal(r.status, 200), assert.match(b, /<title>SPA<\/title>/)) },
+  { name: 'a Fetch app of `apps` answers its route', path: '/app-js/x', expect: (r, b) => (assert.equal(r.status, 200), assert.equal(b, 'fetch function /app-js/x')) },
+  { name: 'an app learns the client address from the edge', path: '/app-ctx/', expect: (r, b) => (assert.equal(r.status, 200), assert.equal(b, 'fetch with context from 127.0.0.1')) },
   { name: 'a URI over maxUriLength is 414', path: `/${'a'.repeat(9000)}`, expect: (r) => assert.equal(r.status, 414) },
   { name: 'a header section over maxHeaderSize is 431', path: '/', headers: { 'x-big': 'b'.repeat(20_000) }, expect: (r) => assert.equal(r.status, 431) },
 ];
@@ -116,6 +119,7 @@ describe('createTestServer: the same behaviours in-process and over a socket', (
       http: { maxUriLength: '8kb', maxHeaderSize: '16kb' },
       limits: { rateZones: { tight: { key: '$remote_addr', rate: '1r/m' } } },
       upstreams: { api: { servers: [upstream.url] } },
+      apps: { fn: { module: join(APPS, 'fetch-function.mjs'), workers: 1 }, ctx: { module: join(APPS, 'fetch-context.mjs'), workers: 1 } },
       servers: [
         {
           listen,
@@ -133,6 +137,8 @@ describe('createTestServer: the same behaviours in-process and over a socket', (
             { exact: '/old', redirect: { to: '/new', status: 301 } },
             { exact: '/hello', respond: { body: 'hello $remote_addr at $host\n' } },
             { prefix: '/api/', proxy: { to: 'http://api/v2/' }, cache: true },
+            { prefix: '/app-js/', app: 'fn' },
+            { prefix: '/app-ctx/', app: 'ctx' },
             { prefix: '/private/', basicAuth: { realm: 'Staff', htpasswd: join(work.path, 'htpasswd') } },
             { prefix: '/blocked/', access: [{ deny: '127.0.0.1' }, { allow: 'all' }], respond: { body: 'never\n' } },
             { prefix: '/limited/', rateLimit: { zone: 'tight', burst: 1, nodelay: true }, respond: { body: 'ok\n' } },
