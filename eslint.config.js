@@ -1,5 +1,5 @@
 // Lint: the recommended rule sets plus the house rules (no console outside the logger, node: imports)
-// and the layering: cli → supervisor → edge / app → certs → state → config → core. Each folder may import only
+// and the layering: cli → supervisor / testing → edge / app → certs → state → config → core (import → config). Each folder may import only
 // the layers below it (docs/architecture.md); a deliberate violation fails the lint
 // (test/layering.test.ts proves it).
 import js from '@eslint/js';
@@ -9,14 +9,19 @@ import globals from 'globals';
 const NODE_PREFIX = { regex: '^(fs|path|http|https|net|tls|os|url|util|stream|events|zlib|crypto|child_process|cluster|dns|worker_threads)(/.*)?$', message: 'Use the node: prefix.' };
 
 /** What each folder under src/ must not import: every layer above it, and its siblings where they must stay apart. */
+// `testing` (portico/testing, the in-process test server) sits beside the supervisor: it builds a
+// node's edge and apps as the supervisor does. `import` (portico import) reads nginx files and
+// writes a config: it needs the config's checks and nothing that runs.
 const LAYERS = {
-  core: ['config', 'state', 'certs', 'edge', 'app', 'supervisor', 'cli'],
-  config: ['state', 'certs', 'edge', 'app', 'supervisor', 'cli'],
-  state: ['certs', 'edge', 'app', 'supervisor', 'cli'],
-  certs: ['edge', 'app', 'supervisor', 'cli'],
-  edge: ['app', 'supervisor', 'cli'],
-  app: ['edge', 'supervisor', 'cli'],
-  supervisor: ['cli'],
+  core: ['config', 'state', 'certs', 'edge', 'app', 'supervisor', 'cli', 'testing', 'import'],
+  config: ['state', 'certs', 'edge', 'app', 'supervisor', 'cli', 'testing', 'import'],
+  state: ['certs', 'edge', 'app', 'supervisor', 'cli', 'testing', 'import'],
+  certs: ['edge', 'app', 'supervisor', 'cli', 'testing', 'import'],
+  edge: ['app', 'supervisor', 'cli', 'testing', 'import'],
+  app: ['edge', 'supervisor', 'cli', 'testing', 'import'],
+  supervisor: ['cli', 'testing', 'import'],
+  testing: ['cli', 'import'],
+  import: ['state', 'certs', 'edge', 'app', 'supervisor', 'cli', 'testing'],
 };
 
 const layerRules = Object.entries(LAYERS).map(([folder, above]) => ({
