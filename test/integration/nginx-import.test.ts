@@ -288,3 +288,47 @@ describe('portico import: each nginx fixture means the same under Portico as und
     });
   }
 });
+
+describe('portico import: the command', () => {
+  const work = tempDir();
+  after(() => work.remove());
+  const write = (name: string, text: string) => {
+    writeFileSync(join(work.path, name), text);
+    return join(work.path, name);
+  };
+
+  it('prints the config on stdout without -o, and the report on stderr', async () => {
+    const file = write('plain.conf', 'events {}\nhttp {\n  server {\n    listen 127.0.0.1:8081;\n    location / { return 200 "hi\\n"; }\n    error_page 404 /404.html;\n  }\n}\n');
+    const result = await runCli(['import', file]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^\/\/ Imported from /);
+    assert.match(result.stdout, /satisfies UserConfig;\n$/);
+    assert.match(result.stdout, /\/\/ nginx: location \/ \{ … \} \(plain\.conf:5\)/);
+    assert.match(result.stderr, /plain\.conf:6: error_page 404 \/404\.html: not translated: /);
+  });
+
+  it('--strict exits 2 when a directive was not translated; 0 when all were', async () => {
+    const reported = write('strict.conf', 'http { server { listen 8082; ssi on; } }\n');
+    assert.equal((await runCli(['import', reported, '--strict', '-o', join(work.path, 'strict.ts')])).code, 2);
+    const clean = write('clean.conf', 'http { server { listen 8083; location / { return 204; } } }\n');
+    assert.equal((await runCli(['import', clean, '--strict', '-o', join(work.path, 'clean.ts')])).code, 0);
+  });
+
+  it('writes JSON for a .json output, which portico check accepts', async () => {
+    const file = write('json.conf', `http { server { listen 127.0.0.1:8084; root ${WWW}; location /api/ { proxy_pass http://127.0.0.1:9/v1/; } } }\n`);
+    const output = join(work.path, 'portico.config.json');
+    assert.equal((await runCli(['import', file, '-o', output])).code, 0);
+    const config = JSON.parse(readFileSync(output, 'utf8')) as { servers: { routes: { proxy?: { to: string } }[] }[] };
+    assert.equal(config.servers[0]?.routes[0]?.proxy?.to, 'http://127.0.0.1:9/v1/');
+    assert.equal((await runCli(['check', '--config', output])).code, 0);
+  });
+
+  it('a syntax error exits 2 with the file and line, and writes nothing', async () => {
+    const file = write('broken.conf', 'http {\n  server {\n    listen 80\n  }\n}\n');
+    const output = join(work.path, 'broken.ts');
+    const result = await runCli(['import', file, '-o', output]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /broken\.conf:4: unexpected "}" after "listen 80" \(a ";" is missing\)/);
+    assert.equal(existsSync(output), false);
+  });
+});
