@@ -239,6 +239,8 @@ export interface ResolvedRoute {
     | { readonly kind: 'exact'; readonly path: string }
     | { readonly kind: 'prefix'; readonly path: string; readonly skipRegex: boolean }
     | { readonly kind: 'regex'; readonly source: string; readonly caseInsensitive: boolean };
+  /** Request methods this route takes instead of its sibling with the same matcher; null: any. */
+  readonly methods: readonly string[] | null;
   readonly rewrite: readonly ResolvedRewrite[];
   readonly headers: ResolvedHeaderOps;
   readonly accessLog: boolean;

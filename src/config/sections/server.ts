@@ -163,6 +163,12 @@ const route = z
     caseInsensitive: z.boolean().optional(),
     /** For `prefix`: when it is the longest prefix, regex routes are not tried (nginx `^~`). @default false */
     skipRegex: z.boolean().optional(),
+    /**
+     * Request methods this route takes ("OPTIONS", ["POST", "PUT"]) from a route with the same
+     * matcher and no `methods`, which takes the others; that route must exist. What nginx writes
+     * as `if ($request_method = OPTIONS) { return 204; }` in a location.
+     */
+    methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected a method in capitals, like "GET" or "OPTIONS"')).min(1).optional(),
     /** Rewrite rules run when this route is selected (nginx location-level `rewrite`). */
     rewrite: z.array(rewriteRule).optional(),
     /** Response header operations; merged over the server's. */
@@ -419,6 +425,7 @@ function resolveRoute(route: ParsedRoute, server: ParsedServer, id: string, cont
   return {
     id,
     match,
+    methods: route.methods ?? null,
     rewrite: resolveRewrites(route.rewrite),
     headers: mergeHeaders(server.headers, route.headers),
     accessLog: route.accessLog ?? server.accessLog ?? true,
@@ -437,6 +444,15 @@ export function resolveServer(server: ParsedServer, index: number, context: Rout
   const routes = server.routes
     ? server.routes.map((route, i) => resolveRoute(route, server, `${id}.routes[${i}]`, context, checked))
     : [resolveRoute({}, server, `${id}.routes[0]`, context, checked)];
+  // A route with `methods` takes those methods from its sibling with the same matcher: that
+  // sibling must exist, or the other methods would have no route.
+  const matcherKey = (route: ResolvedRoute) => JSON.stringify(route.match);
+  for (const route of routes) {
+    if (route.methods === null) continue;
+    if (!routes.some((other) => other.methods === null && matcherKey(other) === matcherKey(route))) {
+      context.problems.push(`${route.id}.methods: expected a route with the same ${route.match.kind} and no "methods" (it takes the other methods), got none`);
+    }
+  }
   const names = (server.names ?? []).map((name) => name.toLowerCase());
   return {
     id,

@@ -10,8 +10,8 @@ import { Router, type CompiledRoute } from './router.js';
 
 type Match = ResolvedRoute['match'];
 
-function route(id: string, match: Match): CompiledRoute {
-  const config: ResolvedRoute = { id, match, rewrite: [], headers: { remove: [], set: [], add: [] }, accessLog: true, encode: null, maxBodySize: 0, handler: { type: 'none' }, cache: null, access: { rules: [], basicAuth: null, rateLimit: [], connLimit: [] } };
+function route(id: string, match: Match, methods: string[] | null = null): CompiledRoute {
+  const config: ResolvedRoute = { id, match, methods, rewrite: [], headers: { remove: [], set: [], add: [] }, accessLog: true, encode: null, maxBodySize: 0, handler: { type: 'none' }, cache: null, access: { rules: [], basicAuth: null, rateLimit: [], connLimit: [] } };
   return { id, config, rewrite: [], headers: null, encode: null, accessLog: true, access: null, handler: () => undefined };
 }
 const exact = (id: string, path: string) => route(id, { kind: 'exact', path });
@@ -19,8 +19,8 @@ const prefix = (id: string, path: string, skipRegex = false) => route(id, { kind
 const regex = (id: string, source: string, caseInsensitive = false) => route(id, { kind: 'regex', source, caseInsensitive });
 
 /** Selects for `uri`; returns the chosen route id (or null) and the captures. */
-function select(router: Router, uri: string): { id: string | null; found: boolean; captures: string[] | null } {
-  const ctx = { uri, route: null, captures: null } as unknown as RequestContext;
+function select(router: Router, uri: string, method = 'GET'): { id: string | null; found: boolean; captures: string[] | null } {
+  const ctx = { uri, route: null, captures: null, req: { method } } as unknown as RequestContext;
   const found = router.select(ctx);
   return { id: ctx.route?.id ?? null, found, captures: ctx.captures ? [...ctx.captures] : null };
 }
@@ -87,5 +87,22 @@ describe('Router', () => {
   it('a prefix is a plain string prefix, as nginx', () => {
     const r = new Router([prefix('root', '/'), prefix('app', '/app')]);
     assert.equal(pick(r, '/application'), 'app');
+  });
+  it('a route with methods takes those methods from its sibling with the same matcher, whichever way it was chosen', () => {
+    const r = new Router([
+      route('preflight', { kind: 'prefix', path: '/api/', skipRegex: false }, ['OPTIONS']),
+      prefix('api', '/api/'),
+      route('no-post', { kind: 'exact', path: '/form' }, ['POST', 'PUT']),
+      exact('form', '/form'),
+      route('png-delete', { kind: 'regex', source: '\\.png$', caseInsensitive: false }, ['DELETE']),
+      regex('png', '\\.png$'),
+    ]);
+    assert.equal(select(r, '/api/x', 'OPTIONS').id, 'preflight');
+    assert.equal(select(r, '/api/x', 'GET').id, 'api');
+    assert.equal(select(r, '/form', 'PUT').id, 'no-post');
+    assert.equal(select(r, '/form', 'GET').id, 'form');
+    assert.equal(select(r, '/a.png', 'DELETE').id, 'png-delete');
+    assert.deepEqual(select(r, '/a.png', 'DELETE').captures, ['.png']);
+    assert.equal(select(r, '/a.png', 'HEAD').id, 'png');
   });
 });

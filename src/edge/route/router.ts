@@ -5,6 +5,8 @@
  *   2. the longest matching `prefix` is remembered; if it has `skipRegex` (nginx `^~`) it wins;
  *   3. `regex` routes are tried in config order; the first match wins (its captures become $1…);
  *   4. otherwise the remembered longest prefix wins; with none, there is no route (404).
+ * Then a route with `methods` that has the chosen route's matcher takes the request if its method
+ * is one of them (nginx's `if ($request_method …)` in a location, as a route of its own).
  */
 import type { AccessStep } from '../middleware/access.js';
 import type { ResolvedRoute, ResolvedServer } from '../../config/resolved.js';
@@ -45,12 +47,24 @@ interface PrefixEntry {
 }
 
 export class Router {
+  /** Routes with `methods`, by the route with the same matcher that takes the other methods. */
+  readonly #byMethod = new Map<CompiledRoute, { readonly methods: ReadonlySet<string>; readonly route: CompiledRoute }[]>();
   readonly #exact = new Map<string, CompiledRoute>();
   readonly #prefixes: PrefixEntry[] = [];
   readonly #regexes: { readonly re: RegExp; readonly route: CompiledRoute }[] = [];
 
   constructor(routes: readonly CompiledRoute[]) {
+    const key = (route: CompiledRoute) => JSON.stringify(route.config.match);
     for (const route of routes) {
+      if (route.config.methods === null) continue;
+      // The config check made sure the sibling exists; the first one is the one selection finds.
+      const sibling = routes.find((other) => other.config.methods === null && key(other) === key(route)) as CompiledRoute;
+      const list = this.#byMethod.get(sibling) ?? [];
+      list.push({ methods: new Set(route.config.methods), route });
+      this.#byMethod.set(sibling, list);
+    }
+    for (const route of routes) {
+      if (route.config.methods !== null) continue;
       const match = route.config.match;
       if (match.kind === 'exact') {
         if (!this.#exact.has(match.path)) this.#exact.set(match.path, route);
@@ -69,7 +83,7 @@ export class Router {
     const path = ctx.uri;
     const exact = this.#exact.get(path);
     if (exact) {
-      ctx.route = exact;
+      ctx.route = this.#forMethod(exact, ctx);
       return true;
     }
     let prefix: PrefixEntry | undefined;
@@ -83,13 +97,23 @@ export class Router {
       for (const { re, route } of this.#regexes) {
         const captures = re.exec(path);
         if (captures) {
-          ctx.route = route;
+          ctx.route = this.#forMethod(route, ctx);
           ctx.captures = captures;
           return true;
         }
       }
     }
-    ctx.route = prefix?.route ?? null;
+    ctx.route = prefix ? this.#forMethod(prefix.route, ctx) : null;
     return prefix !== undefined;
+  }
+
+  /** The route of `methods` that takes this request's method, else `route` itself. */
+  #forMethod(route: CompiledRoute, ctx: RequestContext): CompiledRoute {
+    if (this.#byMethod.size === 0) return route;
+    const variants = this.#byMethod.get(route);
+    if (variants === undefined) return route;
+    const method = ctx.req.method ?? '';
+    for (const variant of variants) if (variant.methods.has(method)) return variant.route;
+    return route;
   }
 }

@@ -891,6 +891,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
     let proxy: Directive | null = null;
     let tryFiles: Directive | null = null;
     const nested: Directive[] = [];
+    const methodIfs: Directive[] = [];
     for (const item of d.block ?? []) {
       switch (item.name) {
         case 'location':
@@ -912,7 +913,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
           tryFiles = item;
           continue;
         case 'if':
-          warn(item, '"if" inside a location has no Portico equivalent (only the server-level HTTPS redirect form is translated)');
+          methodIfs.push(item);
           continue;
         case 'internal':
           warn(item, 'Portico has no internal-only routes: this route answers clients too');
@@ -939,9 +940,58 @@ export function translateNginx(directives: readonly Directive[], options: Import
     if (JSON.stringify(encode) !== JSON.stringify(parentEncode)) route.encode = encode ?? false;
     Object.assign(route, accessOf(scope, parent));
     if (enclosing && typeof route.prefix === 'string' && typeof enclosing.prefix === 'string' && !route.prefix.startsWith(enclosing.prefix)) warn(d, `nested "${target}" is not inside "${String(enclosing.prefix)}"`);
+    // `if ($request_method …) { return …; }`: a route of its own for those methods, beside this one.
+    for (const item of methodIfs) {
+      const variant = methodRoute(item, route, scope);
+      if (variant) routes.push(variant);
+    }
     // A nested location inherits this one's settings; as routes they sit side by side.
     routes.push(route);
     for (const inner of nested) translateLocation(inner, scope, routes, route);
+  }
+
+  /**
+   * A location's `if ($request_method = X) { [add_header …;] return …; }` (also `!=`, `~`, `~*`,
+   * `!~`, `!~*`) as a route with `methods` and the location's matcher; null (reported) for any
+   * other `if`. The methods of a negated or regex condition are found among the nine of RFC 9110
+   * and RFC 5789; a request with another method gets the location's own handling.
+   */
+  function methodRoute(d: Directive, location: Json, scope: Scope): Json | null {
+    const condition = d.args.join(' ').replace(/^\(\s*/, '').replace(/\s*\)$/, '');
+    const match = /^\$request_method\s*(=|!=|~\*?|!~\*?)\s*"?([^"]+?)"?$/.exec(condition);
+    const inner = d.block ?? [];
+    const returned = inner.filter((item) => item.name === 'return');
+    const other = inner.filter((item) => item.name !== 'return' && item.name !== 'add_header');
+    if (!match || returned.length !== 1 || other.length > 0) {
+      warn(d, 'only "if ($request_method …) { [add_header …;] return …; }" in a location is translated (a route with "methods"); other conditions have no Portico equivalent');
+      return null;
+    }
+    const [, operator, value] = match as unknown as [string, string, string];
+    const STANDARD = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+    let test: (method: string) => boolean;
+    try {
+      const regex = operator.includes('~') ? new RegExp(value, operator.endsWith('*') ? 'i' : '') : null;
+      test = regex ? (method) => regex.test(method) : (method) => method === value;
+    } catch {
+      warn(d, `"${value}" is not a regular expression JavaScript reads`);
+      return null;
+    }
+    const negated = operator.startsWith('!');
+    const methods = STANDARD.filter((method) => test(method) !== negated);
+    if (!negated && operator === '=' && !STANDARD.includes(value)) methods.push(value);
+    if (methods.length === 0) {
+      warn(d, 'no request method meets this condition');
+      return null;
+    }
+    if (negated || operator.includes('~')) keep(d, `the condition is met by ${methods.join(', ')} (of the methods of RFC 9110 and PATCH); other methods get the location's own handling`);
+    const matcher: Json = {};
+    for (const key of ['exact', 'prefix', 'skipRegex', 'regex', 'caseInsensitive']) if (location[key] !== undefined) matcher[key] = location[key];
+    const variant = returnRoute(returned[0] as Directive, scope, { [SOURCE]: from(d), ...matcher, methods });
+    // An if block is a configuration level of its own: its add_header lines replace the location's.
+    const own = inner.filter((item) => item.name === 'add_header');
+    const headers = addHeadersOf(own.length > 0 ? { ...scope, addHeaders: own } : scope);
+    if (headers) variant.headers = headers;
+    return variant;
   }
 
   function addHeadersOf(scope: Scope): Json | null {
