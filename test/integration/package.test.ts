@@ -44,5 +44,14 @@ describe('the npm package', () => {
     const check = run('npx', ['--no-install', 'portico', 'check'], project);
     assert.equal(check.status, 0, check.stderr);
     assert.match(check.stdout, /"body": "installed"/);
+
+    // portico/testing from the installed package: a config's edge in the process, no port.
+    writeFileSync(
+      join(project, 'edge-test.mjs'),
+      "import { createTestServer } from 'portico/testing';\nconst edge = await createTestServer({ servers: [{ listen: '127.0.0.1:8080', routes: [{ exact: '/old', redirect: { to: '/new', status: 301 } }, { respond: { body: 'in-process' } }] }] });\nconst a = await edge.fetch('http://site.test/old');\nconst b = await edge.fetch('http://site.test/x');\nprocess.stdout.write(`${a.status} ${a.headers.get('location')} ${b.status} ${await b.text()}`);\nawait edge.close();\n",
+    );
+    const inProcess = run(process.execPath, ['edge-test.mjs'], project);
+    assert.equal(inProcess.status, 0, inProcess.stderr);
+    assert.equal(inProcess.stdout, '301 /new 200 in-process');
   });
 });
