@@ -13,6 +13,8 @@
 import { readFileSync } from 'node:fs';
 import { extname, isAbsolute, join, relative } from 'node:path';
 import mime from 'mime-types';
+import { TEMPLATE_VARIABLES } from '../../core/template.js';
+import { parseDuration, parseSize } from '../../core/units.js';
 import { STOCK_INCLUDES, type Directive } from './parse.js';
 
 export interface ImportFinding {
@@ -67,7 +69,7 @@ interface Scope {
   maxBodySize: string | null;
   gzip: boolean | null;
   gzipTypes: string[] | null;
-  gzipMinLength: string | null;
+  gzipMinLength: number | null;
   gzipLevel: number | null;
   accessLog: boolean | null;
   defaultType: string;
@@ -86,32 +88,26 @@ function childScope(parent: Scope): Scope {
   return { ...parent, timeouts: { ...parent.timeouts }, cache: { ...parent.cache }, own: new Set() };
 }
 
-const NGINX_DURATION = /^(\d+)(ms|s|m|h|d|w|M|y)?$/;
-
-/** An nginx time ("30s", "1h", "90", "1h30m") as a Portico duration, or null. */
+/**
+ * An nginx time ("30s", "1h30m", "90": seconds) as a Portico duration, or null. Portico reads the
+ * same syntax (core/units.ts) except nginx's "M", a month of 30 days, which Portico reads as
+ * minutes: months are written as days.
+ */
 function duration(text: string): string | null {
-  if (/^\d+$/.test(text)) return `${text}s`;
-  const parts = text.match(/\d+(ms|s|m|h|d|w|M|y)/g);
-  if (!parts || parts.join('') !== text) return null;
-  const ms: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, M: 2_592_000_000, y: 31_536_000_000 };
-  if (parts.length === 1 && NGINX_DURATION.exec(text)?.[2] !== 'M' && NGINX_DURATION.exec(text)?.[2] !== 'w' && NGINX_DURATION.exec(text)?.[2] !== 'y') return text;
-  let total = 0;
-  for (const part of parts) {
-    const match = /^(\d+)(ms|s|m|h|d|w|M|y)$/.exec(part) as RegExpExecArray;
-    total += Number(match[1]) * (ms[match[2] as string] as number);
-  }
-  return total % 1000 === 0 ? `${total / 1000}s` : `${total}ms`;
+  const portico = text.replace(/(\d+)M/g, (_, months: string) => `${Number(months) * 30}d`);
+  return parseDuration(portico) === undefined ? null : /^\d+$/.test(portico) ? `${portico}s` : portico;
 }
 
-/** An nginx size ("10m", "512k", "1g", "100") as a Portico size, or null. */
+/** An nginx size ("10m", "512k", "1g", "100"): Portico reads the same syntax (binary units). */
 function size(text: string): string | null {
-  const match = /^(\d+)([kKmMgG]?)$/.exec(text);
-  if (!match) return null;
-  return match[2] ? `${match[1]}${(match[2] as string).toLowerCase()}b` : match[1] as string;
+  return /^\d+[kKmMgG]?$/.test(text) && parseSize(text) !== undefined ? text.toLowerCase() : null;
 }
 
-/** nginx variables whose Portico meaning is the same, for templates copied from the config. */
-const SAME_VARIABLES = new Set(['host', 'uri', 'document_uri', 'request_uri', 'scheme', 'https', 'args', 'query_string', 'is_args', 'request_method', 'remote_addr', 'binary_remote_addr', 'server_port', 'server_name', 'proxy_add_x_forwarded_for', 'limit_req_status', 'pid']);
+/**
+ * The variables templates know (core/template.ts), named as nginx names them and meaning the
+ * same; but `$route`, Portico's own (a route's id): in nginx it would be a variable the config set.
+ */
+const SAME_VARIABLES = new Set<string>(TEMPLATE_VARIABLES.filter((name) => name !== 'route'));
 
 /** The variables of an nginx string that Portico does not know, or [] when all are known. */
 function unknownVariables(text: string): string[] {
@@ -189,6 +185,8 @@ export function translateNginx(directives: readonly Directive[], options: Import
   const upstreams: Record<string, Json> = {};
   const upstreamProtocol = new Map<string, 'http' | 'uwsgi'>();
   const upstreamSource = new Map<string, Directive>();
+  /** The timing a route set on each group (JSON), so a second route with other timing is reported. */
+  const groupTiming = new Map<string, string>();
   const limits: { rateZones: Record<string, Json>; connZones: Record<string, Json> } = { rateZones: {}, connZones: {} };
   const cacheZones: Record<string, Json> = {};
   const logFormats = new Map<string, string>();
@@ -319,7 +317,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
         scope.gzipTypes = [...d.args];
         return true;
       case 'gzip_min_length':
-        scope.gzipMinLength = size(a ?? '') ?? null;
+        scope.gzipMinLength = parseSize(a ?? '') ?? null;
         return true;
       case 'gzip_comp_level':
         scope.gzipLevel = Number(a);
@@ -647,6 +645,8 @@ export function translateNginx(directives: readonly Directive[], options: Import
     const listen: string[] = [];
     const names: string[] = [];
     let tls: Json | null = null;
+    /** A server-level try_files: nginx runs it for requests no location takes. */
+    let serverTryFiles: Directive | null = null;
     const serverRewrites: Json[] = [];
     const locations: Directive[] = [];
     let serverReturn: Directive | null = null;
@@ -711,8 +711,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
         }
         case 'try_files':
           // nginx runs a server-level try_files for requests no location takes.
-          scope.own.add('try_files');
-          (scope as Scope & { tryFiles?: Directive }).tryFiles = item;
+          serverTryFiles = item;
           continue;
         case 'keepalive_timeout':
           if (http.keepAliveTimeout === undefined) http.keepAliveTimeout = duration(a ?? '') ?? undefined;
@@ -748,10 +747,9 @@ export function translateNginx(directives: readonly Directive[], options: Import
       // A request no location takes is served with the server's own settings (its root and
       // try_files). The regex locations still come first: the prefix "/" is the longest prefix
       // only when no other is.
-      if (!hasRoot && (scope.root || (scope as Scope & { tryFiles?: Directive }).tryFiles)) {
+      if (!hasRoot && (scope.root || serverTryFiles)) {
         const route: Json = { [SOURCE]: 'requests no location takes: the server\'s root and try_files', prefix: '/' };
-        const tryFiles = (scope as Scope & { tryFiles?: Directive }).tryFiles;
-        fillContent(route, scope, tryFiles ?? null, { server: true });
+        fillContent(route, scope, serverTryFiles, { server: true });
         routes.push(route);
       }
     }
@@ -805,7 +803,7 @@ export function translateNginx(directives: readonly Directive[], options: Import
     return {
       encodings: ['gzip'],
       types,
-      minLength: scope.gzipMinLength !== null ? Number.parseInt(scope.gzipMinLength, 10) * (/kb$/.test(scope.gzipMinLength) ? 1024 : /mb$/.test(scope.gzipMinLength) ? 1048576 : 1) : 20,
+      minLength: scope.gzipMinLength ?? 20,
       level: { gzip: scope.gzipLevel ?? 1 },
     };
   }
@@ -1158,13 +1156,12 @@ export function translateNginx(directives: readonly Directive[], options: Import
       if (url.startsWith('uwsgi')) upstreamProtocol.set(name, 'uwsgi');
       (route.proxy as Json).to = path ? `http://${name}${path}` : name;
     }
-    const group = upstreams[name] as Json;
-    const previous = (group as { _timing?: string })._timing;
+    const previous = groupTiming.get(name);
     const text = JSON.stringify(timing);
     if (previous !== undefined && previous !== text) warn(d, `the upstream "${name}" is used with other timeouts or retries elsewhere; Portico keeps one setting per group (the first one)`);
     else {
-      Object.defineProperty(group, '_timing', { value: text, enumerable: false, writable: true });
-      Object.assign(group, timing);
+      groupTiming.set(name, text);
+      Object.assign(upstreams[name] as Json, timing);
     }
   }
 
