@@ -197,6 +197,8 @@ export const SCENARIOS = {
     servers: {
       portico: (ctx) => portico(ctx, 'static-tls', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static-tls', 'static', { tls: 'h1' }),
+      // Node's own ceiling: a bare node:https server answering the file from memory.
+      'node:https': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'https', ctx.cert, ctx.key),
     },
   },
   // HTTP/2 with h2load (nghttp2-client): 16 connections × 8 concurrent streams.
@@ -211,6 +213,10 @@ export const SCENARIOS = {
     servers: {
       portico: (ctx) => portico(ctx, 'static-h2', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static-h2', 'static', { tls: 'h2' }),
+      // Node's own ceilings: bare node:http2 servers answering the file from memory, through the
+      // compatibility API (req, res) and through the stream API (respond()).
+      'node:http2 (compat)': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'h2-compat', ctx.cert, ctx.key),
+      'node:http2 (stream)': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'h2-stream', ctx.cert, ctx.key),
     },
   },
   'static-1m': {
