@@ -10,6 +10,7 @@ import type { Writable } from 'node:stream';
 import { log } from '../../core/log.js';
 import type { RequestContext } from '../context.js';
 import { compressBuffer, type ContentCoding, type RouteEncoder } from '../middleware/encode.js';
+import { CONNECTION_SPECIFIC } from './h2-response.js';
 import { statusBody } from './status.js';
 
 /**
@@ -20,22 +21,9 @@ import { statusBody } from './status.js';
 export function sendHead(ctx: RequestContext, status: number, headers: string[]): Writable {
   const coding = filterHead(ctx, status, headers);
   ctx.status = status;
-  writeHead(ctx, status, headers);
-  return coding === null ? ctx.res : (ctx.route?.encode as RouteEncoder).pipeTo(ctx, coding, headers);
-}
-
-/**
- * Connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2: a message carrying one is
- * malformed; node:http2 throws on them): an HTTP/1.1 upstream's or our own `Connection: close`.
- */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
-
-/** The status line and flat head onto the response; on HTTP/2 without the connection-specific fields. */
-function writeHead(ctx: RequestContext, status: number, headers: string[]): void {
-  if (ctx.req.httpVersionMajor === 2) {
-    for (let i = headers.length - 2; i >= 0; i -= 2) if (CONNECTION_SPECIFIC.has((headers[i] as string).toLowerCase())) headers.splice(i, 2);
-  }
+  // HTTP/2: http/h2-response.ts writes the list, without the connection-specific fields (RFC 9113 §8.2.2).
   ctx.res.writeHead(status, headers);
+  return coding === null ? ctx.res : (ctx.route?.encode as RouteEncoder).pipeTo(ctx, coding, headers);
 }
 
 type InterimResponse = Writable & {
@@ -114,7 +102,7 @@ export function sendStoredBody(ctx: RequestContext, status: number, headers: str
   if (coding === null || method === 'HEAD') {
     ctx.bodyBytes = method === 'HEAD' ? 0 : body.length;
     ctx.status = status;
-    writeHead(ctx, status, headers);
+    ctx.res.writeHead(status, headers);
     ctx.res.end(body);
     return;
   }
@@ -143,7 +131,7 @@ function sendEncoded(ctx: RequestContext, status: number, headers: string[], byt
   headers.push('Content-Length', String(bytes.length));
   ctx.bodyBytes = bytes.length;
   ctx.status = status;
-  writeHead(ctx, status, headers);
+  ctx.res.writeHead(status, headers);
   ctx.res.end(bytes);
 }
 
