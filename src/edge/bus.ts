@@ -58,6 +58,12 @@ export interface CachePurge {
 export interface CachePurged {
   readonly type: 'portico:cache:purged';
   readonly seq: number;
+  /**
+   * How many entries it dropped: this worker's count, or the largest of the other workers'
+   * (each memory tier holds its own copy of the same entries, so counts are not added). The
+   * announcer's PURGE answers 404 only when no worker of the node had the entry.
+   */
+  readonly purged?: number;
 }
 
 export type ControlToEdge =

@@ -90,10 +90,9 @@ export class EdgeServer implements ListenerHost {
   async purgeCache(zone: string, key: string, prefix: boolean): Promise<number | null> {
     const store = this.#environment.cacheZones.byName(zone);
     if (!store) return null;
-    const count = await store.purge(key, prefix);
-    // As a PURGE request does: the other workers drop it from their memory tiers.
-    await store.announcePurge?.(key, prefix);
-    return count;
+    const here = await store.purge(key, prefix);
+    // As a PURGE request does: the other workers drop it from their memory tiers (and may be the ones that had it).
+    return Math.max(here, (await store.announcePurge?.(key, prefix)) ?? 0);
   }
 
   /** Another node's purge (one-process node): this node's memory and disk tiers drop the key or prefix. */

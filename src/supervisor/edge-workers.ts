@@ -157,9 +157,10 @@ export class EdgeWorkers {
     await Promise.all(serving.map((record, i) => ask(record.bus, { type: 'portico:cache:purge', seq: ++this.#observeSeq, ...purge, local: i === 0 }, 'portico:cache:purged', 1_000)));
   }
 
-  /** Relays a worker's purge to `others` and resolves once each has answered (one that does not within a second is left out). */
-  async #relayPurge(others: EdgeRecord[], purge: CachePurge): Promise<void> {
-    await Promise.all(others.map((record) => ask(record.bus, { ...purge, seq: ++this.#observeSeq }, 'portico:cache:purged', 1_000)));
+  /** Relays a worker's purge to `others`; resolves once each has answered (one that does not within a second is left out) with the most entries one dropped. */
+  async #relayPurge(others: EdgeRecord[], purge: CachePurge): Promise<number> {
+    const replies = await Promise.all(others.map((record) => ask(record.bus, { ...purge, seq: ++this.#observeSeq }, 'portico:cache:purged', 1_000)));
+    return replies.reduce((most, reply) => Math.max(most, reply?.purged ?? 0), 0);
   }
 
   async #askAll(make: (seq: number) => ObserveToEdge, timeoutMs: number, limit = Infinity): Promise<{ pid: number; data: unknown }[]> {
@@ -228,7 +229,7 @@ export class EdgeWorkers {
     const detachCache = bus.on('portico:cache:purge', (message) => {
       const others = [...this.#workers.values()].filter((other) => other.worker !== worker && other.state === 'serving');
       const publish = this.onPurge?.({ zone: message.zone, key: message.key, prefix: message.prefix });
-      void Promise.all([this.#relayPurge(others, message), publish]).then(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
+      void Promise.all([this.#relayPurge(others, message), publish]).then(([purged]) => bus.send({ type: 'portico:cache:purged', seq: message.seq, purged }));
     });
     // On demand: the node's set answers (it asks the certificate manager when it has none); the
     // answer goes to the worker that asked (a new certificate also reaches all of them, above).

@@ -461,8 +461,9 @@ export class CacheHandler {
     const uri = ctx.requestUri;
     const prefix = uri.endsWith('*');
     const key = prefix ? this.#keyFor(ctx, uri.slice(0, -1)) : this.#key(ctx);
-    const count = await this.#store.purge(key, prefix);
-    await this.#store.announcePurge?.(key, prefix);
+    const here = await this.#store.purge(key, prefix);
+    // 404 only when no worker of the node had it: the request may land on one that never stored it.
+    const count = Math.max(here, (await this.#store.announcePurge?.(key, prefix)) ?? 0);
     for (const [lockKey] of this.#locks) if (prefix ? lockKey.startsWith(key) : lockKey.startsWith(`${key}\0`)) this.#locks.delete(lockKey);
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }

@@ -179,10 +179,11 @@ export interface CacheStore {
   /**
    * After a purge here: tells the other copies of this store in the node (each edge worker's
    * memory tier) to drop the same key or prefix; resolves once they all have (or after a
-   * bounded wait), so that a purge answered 200 is a purge no worker serves from. Absent when
-   * there are none to tell.
+   * bounded wait), so that a purge answered 200 is a purge no worker serves from, with the most
+   * entries one of them dropped (a worker other than this one may be the only one that had it).
+   * Absent when there are none to tell.
    */
-  announcePurge?(key: string, prefix: boolean): Promise<void>;
+  announcePurge?(key: string, prefix: boolean): Promise<number>;
   /** Plain data for the admin API and metrics: entries and bytes per tier. */
   snapshot?(): CacheZoneSnapshot;
   close(): Promise<void>;

@@ -18,10 +18,10 @@ export class TieredStore implements CacheStore {
   readonly memory: MemoryStore;
   readonly disk: DiskStore | null;
   readonly shared: RedisCacheTier | null;
-  readonly #announce: ((key: string, prefix: boolean) => Promise<void>) | null;
+  readonly #announce: ((key: string, prefix: boolean) => Promise<number>) | null;
 
   /** `announce`: tells the node's other edge workers of a purge (null: there are none); `shared`: the fleet's Redis tier of this zone. */
-  constructor(settings: ResolvedCacheZone, announce: ((key: string, prefix: boolean) => Promise<void>) | null = null, shared: RedisCacheTier | null = null) {
+  constructor(settings: ResolvedCacheZone, announce: ((key: string, prefix: boolean) => Promise<number>) | null = null, shared: RedisCacheTier | null = null) {
     this.name = settings.name;
     this.shared = shared;
     this.#announce = announce;
@@ -109,8 +109,8 @@ export class TieredStore implements CacheStore {
     return this.disk ? this.disk.lockFill(key, timeoutMs) : Promise.resolve({ leader: true, release: () => {} });
   }
 
-  async announcePurge(key: string, prefix: boolean): Promise<void> {
-    await this.#announce?.(key, prefix);
+  async announcePurge(key: string, prefix: boolean): Promise<number> {
+    return (await this.#announce?.(key, prefix)) ?? 0;
   }
 
   snapshot(): CacheZoneSnapshot {

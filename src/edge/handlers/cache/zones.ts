@@ -22,7 +22,7 @@ import { RedisCacheTier } from './redis.js';
 import type { CacheZoneSnapshot } from './store.js';
 import { TieredStore } from './tiered.js';
 
-/** Tells the other nodes of a purge (src/state/purges.ts). */
+/** Tells the other nodes of a purge (src/state/purges.ts); what they drop is theirs to count. */
 export type PurgePublisher = (purge: { readonly zone: string; readonly key: string; readonly prefix: boolean }) => Promise<void>;
 
 /** How long a purge waits for the other workers' answers: a stuck worker must not hold a PURGE forever. */
@@ -48,13 +48,16 @@ export class CacheZones {
       const store = this.#zones.get(message.zone)?.store;
       // `local`: another node's purge, relayed: this worker also purges the node's disk tier.
       const purged = message.local ? store?.purgeLocal(message.key, message.prefix) : store?.memory.purge(message.key, message.prefix);
-      void Promise.resolve(purged).finally(() => bus.send({ type: 'portico:cache:purged', seq: message.seq }));
+      void Promise.resolve(purged)
+        .catch(() => 0)
+        .then((count) => bus.send({ type: 'portico:cache:purged', seq: message.seq, purged: count ?? 0 }));
     });
   }
 
-  /** Tells the other workers (through the supervisor) and resolves once they have purged, or after the timeout. */
-  async #announce(bus: EdgeBus, zone: string, key: string, prefix: boolean): Promise<void> {
-    await ask(bus, { type: 'portico:cache:purge', seq: ++this.#purgeSeq, zone, key, prefix }, 'portico:cache:purged', PURGE_RELAY_TIMEOUT_MS);
+  /** Tells the other workers (through the supervisor); resolves once they have purged (or after the timeout) with the most entries one of them dropped. */
+  async #announce(bus: EdgeBus, zone: string, key: string, prefix: boolean): Promise<number> {
+    const reply = await ask(bus, { type: 'portico:cache:purge', seq: ++this.#purgeSeq, zone, key, prefix }, 'portico:cache:purged', PURGE_RELAY_TIMEOUT_MS);
+    return reply?.purged ?? 0;
   }
 
   /** The zone for these settings: the existing one while they are unchanged (a reload keeps the cache). */
@@ -66,7 +69,7 @@ export class CacheZones {
     const bus = this.#bus;
     const name = settings.name;
     const publish = this.#publish;
-    const announce = bus ? (key: string, prefix: boolean) => this.#announce(bus, name, key, prefix) : publish ? (key: string, prefix: boolean) => publish({ zone: name, key, prefix }) : null;
+    const announce = bus ? (key: string, prefix: boolean) => this.#announce(bus, name, key, prefix) : publish ? (key: string, prefix: boolean) => publish({ zone: name, key, prefix }).then(() => 0) : null;
     const shared = this.#shared && this.#shared.settings.cacheEntryMax > 0 ? new RedisCacheTier(this.#shared, name) : null;
     const store = new TieredStore(settings, announce, shared);
     this.#zones.set(name, { signature, store });
