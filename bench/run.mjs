@@ -4,7 +4,7 @@
 // usage: npm run bench [-- OPTIONS]
 //   --quick              short run: 1 round, 3 s measured after 1 s warm-up, no repeats
 //   --only A[,B]         scenarios: static-1k https-static-1k h2-static-1k static-1m proxy cache-hit app-hello
-//                        gunicorn-flask uwsgi-flask wsgi-flask idle (default: these),
+//                        gunicorn-flask uwsgi-flask wsgi-flask node-stack idle (default: these),
 //                        proxy-transports (undici Pool.dispatch / .stream / .request, http.Agent; on request),
 //                        rate-limit (a limit in memory, in Redis with `state`, nginx limit_req; on request)
 //   --servers A[,B]      only these servers (their names as printed; the reference is always kept)
@@ -393,7 +393,7 @@ async function main() {
     lines.push(`### ${scenario.title}${scenario.bytes ? ` (GET ${scenario.path}, ${scenario.bytes.toLocaleString('en-US')} B)` : ''}`, '', table(scenario, rows), '');
     goalLines.push(...goals(scenario, rows));
   }
-  lines.push('### Goals (issue #8)', '', ...goalLines.map((g) => `- ${g}`), '');
+  lines.push('### Goals (issues #8, #14, #19)', '', ...goalLines.map((g) => `- ${g}`), '');
   const foreign = result.runs.filter((r) => Number.isFinite(r.foreign_pct)).map((r) => r.foreign_pct);
   if (foreign.length) lines.push(`Other processes during the runs: at most ${Math.max(...foreign)}% of a CPU${Number.isFinite(opts.maxForeign) ? ` (runs above ${opts.maxForeign}% were repeated, twice at most)` : ' (no run repeated for it)'}.`, '');
   const markdown = lines.join('\n');

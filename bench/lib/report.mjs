@@ -58,7 +58,7 @@ export function summarise(scenario, runs) {
   });
 }
 
-/** Which goals of issue #8 hold for Portico in this run. */
+/** Which goals (issues #8, #14, #19) hold for Portico in this run, and where Node's own ceiling stands. */
 export function goals(scenario, rows) {
   const mine = rows.find((r) => r.server.startsWith('portico'));
   if (scenario.optional) return [];
@@ -71,10 +71,20 @@ export function goals(scenario, rows) {
     if ((scenario.reference === 'nginx' || scenario.reference.startsWith('nginx')) && Number.isFinite(mine.p99)) {
       out.push(`${scenario.title}: p99 ${fmt(mine.p99, 2)} ms = ${fmt(mine.p99Ratio, 2)}× ${scenario.reference}'s (goal ≤ 2×): ${mine.p99Ratio <= 2 ? 'holds' : 'missed'}`);
     }
+    // A bare Node server doing the same job with nothing else (scenario.ceiling): the goal is out
+    // of a Node server's reach when that server itself stays under it.
+    const ceiling = scenario.ceiling ? rows.find((r) => r.server === scenario.ceiling && !r.unavailable) : undefined;
+    if (ceiling && Number.isFinite(ceiling.ratio)) {
+      out.push(`${scenario.title}: Node's own ceiling (${ceiling.server}) is ${fmt(ceiling.ratio, 2)} of ${scenario.reference}${ceiling.ratio < scenario.goal.ratio ? ', under the goal' : ''}; Portico is ${fmt(mine.rps / ceiling.rps, 2)} of it`);
+    }
   }
   if (scenario.goal.kibPerConnection !== undefined) {
     const hold = mine.kibPerConnection <= scenario.goal.kibPerConnection;
     out.push(`${scenario.title}: ${fmt(mine.kibPerConnection, 2)} KiB per connection (goal ≤ ${scenario.goal.kibPerConnection} KiB): ${hold ? 'holds' : 'missed'}`);
+    const ceiling = scenario.ceiling ? rows.find((r) => r.server === scenario.ceiling && !r.unavailable) : undefined;
+    if (ceiling && Number.isFinite(ceiling.kibPerConnection)) {
+      out.push(`${scenario.title}: Node's own floor (${ceiling.server}) is ${fmt(ceiling.kibPerConnection, 2)} KiB per connection${ceiling.kibPerConnection > scenario.goal.kibPerConnection ? ', above the goal' : ''}`);
+    }
   }
   return out;
 }

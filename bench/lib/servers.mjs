@@ -42,6 +42,11 @@ function nginx(ctx, name, mode, { port = ctx.port, workers = 1, tls = null } = {
     case 'uwsgi':
       location = `include /etc/nginx/uwsgi_params; uwsgi_pass unix:${ctx.appSocket};`;
       break;
+    case 'node-cluster':
+      // nginx in front of a node:cluster (the nginx + PM2 setup): keep-alive to the app, as a tuned site has it.
+      upstream = `upstream app { server unix:${ctx.appSocket}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }`;
+      location = 'proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";';
+      break;
     case 'cache':
       upstream = `upstream origin { server ${ctx.origin}; keepalive 32; keepalive_requests 1000000; keepalive_timeout 120s; }
   proxy_cache_path "${dir}/cache" keys_zone=bench:10m;`;
@@ -155,10 +160,12 @@ export function appServer(ctx, kind, bind) {
  */
 function frontWithApp(ctx, kind, frontName, socketName) {
   const socket = join(ctx.tmp, `${socketName}.sock`);
-  const app = appServer(ctx, kind, `unix:${socket}`);
+  // 'node-cluster': the raw node:http cluster of 2 (bench/servers/node-hello.mjs) on the socket.
+  const app = kind === 'node-cluster' ? { argv: ['/usr/bin/env', `SOCKET=${socket}`, 'WORKERS=2', node, join(ctx.root, 'bench', 'servers', 'node-hello.mjs')] } : appServer(ctx, kind, `unix:${socket}`);
   const front = nginx({ ...ctx, appSocket: socket }, frontName, kind);
   if (app.unavailable || front.unavailable) return { unavailable: app.unavailable ?? front.unavailable };
-  const script = `app=("\${@:1:${app.argv.length}}"); shift ${app.argv.length}; "\${app[@]}" & for i in $(seq 200); do [ -S "${socket}" ] && break; sleep 0.05; done; exec "$@"`;
+  // The socket of an earlier round goes first, so the wait below sees this round's app listen.
+  const script = `rm -f "${socket}"; app=("\${@:1:${app.argv.length}}"); shift ${app.argv.length}; "\${app[@]}" & for i in $(seq 200); do [ -S "${socket}" ] && break; sleep 0.05; done; exec "$@"`;
   return { argv: ['bash', '-c', script, 'bash', ...app.argv, ...front.argv] };
 }
 
@@ -166,7 +173,8 @@ const nodePeer = (ctx, script, ...args) => ({ argv: [node, join(ctx.root, 'bench
 
 /**
  * The scenarios: what is requested, the body size every server must return, the reference the
- * ratios are taken to, the goal (issue #8), and the servers in the order they run in a round.
+ * ratios are taken to, the goal (issues #8, #14, #19), the bare Node server that is Node's own
+ * ceiling there (`ceiling`, where there is one), and the servers in the order they run in a round.
  */
 export const SCENARIOS = {
   'static-1k': {
@@ -174,12 +182,15 @@ export const SCENARIOS = {
     path: '/1k.bin',
     bytes: 1024,
     reference: 'nginx',
-    goal: { ratio: 0.8 },
+    goal: { ratio: 0.9 },
+    ceiling: 'node:http, file in memory',
     servers: {
       portico: (ctx) => portico(ctx, 'static', [{ static: { root: ctx.docroot } }]),
       // The same with the admin listener, so metrics count every request (issue #16's A/B).
       'portico metrics': (ctx) => portico(ctx, 'static-metrics', [{ static: { root: ctx.docroot } }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-static.sock')}` } }),
       nginx: (ctx) => nginx(ctx, 'static', 'static'),
+      // Node's own ceiling (issue #19): a bare node:http server answering the file from memory.
+      'node:http, file in memory': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'http'),
       caddy: (ctx) => caddy(ctx, 'static'),
       sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
       'serve-static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'serve-static'),
@@ -194,11 +205,12 @@ export const SCENARIOS = {
     tls: true,
     reference: 'nginx',
     goal: { ratio: 0.8 },
+    ceiling: 'node:https',
     servers: {
       portico: (ctx) => portico(ctx, 'static-tls', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static-tls', 'static', { tls: 'h1' }),
       // Node's own ceiling: a bare node:https server answering the file from memory.
-      'node:https': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'https', ctx.cert, ctx.key),
+      'node:https': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'https', ctx.cert, ctx.key),
     },
   },
   // HTTP/2 with h2load (nghttp2-client): 16 connections × 8 concurrent streams.
@@ -210,13 +222,14 @@ export const SCENARIOS = {
     client: 'h2load',
     reference: 'nginx',
     goal: { ratio: 0.6 },
+    ceiling: 'node:http2 (stream)',
     servers: {
       portico: (ctx) => portico(ctx, 'static-h2', [{ tls: { cert: ctx.cert, key: ctx.key }, static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static-h2', 'static', { tls: 'h2' }),
       // Node's own ceilings: bare node:http2 servers answering the file from memory, through the
       // compatibility API (req, res) and through the stream API (respond()).
-      'node:http2 (compat)': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'h2-compat', ctx.cert, ctx.key),
-      'node:http2 (stream)': (ctx) => nodePeer(ctx, 'node-tls.mjs', 'h2-stream', ctx.cert, ctx.key),
+      'node:http2 (compat)': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'h2-compat', ctx.cert, ctx.key),
+      'node:http2 (stream)': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'h2-stream', ctx.cert, ctx.key),
     },
   },
   'static-1m': {
@@ -240,7 +253,7 @@ export const SCENARIOS = {
     bytes: 5,
     origin: 'hello5',
     reference: 'nginx',
-    goal: { ratio: 0.6 },
+    goal: { ratio: 0.75 },
     servers: {
       portico: (ctx) => portico(ctx, 'proxy', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }]),
       'portico metrics': (ctx) => portico(ctx, 'proxy-metrics', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-proxy.sock')}` } }),
@@ -331,9 +344,12 @@ export const SCENARIOS = {
     connections: 32,
     reference: 'nginx',
     goal: { ratio: 0.95 },
+    ceiling: 'node:http bare front',
     servers: {
       portico: (ctx) => portico(ctx, 'gunicorn', [{ routes: [{ prefix: '/', proxy: { to: `unix:${ctx.appSocket}` } }] }]),
       nginx: (ctx) => nginx(ctx, 'gunicorn', 'gunicorn'),
+      // Node's own ceiling: a bare node:http front, one raw socket per request (bench/servers/node-front.mjs).
+      'node:http bare front': (ctx) => nodePeer(ctx, 'node-front.mjs', 'http', ctx.appSocket),
       'gunicorn alone': (ctx) => ({ ...appServer(ctx, 'gunicorn', `127.0.0.1:${ctx.port}`) }),
     },
   },
@@ -345,9 +361,11 @@ export const SCENARIOS = {
     connections: 32,
     reference: 'nginx',
     goal: { ratio: 0.95 },
+    ceiling: 'node:http bare front',
     servers: {
       portico: (ctx) => portico(ctx, 'uwsgi', [{ routes: [{ prefix: '/', proxy: { to: `uwsgi+unix:${ctx.appSocket}` } }] }]),
       nginx: (ctx) => nginx(ctx, 'uwsgi', 'uwsgi'),
+      'node:http bare front': (ctx) => nodePeer(ctx, 'node-front.mjs', 'uwsgi', ctx.appSocket),
       'uwsgi alone (--http-socket)': (ctx) => ({ ...appServer(ctx, 'uwsgi', `127.0.0.1:${ctx.port}`) }),
     },
   },
@@ -368,12 +386,27 @@ export const SCENARIOS = {
       'nginx → gunicorn': (ctx) => frontWithApp(ctx, 'gunicorn', 'wsgi-gunicorn', 'wsgi-gunicorn'),
     },
   },
+  // The Node team's stack (issue #19): one program (`portico up`, its edge and 2 app workers)
+  // beside two (nginx → a node:http cluster of 2, the nginx + PM2 setup), the same (req, res)
+  // hello app in both; each server brings its app: one process tree on CPU 0, wrk on CPU 1.
+  'node-stack': {
+    title: 'Node app on 2 workers: portico up (edge + app workers) vs nginx → node:http cluster of 2, all on one CPU',
+    path: '/',
+    bytes: 13,
+    reference: 'nginx → node:http cluster',
+    goal: { ratio: 1.0 },
+    servers: {
+      'portico up': (ctx) => portico(ctx, 'node-stack', [{ routes: [{ prefix: '/', app: 'hello' }] }], { apps: { hello: { module: join(ctx.root, 'bench', 'hello-listener.mjs'), workers: 2 } } }),
+      'nginx → node:http cluster': (ctx) => frontWithApp(ctx, 'node-cluster', 'node-stack', 'node-stack'),
+    },
+  },
   idle: {
     title: '10,000 idle keep-alive connections',
     path: '/index.html',
     kind: 'idle',
     reference: 'nginx',
-    goal: { kibPerConnection: 3 },
+    goal: { kibPerConnection: 4 },
+    ceiling: 'node:http',
     servers: {
       portico: (ctx) => portico(ctx, 'idle', [{ static: { root: ctx.docroot } }]),
       nginx: (ctx) => nginx(ctx, 'static', 'static'),

@@ -1,8 +1,10 @@
-// Bare Node TLS servers answering DOCROOT/1k.bin from memory on 127.0.0.1:PORT: the ceiling Node
-// itself sets for the TLS scenarios, beside which Portico's own cost is read.
-// argv[2]: https (node:https) | h2-compat (node:http2, request/response API) |
-// h2-stream (node:http2, the stream API: 'stream' + respond()). argv[3], argv[4]: cert and key files.
+// Bare Node servers answering DOCROOT/1k.bin from memory on 127.0.0.1:PORT: the ceiling Node
+// itself sets for the static scenarios, beside which Portico's own cost is read.
+// argv[2]: http (node:http, cleartext) | https (node:https) | h2-compat (node:http2,
+// request/response API) | h2-stream (node:http2, the stream API: 'stream' + respond()).
+// argv[3], argv[4]: cert and key files (the TLS kinds).
 import { readFileSync } from 'node:fs';
+import { createServer as createCleartextServer } from 'node:http';
 import { createSecureServer } from 'node:http2';
 import { createServer } from 'node:https';
 import { join } from 'node:path';
@@ -10,12 +12,20 @@ import { join } from 'node:path';
 const [kind, certFile, keyFile] = process.argv.slice(2);
 const port = Number(process.env.PORT) || 18443;
 const root = process.env.DOCROOT;
-if (!root || !certFile || !keyFile) throw new Error('DOCROOT, a certificate and a key are needed');
+if (!root || (kind !== 'http' && (!certFile || !keyFile))) throw new Error('DOCROOT, and for TLS a certificate and a key, are needed');
 const body = readFileSync(join(root, '1k.bin'));
-const tls = { cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' };
+const tls = kind === 'http' ? null : { cert: readFileSync(certFile), key: readFileSync(keyFile), minVersion: 'TLSv1.2' };
 const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length) };
 
-if (kind === 'https') {
+if (kind === 'http') {
+  const server = createCleartextServer((_req, res) => {
+    res.writeHead(200, headers);
+    res.end(body);
+  });
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 121_000;
+  server.listen(port, '127.0.0.1', 4096);
+} else if (kind === 'https') {
   const server = createServer(tls, (_req, res) => {
     res.writeHead(200, headers);
     res.end(body);
