@@ -75,7 +75,8 @@ export function goals(scenario, rows) {
     // of a Node server's reach when that server itself stays under it.
     const ceiling = scenario.ceiling ? rows.find((r) => r.server === scenario.ceiling && !r.unavailable) : undefined;
     if (ceiling && Number.isFinite(ceiling.ratio)) {
-      out.push(`${scenario.title}: Node's own ceiling (${ceiling.server}) is ${fmt(ceiling.ratio, 2)} of ${scenario.reference}${ceiling.ratio < scenario.goal.ratio ? ', under the goal' : ''}; Portico is ${fmt(mine.rps / ceiling.rps, 2)} of it`);
+      const p99 = Number.isFinite(ceiling.p99Ratio) ? `, p99 ${fmt(ceiling.p99Ratio, 2)}× ${scenario.reference}'s` : '';
+      out.push(`${scenario.title}: Node's own ceiling (${ceiling.server}) is ${fmt(ceiling.ratio, 2)} of ${scenario.reference}${ceiling.ratio < scenario.goal.ratio ? ', under the goal' : ''}${p99}; Portico is ${fmt(mine.rps / ceiling.rps, 2)} of it`);
     }
   }
   if (scenario.goal.kibPerConnection !== undefined) {

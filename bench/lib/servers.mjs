@@ -183,14 +183,14 @@ export const SCENARIOS = {
     bytes: 1024,
     reference: 'nginx',
     goal: { ratio: 0.9 },
-    ceiling: 'node:http, file in memory',
+    ceiling: 'node:http (file in memory)',
     servers: {
       portico: (ctx) => portico(ctx, 'static', [{ static: { root: ctx.docroot } }]),
       // The same with the admin listener, so metrics count every request (issue #16's A/B).
       'portico metrics': (ctx) => portico(ctx, 'static-metrics', [{ static: { root: ctx.docroot } }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-static.sock')}` } }),
       nginx: (ctx) => nginx(ctx, 'static', 'static'),
       // Node's own ceiling (issue #19): a bare node:http server answering the file from memory.
-      'node:http, file in memory': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'http'),
+      'node:http (file in memory)': (ctx) => nodePeer(ctx, 'node-bare.mjs', 'http'),
       caddy: (ctx) => caddy(ctx, 'static'),
       sirv: (ctx) => nodePeer(ctx, 'node-static.mjs', 'sirv'),
       'serve-static': (ctx) => nodePeer(ctx, 'node-static.mjs', 'serve-static'),
@@ -254,12 +254,15 @@ export const SCENARIOS = {
     origin: 'hello5',
     reference: 'nginx',
     goal: { ratio: 0.75 },
+    ceiling: 'node:http bare proxy',
     servers: {
       portico: (ctx) => portico(ctx, 'proxy', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }]),
       'portico metrics': (ctx) => portico(ctx, 'proxy-metrics', [{ routes: [{ prefix: '/', proxy: { to: `http://${ctx.origin}` } }] }], { admin: { listen: `unix:${join(ctx.tmp, 'admin-proxy.sock')}` } }),
       nginx: (ctx) => nginx(ctx, 'proxy', 'proxy'),
       haproxy: (ctx) => haproxy(ctx),
       caddy: (ctx) => caddy(ctx, 'proxy'),
+      // Node's own ceiling: a bare node:http proxy on kept-alive raw sockets (bench/servers/node-bare-proxy.mjs).
+      'node:http bare proxy': (ctx) => ({ ...nodePeer(ctx, 'node-bare-proxy.mjs'), env: { ORIGIN: ctx.origin } }),
       'undici minimal proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'undici'), env: { ORIGIN: ctx.origin } }),
       'node:http + http.Agent': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-agent'), env: { ORIGIN: ctx.origin } }),
       'http-proxy': (ctx) => ({ ...nodePeer(ctx, 'node-proxy.mjs', 'http-proxy'), env: { ORIGIN: ctx.origin } }),
