@@ -6,20 +6,20 @@
 // proxy can do per request; no client library (undici's own minimal proxy is a peer of its own).
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
+import { splitHead } from './bare-head.mjs';
 
 const port = Number(process.env.PORT) || 18080;
 const [host, originPort] = (process.env.ORIGIN ?? '').split(':');
 if (!host || !originPort) throw new Error('ORIGIN=host:port is needed');
 
-/** Hop-by-hop fields (RFC 9110 §7.6.1) and the length, which node:http writes itself. */
-const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 const idle = [];
 
-/** Calls `done(status, headers, body)` once a whole answer came on `socket`, or `done(null)` when the socket failed. */
+/** Calls `done({ status, headers, body })` once a whole answer came on `socket`, or `done(null)` when the socket failed. */
 function exchange(socket, request, done) {
   let buffered = null;
   let needed = -1;
   let headEnd = -1;
+  let head = null;
   const finish = (result) => {
     socket.off('data', onData);
     socket.off('error', onFail);
@@ -32,23 +32,11 @@ function exchange(socket, request, done) {
     if (headEnd === -1) {
       headEnd = buffered.indexOf('\r\n\r\n');
       if (headEnd === -1) return;
-      const lines = buffered.toString('latin1', 0, headEnd).split('\r\n');
-      const headers = [];
-      let length = 0;
-      for (let i = 1; i < lines.length; i++) {
-        const colon = lines[i].indexOf(':');
-        const name = lines[i].slice(0, colon);
-        const value = lines[i].slice(colon + 1).trim();
-        const lower = name.toLowerCase();
-        if (lower === 'content-length') length = Number(value);
-        if (!HOP.has(lower)) headers.push(name, value);
-      }
-      needed = headEnd + 4 + length;
-      socket.answer = { status: Number(lines[0].slice(9, 12)), headers };
+      head = splitHead(buffered, headEnd);
+      needed = headEnd + 4 + head.length;
     }
     if (buffered.length < needed) return;
-    const { status, headers } = socket.answer;
-    finish({ status, headers, body: buffered.subarray(headEnd + 4, needed) });
+    finish({ status: head.status, headers: head.headers, body: buffered.subarray(headEnd + 4, needed) });
   };
   socket.on('data', onData);
   socket.on('error', onFail);

@@ -8,13 +8,11 @@
 // protocol, as nginx uwsgi_pass). argv[3]: the app server's unix socket.
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
+import { splitHead } from './bare-head.mjs';
 
 const [kind, socketPath] = process.argv.slice(2);
 const port = Number(process.env.PORT) || 18080;
 if ((kind !== 'http' && kind !== 'uwsgi') || !socketPath) throw new Error('usage: node-front.mjs http|uwsgi SOCKET');
-
-/** Hop-by-hop fields (RFC 9110 §7.6.1) that node:http writes itself. */
-const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
 
 /** The uwsgi packet of a body-less request (https://uwsgi-docs.readthedocs.io/en/latest/Protocol.html). */
 function uwsgiPacket(req) {
@@ -66,14 +64,7 @@ const server = createServer((req, res) => {
       res.writeHead(502).end();
       return;
     }
-    const lines = answer.toString('latin1', 0, headEnd).split('\r\n');
-    const status = Number(lines[0].slice(9, 12));
-    const headers = [];
-    for (let i = 1; i < lines.length; i++) {
-      const colon = lines[i].indexOf(':');
-      const name = lines[i].slice(0, colon);
-      if (!HOP.has(name.toLowerCase())) headers.push(name, lines[i].slice(colon + 1).trim());
-    }
+    const { status, headers } = splitHead(answer, headEnd);
     const body = answer.subarray(headEnd + 4);
     headers.push('Content-Length', String(body.length));
     res.writeHead(status, headers);
