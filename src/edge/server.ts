@@ -12,7 +12,7 @@ import type { ResolvedConfig } from '../config/resolved.js';
 import { ErrorCodes, PorticoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import type { BoundAddress, ListenerKind, UpstreamChange } from './bus.js';
-import type { CacheZoneSnapshot } from './handlers/cache/store.js';
+import { purgeInNode, type CacheZoneSnapshot } from './handlers/cache/store.js';
 import type { UpstreamGroupSnapshot } from './handlers/proxy/upstream.js';
 import type { EdgeEnvironment } from './environment.js';
 import { buildGeneration, type Generation } from './generation.js';
@@ -90,9 +90,8 @@ export class EdgeServer implements ListenerHost {
   async purgeCache(zone: string, key: string, prefix: boolean): Promise<number | null> {
     const store = this.#environment.cacheZones.byName(zone);
     if (!store) return null;
-    const here = await store.purge(key, prefix);
-    // As a PURGE request does: the other workers drop it from their memory tiers (and may be the ones that had it).
-    return Math.max(here, (await store.announcePurge?.(key, prefix)) ?? 0);
+    // As a PURGE request does: memory and disk here, then the other workers' memory tiers.
+    return purgeInNode(store, key, prefix);
   }
 
   /** Another node's purge (one-process node): this node's memory and disk tiers drop the key or prefix. */

@@ -66,7 +66,7 @@ import {
   type Directives,
   type ResponseFacts,
 } from './policy.js';
-import { CacheEntry, fullKey, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
+import { CacheEntry, fullKey, purgeInNode, type CacheStore, type EntryWriter, type StoredMeta } from './store.js';
 import type { Readable, Writable } from 'node:stream';
 
 const NO_ADD: readonly (readonly [string, string])[] = [];
@@ -461,9 +461,7 @@ export class CacheHandler {
     const uri = ctx.requestUri;
     const prefix = uri.endsWith('*');
     const key = prefix ? this.#keyFor(ctx, uri.slice(0, -1)) : this.#key(ctx);
-    const here = await this.#store.purge(key, prefix);
-    // 404 only when no worker of the node had it: the request may land on one that never stored it.
-    const count = Math.max(here, (await this.#store.announcePurge?.(key, prefix)) ?? 0);
+    const count = await purgeInNode(this.#store, key, prefix);
     for (const [lockKey] of this.#locks) if (prefix ? lockKey.startsWith(key) : lockKey.startsWith(`${key}\0`)) this.#locks.delete(lockKey);
     sendBody(ctx, count > 0 ? 200 : 404, ['Content-Type', 'application/json'], `${JSON.stringify({ purged: count, key: prefix ? `${key}*` : key })}\n`);
   }

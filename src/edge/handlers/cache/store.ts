@@ -190,6 +190,16 @@ export interface CacheStore {
 }
 
 /** What a zone holds, as plain data. */
+/**
+ * A purge for the whole node: this store's tiers, then the other workers' memory tiers. The count
+ * is the most entries one worker dropped: the worker that got the purge may never have stored the
+ * entry, so 0 here is not "not cached" while another worker had it.
+ */
+export async function purgeInNode(store: CacheStore, key: string, prefix: boolean): Promise<number> {
+  const here = await store.purge(key, prefix);
+  return Math.max(here, (await store.announcePurge?.(key, prefix)) ?? 0);
+}
+
 export interface CacheZoneSnapshot {
   readonly name: string;
   readonly memory: { readonly entries: number; readonly bytes: number; readonly maxBytes: number };
