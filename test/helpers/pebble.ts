@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './portico.js';
 import { makeCa, makeCert } from './tls.js';
@@ -60,6 +61,27 @@ async function waitFor(check: () => boolean, ms: number, what: () => string): Pr
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Whether something accepts a TCP connection on 127.0.0.1:`port` now. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Waits until 127.0.0.1:`port` accepts connections. */
+async function waitForPort(port: number, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await accepts(port))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} to accept on port ${port}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -115,6 +137,10 @@ export async function startPebble(dir: string, options: PebbleOptions): Promise<
   };
   try {
     await waitFor(() => /Listening on/.test(log) && /Starting challenge servers/.test(dnsLog), 10_000, () => `pebble to listen:\n${log}\n${dnsLog}`);
+    // Pebble logs "Listening on" before its listeners are bound, and its management port (the
+    // roots) comes up in its own goroutine: wait for both ports, not for the log line alone.
+    await waitForPort(listenPort, 10_000, 'pebble (ACME)');
+    await waitForPort(managementPort, 10_000, 'pebble (management)');
   } catch (error) {
     await stop();
     throw error;
