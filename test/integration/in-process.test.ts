@@ -83,7 +83,8 @@ function observed(res: Response, body: string): Record<string, string | number |
   const headers = ['location', 'content-type', 'content-encoding', 'cache-control', 'content-range', 'www-authenticate', 'retry-after', 'x-frame-options', 'x-powered-by'];
   const out: Record<string, string | number | null> = { status: res.status, body: createHash('sha256').update(body).digest('hex') };
   for (const name of headers) out[name] = res.headers.get(name);
-  out['cache-status'] = (res.headers.get('cache-status') ?? '').replace(/; ttl=\d+/, '');
+  // A stored answer with no freshness of its own has a negative ttl (its age), which moves with the clock.
+  out['cache-status'] = (res.headers.get('cache-status') ?? '').replace(/; ttl=-?\d+/, '');
   return out;
 }
 
