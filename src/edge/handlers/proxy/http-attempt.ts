@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Deadline } from '../../../core/deadline-queue.js';
+import type { HeadWait } from './index.js';
 import { log } from '../../../core/log.js';
 import { sendHead, sendInterim } from '../../http/respond.js';
 import { DONE, type BodySink, type Outcome } from './attempt.js';
@@ -17,7 +18,7 @@ import type { UpstreamServer } from './upstream.js';
  * back into a flat list. The attempt is its own deadline entry (core/deadline-queue.ts) and its methods are
  * on the prototype: a request allocates this object, one listener and the dispatch options.
  */
-export class HttpAttempt implements Deadline {
+export class HttpAttempt implements HeadWait {
   readonly #request: ProxyRequest;
   readonly #server: UpstreamServer;
   /** Where the response goes: the client's ServerResponse, or the cache's sink. */
@@ -152,10 +153,6 @@ export class HttpAttempt implements Deadline {
     }
     this.#settle({ kind: 'failed', ...classifyFailure(code) });
   }
-}
-
-export function expireHead(attempt: HttpAttempt): void {
-  attempt.expireHead();
 }
 
 function expireTotal(attempt: HttpAttempt): void {

@@ -11,14 +11,13 @@
  * uwsgi.ts) and tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
  */
 import type { ResolvedHandler } from '../../../config/resolved.js';
-import { DeadlineQueue } from '../../../core/deadline-queue.js';
+import { DeadlineQueue, type Deadline } from '../../../core/deadline-queue.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import type { Handler } from '../types.js';
 import { CONDITIONAL_FIELDS, RANGE_FIELDS, type Exchange, type Outcome } from './attempt.js';
 import { responseDropSet, upstreamRequestHeaders, type ForwardingOptions } from './headers.js';
 import { responseTurn } from '../../http/respond.js';
-import { expireHead, type HttpAttempt } from './http-attempt.js';
 import { ProxyRequest } from './request.js';
 import { tunnel } from './tunnel.js';
 import type { UpstreamGroup, UpstreamServer } from './upstream.js';
@@ -26,6 +25,15 @@ import { forwardOneShot, httpRequestHead, type SocketAddress } from './oneshot.j
 import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
+
+/** An attempt waiting for its response head (http-attempt.ts, keepalive.ts): one entry of the group's head deadlines. */
+export interface HeadWait extends Deadline {
+  expireHead(): void;
+}
+
+function expireHead(attempt: HeadWait): void {
+  attempt.expireHead();
+}
 
 /** A decoded path, percent-encoded for a request line ("%", "?", "#" and non-ASCII included). */
 function encodePath(path: string): string {
@@ -41,7 +49,7 @@ export class ProxyHandler {
   readonly #withoutConditionals: ForwardingOptions;
   readonly #hide: ReadonlySet<string>;
   readonly #drop: ReadonlySet<string>;
-  readonly #headDeadlines: DeadlineQueue<HttpAttempt> | null;
+  readonly #headDeadlines: DeadlineQueue<HeadWait> | null;
   readonly #path: Template | null;
   readonly #prefix: string | null;
   readonly #hostTemplate: Template | null;
@@ -53,7 +61,7 @@ export class ProxyHandler {
     this.#group = group;
     this.#hide = new Set(config.hideHeaders);
     this.#drop = responseDropSet(this.#hide);
-    this.#headDeadlines = group.config.headerTimeout > 0 ? new DeadlineQueue<HttpAttempt>(group.config.headerTimeout, expireHead) : null;
+    this.#headDeadlines = group.config.headerTimeout > 0 ? new DeadlineQueue<HeadWait>(group.config.headerTimeout, expireHead) : null;
     this.#path = config.path === null ? null : compileTemplate(config.path);
     this.#prefix = routePrefix;
     this.#hostTemplate = config.host === 'client' || config.host === 'upstream' ? null : compileTemplate(config.host);
@@ -158,7 +166,7 @@ export class ProxyHandler {
   }
 
   /** The group's response-head deadlines (one timer for all attempts), or null without a head timeout. */
-  get headDeadlines(): DeadlineQueue<HttpAttempt> | null {
+  get headDeadlines(): DeadlineQueue<HeadWait> | null {
     return this.#headDeadlines;
   }
 

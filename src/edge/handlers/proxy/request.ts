@@ -1,7 +1,8 @@
 /**
  * One request's way through an upstream group: which server each attempt goes to, by which
- * transport (HTTP through undici: http-attempt.ts; HTTP to a server that closes every
- * connection, and uwsgi: oneshot.ts; an Upgrade: tunnel.ts), and
+ * transport (HTTP without a request body on kept-alive raw sockets: keepalive.ts; other HTTP
+ * through undici: http-attempt.ts; HTTP to a server that closes every connection, and uwsgi:
+ * oneshot.ts; an Upgrade: tunnel.ts), and
  * whether a failed attempt moves on to the next server (nginx `proxy_next_upstream`).
  */
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
@@ -11,6 +12,8 @@ import { bodyRefusal } from '../../http/limits.js';
 import { upstreamAttempt, type UpstreamAttemptMessage } from '../../observe.js';
 import type { Exchange, Outcome } from './attempt.js';
 import { HttpAttempt } from './http-attempt.js';
+import { KeepAliveExchange } from './keepalive.js';
+import { httpRequestHead } from './oneshot.js';
 import type { ProxyHandler } from './index.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
 import type { UwsgiAddress } from './uwsgi.js';
@@ -137,6 +140,8 @@ export class ProxyRequest {
       this.#await(server, () => proxy.tunnel(ctx, server, this.#path, headers));
     } else if (server.closesConnections) {
       this.#await(server, () => proxy.oneShot(ctx, server, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
+    } else if (server.keepAlive !== null && !this.hasBody && this.exchange === null) {
+      new KeepAliveExchange(this, server, server.keepAlive, httpRequestHead(this.method, this.#path, headers, false)).start();
     } else {
       new HttpAttempt(this, server).dispatch(this.#path, headers);
     }

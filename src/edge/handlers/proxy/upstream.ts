@@ -14,6 +14,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
+import { KeepAlivePool } from './keepalive.js';
 import { IdleConnections, type SocketAddress } from './oneshot.js';
 import { parseUwsgiUrl, type UwsgiAddress } from './uwsgi.js';
 
@@ -43,6 +44,12 @@ export class UpstreamServer implements Balanced {
   readonly authority: string;
   /** Where an `http://` or `unix:` server is reached on a raw socket (proxy/oneshot.ts); null for https and uwsgi. */
   readonly direct: SocketAddress | null;
+  /**
+   * Kept-alive raw connections for requests without a body (proxy/keepalive.ts); null for https
+   * and uwsgi servers, and when `keepAlive.connections` caps the connections (undici's pool
+   * queues requests at the cap).
+   */
+  readonly keepAlive: KeepAlivePool | null;
   /**
    * The server closes every connection (its last answer said `Connection: close`, as gunicorn's
    * sync workers always do): each request then goes on a connection of its own (oneshot.ts)
@@ -80,6 +87,7 @@ export class UpstreamServer implements Balanced {
     this.authority = unix || this.uwsgi?.kind === 'unix' ? 'localhost' : new URL(config.url).host;
     const parsed = unix || this.uwsgi ? null : new URL(config.url);
     this.direct = unix ? { kind: 'unix', path: unix } : parsed?.protocol === 'http:' ? { kind: 'tcp', host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port || 80) } : null;
+    this.keepAlive = this.direct !== null && group.keepAlive.connections === null ? new KeepAlivePool(this.direct, group) : null;
     this.pool = new Pool(origin, {
       connections: group.keepAlive.connections,
       pipelining: 1,
@@ -312,6 +320,7 @@ export class UpstreamGroup {
       while (server.active > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     }
     server.idle?.close();
+    server.keepAlive?.close();
     if (graceMs > 0 && server.active === 0) await server.pool.close().catch(() => server.pool.destroy());
     else await server.pool.destroy().catch(() => undefined);
   }
@@ -433,7 +442,10 @@ export class UpstreamGroup {
     this.#closed = true;
     for (const wake of [...this.#waiters]) wake();
     for (const timer of this.#timers) clearInterval(timer);
-    for (const server of this.#servers) server.idle?.close();
+    for (const server of this.#servers) {
+      server.idle?.close();
+      server.keepAlive?.close();
+    }
     await Promise.all(this.#servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
   }
 }
