@@ -625,6 +625,8 @@ const KUBERNETES_ATOMIC_LINK = '..data';
 class ConfigWatcher {
   readonly #onChange: (() => void) | null;
   #watchers: FSWatcher[] = [];
+  /** The folders and names watched now (JSON), '' when none. */
+  #key = '';
   #timer: NodeJS.Timeout | undefined;
 
   constructor(onChange: (() => void) | null) {
@@ -634,13 +636,19 @@ class ConfigWatcher {
   follow(files: readonly string[]): void {
     const onChange = this.#onChange;
     if (!onChange) return;
-    this.close();
     const byDir = new Map<string, Set<string>>();
     for (const file of files) {
       const names = byDir.get(dirname(file)) ?? new Set<string>();
       names.add(basename(file));
       byDir.set(dirname(file), names);
     }
+    // The same files after a reload: the watches stay. Closing them and watching again would drop
+    // what changed in between (the test of deploy.test.ts published a bad ConfigMap update just
+    // as the previous one was reloaded, and the refusal never came).
+    const key = JSON.stringify([...byDir].map(([dir, names]) => [dir, [...names].sort()]).sort());
+    if (key === this.#key) return;
+    this.#unwatch();
+    this.#key = key;
     for (const [dir, names] of byDir) {
       try {
         const watcher = watch(dir, { persistent: false }, (_event, name) => {
@@ -659,9 +667,15 @@ class ConfigWatcher {
     }
   }
 
-  close(): void {
-    clearTimeout(this.#timer);
+  /** Stops watching; a change already seen still reloads once its debounce ends (a reload runs after the one in progress). */
+  #unwatch(): void {
     for (const watcher of this.#watchers) watcher.close();
     this.#watchers = [];
+    this.#key = '';
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#unwatch();
   }
 }
