@@ -1,14 +1,14 @@
 /**
  * Route action `proxy` (nginx `proxy_pass` + `proxy_next_upstream`): pick a server of the group,
- * forward the request through its keep-alive pool (undici), stream the response back with
+ * forward the request on a kept-alive connection (its own raw pool, or undici's), stream the response back with
  * back-pressure both ways, and on a failure move idempotent requests to the next server, bounded
  * by `retry.tries` and `retry.timeout`. Non-idempotent requests are retried only when the failure
  * happened before anything was sent (connect errors). Errors never show the upstream's address
  * or stack to the client: it gets 502 (error) or 504 (timeout).
  *
  * This file holds what a route's proxy knows (path, Host and forwarded fields, hidden fields);
- * request.ts walks one request through the group's servers, http-attempt.ts, oneshot.ts (with
- * uwsgi.ts) and tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
+ * request.ts walks one request through the group's servers, keepalive.ts, http-attempt.ts,
+ * oneshot.ts (with uwsgi.ts) and tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
  */
 import type { ResolvedHandler } from '../../../config/resolved.js';
 import { DeadlineQueue, type Deadline } from '../../../core/deadline-queue.js';
