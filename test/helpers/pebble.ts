@@ -12,9 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
 import { join } from 'node:path';
-import { freePort } from './portico.js';
+import { accepts, freePort } from './portico.js';
 import { makeCa, makeCert } from './tls.js';
 
 export interface RunningPebble {
@@ -63,18 +62,6 @@ async function waitFor(check: () => boolean, ms: number, what: () => string): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Whether something accepts a TCP connection on 127.0.0.1:`port` now. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Waits until 127.0.0.1:`port` accepts connections. */

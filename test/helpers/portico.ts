@@ -21,6 +21,18 @@ export const BIN = join(ROOT, 'bin', 'portico');
  * side, some opening thousands of client connections (EADDRINUSE seen on Node 24 in the --watch
  * test while the TLS tests ran).
  */
+/** Whether something accepts a TCP connection on 127.0.0.1:`port` now. */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);

@@ -17,6 +17,11 @@ export type Outcome =
 
 export const DONE: Outcome = { kind: 'done' };
 
+/** A failed attempt's Outcome (the transports' one way of saying it). */
+export function failed(status: 502 | 504, reason: 'error' | 'timeout' | 'status', beforeSend: boolean, code: string): Outcome {
+  return { kind: 'failed', status, reason, beforeSend, code };
+}
+
 /**
  * Where a transport writes a response body: the client's ServerResponse, or a sink of the cache
  * (which tees it to the client and a store, or keeps it for a background revalidation). The

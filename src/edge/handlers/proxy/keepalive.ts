@@ -30,7 +30,7 @@ import type { ResolvedUpstream } from '../../../config/resolved.js';
 import type { Deadline } from '../../../core/deadline-queue.js';
 import { log } from '../../../core/log.js';
 import { sendHead, sendInterim } from '../../http/respond.js';
-import { DONE, type BodySink, type Outcome } from './attempt.js';
+import { DONE, failed, type BodySink, type Outcome } from './attempt.js';
 import { clientResponseHeaders } from './headers.js';
 import type { HeadWait } from './index.js';
 import { MAX_RESPONSE_HEAD, type SocketAddress } from './oneshot.js';
@@ -149,11 +149,6 @@ export class KeepAlivePool {
     for (const socket of this.#idle.splice(0)) socket.destroy();
   }
 }
-
-const failed = (status: 502 | 504, reason: 'error' | 'timeout' | 'status', beforeSend: boolean, code: string): Outcome => ({ kind: 'failed', status, reason, beforeSend, code });
-
-/** RFC 9110 §9.2.2: the methods a stale pooled connection may resend. */
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
  * One attempt on one server over a pooled connection. A class whose methods are on the
@@ -366,7 +361,7 @@ export class KeepAliveExchange implements HeadWait {
    * closed meanwhile is tried once more, new, for an idempotent method; otherwise the attempt fails.
    */
   #beforeAnswer(code: string): void {
-    if (this.#reused && !this.#answered && IDEMPOTENT.has(this.#request.method)) {
+    if (this.#reused && !this.#answered && this.#request.idempotent) {
       this.#request.proxy.headDeadlines?.remove(this);
       this.#drop();
       this.#reused = false;

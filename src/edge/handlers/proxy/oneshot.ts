@@ -22,7 +22,7 @@ import type { ResolvedUpstream } from '../../../config/resolved.js';
 import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { sendHead, sendInterim } from '../../http/respond.js';
-import { DONE, type BodySink, type Outcome, type ResponseSink } from './attempt.js';
+import { DONE, failed, type BodySink, type Outcome, type ResponseSink } from './attempt.js';
 import { clientResponseHeaders } from './headers.js';
 import { ChunkedDecoder, parseHttpResponseHead, parseResponseHead, type ParsedHead, type ParsedHttpHead } from './response-head.js';
 
@@ -59,8 +59,6 @@ export interface OneShotAttempt {
   /** HTTP: told whether the server's final answer closes the connection (it keeps connections when it does not). */
   readonly onFinalHead?: (head: ParsedHttpHead) => void;
 }
-
-const failed = (status: 502 | 504, reason: 'error' | 'timeout' | 'status', beforeSend: boolean, code: string): Outcome => ({ kind: 'failed', status, reason, beforeSend, code });
 
 /** Idle connections kept per server, at most: more than the concurrency an edge worker sends one app worker. */
 const MAX_IDLE = 64;

@@ -39,7 +39,8 @@ export class ProxyRequest {
   readonly exchange: Exchange | null;
   readonly method: string;
   readonly hasBody: boolean;
-  readonly #idempotent: boolean;
+  /** RFC 9110 §9.2.2: the method may be sent again (a retry, or a stale pooled connection's resend). */
+  readonly idempotent: boolean;
   readonly #started: number;
   readonly #resolve: () => void;
   readonly #reject: (error: unknown) => void;
@@ -59,7 +60,7 @@ export class ProxyRequest {
     this.#resolve = resolve;
     this.#reject = reject;
     this.method = exchange?.method ?? ctx.req.method ?? 'GET';
-    this.#idempotent = IDEMPOTENT.has(this.method);
+    this.idempotent = IDEMPOTENT.has(this.method);
     this.hasBody = requestHasBody(ctx);
     this.#started = proxy.group.config.retry.timeout > 0 ? Date.now() : 0;
   }
@@ -83,7 +84,7 @@ export class ProxyRequest {
       this.#attempt < retry.tries &&
       (retry.timeout === 0 || Date.now() - this.#started < retry.timeout) &&
       (!this.hasBody || !this.ctx.req.readableDidRead) &&
-      ((this.#idempotent && retry.afterSend !== false) || beforeSend) &&
+      ((this.idempotent && retry.afterSend !== false) || beforeSend) &&
       group.pick(this.ctx, this.#triedSet(), Date.now()) !== null
     );
   }
