@@ -189,7 +189,6 @@ export interface CacheStore {
   close(): Promise<void>;
 }
 
-/** What a zone holds, as plain data. */
 /**
  * A purge for the whole node: this store's tiers, then the other workers' memory tiers. The count
  * is the most entries one worker dropped: the worker that got the purge may never have stored the
@@ -200,6 +199,7 @@ export async function purgeInNode(store: CacheStore, key: string, prefix: boolea
   return Math.max(here, (await store.announcePurge?.(key, prefix)) ?? 0);
 }
 
+/** What a zone holds, as plain data. */
 export interface CacheZoneSnapshot {
   readonly name: string;
   readonly memory: { readonly entries: number; readonly bytes: number; readonly maxBytes: number };
