@@ -61,7 +61,7 @@ export class AppPools {
       // path is limited to about 107 bytes.
       const dir = mkdtempSync(join(tmpdir(), `portico-${process.pid}-${app.name.slice(0, 24)}-`));
       // A JavaScript worker answers HTTP on its socket (undici pools); a WSGI worker speaks uwsgi,
-      // with keep-alive (proxy/oneshot.ts pools its connections).
+      // with keep-alive (proxy/raw-exchange.ts pools its connections).
       const memberUrl = (socketPath: string) => (app.wsgi ? `uwsgi+unix:${socketPath}` : `unix:${socketPath}`);
       const arbiter = new Arbiter({
         ...settings(app),

@@ -110,7 +110,7 @@ export class HttpAttempt implements HeadWait {
     const proxy = request.proxy;
     proxy.headDeadlines?.remove(this);
     const server = this.#server;
-    // A server that closes every connection is better served one connection per request (oneshot.ts).
+    // A server that closes every connection is better served on raw connections, one per request (raw-exchange.ts).
     if (server.direct !== null && saysConnectionClose(rawHeaders)) server.closesConnections = true;
     const statuses = proxy.group.config.retry.statuses;
     if (statuses.length > 0 && statuses.includes(statusCode) && request.mayRetryAfter(false)) {

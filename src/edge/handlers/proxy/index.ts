@@ -7,8 +7,9 @@
  * or stack to the client: it gets 502 (error) or 504 (timeout).
  *
  * This file holds what a route's proxy knows (path, Host and forwarded fields, hidden fields);
- * request.ts walks one request through the group's servers, keepalive.ts, http-attempt.ts,
- * oneshot.ts (with uwsgi.ts) and tunnel.ts are the transports of one attempt, errors.ts says what their failures mean.
+ * request.ts walks one request through the group's servers, raw-exchange.ts (with uwsgi.ts),
+ * http-attempt.ts and tunnel.ts are the transports of one attempt, errors.ts says what their
+ * failures mean.
  */
 import type { ResolvedHandler } from '../../../config/resolved.js';
 import { DeadlineQueue, type Deadline } from '../../../core/deadline-queue.js';
@@ -21,12 +22,10 @@ import { responseTurn } from '../../http/respond.js';
 import { ProxyRequest } from './request.js';
 import { tunnel } from './tunnel.js';
 import type { UpstreamGroup, UpstreamServer } from './upstream.js';
-import { forwardOneShot, httpRequestHead, type SocketAddress } from './oneshot.js';
-import { forwardUwsgi, type UwsgiAddress } from './uwsgi.js';
 
 type ProxyConfig = Extract<ResolvedHandler, { type: 'proxy' }>;
 
-/** An attempt waiting for its response head (http-attempt.ts, keepalive.ts): one entry of the group's head deadlines. */
+/** An attempt waiting for its response head (http-attempt.ts, raw-exchange.ts): one entry of the group's head deadlines. */
 export interface HeadWait extends Deadline {
   expireHead(): void;
 }
@@ -168,35 +167,6 @@ export class ProxyHandler {
   /** The group's response-head deadlines (one timer for all attempts), or null without a head timeout. */
   get headDeadlines(): DeadlineQueue<HeadWait> | null {
     return this.#headDeadlines;
-  }
-
-  /** One attempt on a uwsgi server (proxy/uwsgi.ts). */
-  uwsgi(ctx: RequestContext, server: UpstreamServer, address: UwsgiAddress, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
-    return forwardUwsgi({ ctx, address, requestUri: path, headers, hide: this.#hide, group: this.#group.config, canRetry, name: server.name, method, sink: exchange?.sink ?? null, keepAlive: server.idle });
-  }
-
-  /** One attempt over HTTP on a connection of its own, to a server that closes every connection (proxy/oneshot.ts). */
-  oneShot(ctx: RequestContext, server: UpstreamServer, path: string, headers: string[], canRetry: () => boolean, method: string, exchange: Exchange | null): Promise<Outcome> {
-    const fields = ctx.req.headers;
-    const chunked = fields['transfer-encoding'] !== undefined;
-    const body = chunked ? 'chunked' : fields['content-length'] !== undefined && fields['content-length'] !== '0' ? 'raw' : 'none';
-    return forwardOneShot({
-      ctx,
-      address: server.direct as SocketAddress,
-      protocol: 'http',
-      head: httpRequestHead(method, path, headers, chunked),
-      body,
-      hide: this.#hide,
-      group: this.#group.config,
-      canRetry,
-      name: server.name,
-      method,
-      sink: exchange?.sink ?? null,
-      // A server that keeps its connection after all goes back to the pool.
-      onFinalHead: (head) => {
-        if (!head.close) server.closesConnections = false;
-      },
-    });
   }
 
   /** One attempt of a WebSocket or other `Upgrade` (proxy/tunnel.ts). */

@@ -1,9 +1,9 @@
 /**
  * One request's way through an upstream group: which server each attempt goes to, by which
- * transport (HTTP without a request body on kept-alive raw sockets: keepalive.ts; other HTTP
- * through undici: http-attempt.ts; HTTP to a server that closes every connection, and uwsgi:
- * oneshot.ts; an Upgrade: tunnel.ts), and
- * whether a failed attempt moves on to the next server (nginx `proxy_next_upstream`).
+ * transport (raw sockets: HTTP to a plain-HTTP server without a request body, or to one that
+ * closes every connection, and uwsgi: raw-exchange.ts; other HTTP through undici:
+ * http-attempt.ts; an Upgrade: tunnel.ts), and whether a failed attempt moves on to the next
+ * server (nginx `proxy_next_upstream`).
  */
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { log } from '../../../core/log.js';
@@ -12,11 +12,10 @@ import { bodyRefusal } from '../../http/limits.js';
 import { upstreamAttempt, type UpstreamAttemptMessage } from '../../observe.js';
 import type { Exchange, Outcome } from './attempt.js';
 import { HttpAttempt } from './http-attempt.js';
-import { KeepAliveExchange } from './keepalive.js';
-import { httpRequestHead } from './oneshot.js';
+import { httpRequestHead, RawExchange } from './raw-exchange.js';
 import type { ProxyHandler } from './index.js';
 import { MEMBER_WAIT_MS, type UpstreamGroup, type UpstreamServer } from './upstream.js';
-import type { UwsgiAddress } from './uwsgi.js';
+import { forwardUwsgi } from './uwsgi.js';
 
 /** RFC 9110 §9.2.2. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -133,16 +132,20 @@ export class ProxyRequest {
     server.active++;
     server.attempts++;
     this.#attemptStartedAt = upstreamAttempt.hasSubscribers ? performance.now() : 0;
-    if (server.uwsgi) {
+    const raw = server.raw;
+    if (raw?.protocol === 'uwsgi') {
       // A uwsgi server gets an Upgrade request as a plain one (the field is hop-by-hop): its
       // answer declines the upgrade (RFC 9110 §7.8), as the protocol has no tunnel through nginx either.
-      this.#await(server, () => proxy.uwsgi(ctx, server, server.uwsgi as UwsgiAddress, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
+      this.#await(server, () => forwardUwsgi(this, server, raw, this.#path, headers));
     } else if (ctx.upgrade && !this.exchange) {
       this.#await(server, () => proxy.tunnel(ctx, server, this.#path, headers));
-    } else if (server.closesConnections) {
-      this.#await(server, () => proxy.oneShot(ctx, server, this.#path, headers, () => this.mayRetryAfter(false), this.method, this.exchange));
-    } else if (server.keepAlive !== null && !this.hasBody && this.exchange === null) {
-      new KeepAliveExchange(this, server, server.keepAlive, httpRequestHead(this.method, this.#path, headers, false)).start();
+    } else if (raw !== null && (server.closesConnections || (!this.hasBody && group.config.keepAlive.connections === null))) {
+      // A server that closes every connection (gunicorn's sync workers) takes requests with a
+      // body this way too, each on a connection of its own, rather than pay undici's
+      // per-connection costs for every request.
+      const chunked = ctx.req.headers['transfer-encoding'] !== undefined;
+      const body = !this.hasBody ? 'none' : chunked ? 'chunked' : 'raw';
+      new RawExchange(this, server, raw, httpRequestHead(this.method, this.#path, headers, chunked), body).start();
     } else {
       new HttpAttempt(this, server).dispatch(this.#path, headers);
     }

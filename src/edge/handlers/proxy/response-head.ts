@@ -1,6 +1,6 @@
 /**
- * Reading an upstream's HTTP/1.x response off a raw socket, for the transports that open one
- * connection per request (oneshot.ts: uwsgi, and HTTP to servers that close every connection).
+ * Reading an upstream's HTTP/1.x response off a raw socket, for the raw transport
+ * (raw-exchange.ts: HTTP to plain-HTTP servers, and uwsgi).
  * Strict, as a proxy must be about what it relays (RFC 9112 §4, §5, §6, §7.1): token field
  * names, no obs-fold, no CR, LF or NUL in values, one Content-Length, chunked framing checked
  * byte by byte and bounded.
@@ -25,7 +25,12 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 // RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason-phrase].
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
 
-function parse(text: string, http: boolean): ParsedHttpHead | string {
+/**
+ * A response head (without its final CRLF CRLF) from an HTTP server (`http`: interim statuses
+ * and chunked framing allowed, `close` as the server said) or a uwsgi one (neither; its answer
+ * ends with the connection, so `close` is true). Returns an error string on a violation.
+ */
+export function parseHead(text: string, http: boolean): ParsedHttpHead | string {
   const lines = text.split('\r\n');
   const match = STATUS_LINE.exec(lines[0] ?? '');
   if (!match) return 'bad status line';
@@ -70,7 +75,7 @@ function parse(text: string, http: boolean): ParsedHttpHead | string {
     delete headers['content-length'];
   }
   // Only an HTTP server's answer is asked whether it keeps its connection (a uwsgi one never does).
-  let close = false;
+  let close = !http;
   if (http) {
     const tokens = connection === '' ? [] : connection.split(',').map((token) => token.trim());
     close = tokens.includes('close') || (match[1] === '0' && !tokens.includes('keep-alive'));
@@ -80,13 +85,13 @@ function parse(text: string, http: boolean): ParsedHttpHead | string {
 
 /** A uwsgi server's response head (without its final CRLF CRLF): no interim status, no Transfer-Encoding. Returns an error string on a violation. */
 export function parseResponseHead(text: string): ParsedHead | string {
-  const parsed = parse(text, false);
+  const parsed = parseHead(text, false);
   return typeof parsed === 'string' ? parsed : { status: parsed.status, headers: parsed.headers, length: parsed.length };
 }
 
 /** An HTTP server's response head (without its final CRLF CRLF); interim statuses and chunked framing allowed. Returns an error string on a violation. */
 export function parseHttpResponseHead(text: string): ParsedHttpHead | string {
-  return parse(text, true);
+  return parseHead(text, true);
 }
 
 /** The longest chunk-size line (size and extensions) and trailer section taken. */

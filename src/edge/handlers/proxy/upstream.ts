@@ -14,8 +14,7 @@ import { log } from '../../../core/log.js';
 import type { RequestContext } from '../../context.js';
 import { compileTemplate, type Template } from '../../variables.js';
 import { createSelector, type Balanced, type Selector } from './balancer.js';
-import { KeepAlivePool } from './keepalive.js';
-import { IdleConnections, type SocketAddress } from './oneshot.js';
+import { RawPool, type SocketAddress } from './raw-exchange.js';
 import { parseUwsgiUrl, type UwsgiAddress } from './uwsgi.js';
 
 export class UpstreamServer implements Balanced {
@@ -34,26 +33,21 @@ export class UpstreamServer implements Balanced {
    * handle every server alike.
    */
   readonly uwsgi: UwsgiAddress | null;
-  /**
-   * Idle keep-alive connections to a uwsgi server of an app's group (Portico's own WSGI workers,
-   * which frame each answer so a connection carries many requests); null for any other server
-   * (uWSGI closes after each answer).
-   */
-  readonly idle: IdleConnections | null;
   /** `host:port` of the server, the default `Host` when the policy is `upstream`. */
   readonly authority: string;
-  /** Where an `http://` or `unix:` server is reached on a raw socket (proxy/oneshot.ts); null for https and uwsgi. */
+  /** Where an `http://` or `unix:` server is reached on a raw socket; null for https and uwsgi. */
   readonly direct: SocketAddress | null;
   /**
-   * Kept-alive raw connections for requests without a body (proxy/keepalive.ts); null for https
-   * and uwsgi servers, and when `keepAlive.connections` caps the connections (undici's pool
-   * queues requests at the cap).
+   * The raw-socket connections (proxy/raw-exchange.ts) of an `http://`, `unix:` or uwsgi
+   * server; null for https. A uwsgi server of an app's group (Portico's own WSGI workers, which
+   * frame each answer) keeps its connections; uWSGI closes after each answer.
    */
-  readonly keepAlive: KeepAlivePool | null;
+  readonly raw: RawPool | null;
   /**
    * The server closes every connection (its last answer said `Connection: close`, as gunicorn's
-   * sync workers always do): each request then goes on a connection of its own (oneshot.ts)
-   * rather than through the pool, whose per-connection costs would be paid for every request.
+   * sync workers always do): requests with a body then go on raw connections too, each of its
+   * own (proxy/raw-exchange.ts), rather than through undici's pool, whose per-connection costs
+   * would be paid for every request.
    * An answer that keeps its connection turns this off again.
    */
   closesConnections = false;
@@ -80,14 +74,13 @@ export class UpstreamServer implements Balanced {
     this.backup = config.backup;
     this.maxConns = config.maxConns;
     this.uwsgi = parseUwsgiUrl(config.url);
-    this.idle = this.uwsgi && group.app !== null ? new IdleConnections() : null;
     const unix = config.url.startsWith('unix:') ? config.url.slice(5) : null;
     const origin = unix || this.uwsgi ? 'http://localhost' : config.url;
     this.name = unix ? `unix:${unix}` : this.uwsgi?.kind === 'unix' ? config.url : new URL(config.url).host;
     this.authority = unix || this.uwsgi?.kind === 'unix' ? 'localhost' : new URL(config.url).host;
     const parsed = unix || this.uwsgi ? null : new URL(config.url);
     this.direct = unix ? { kind: 'unix', path: unix } : parsed?.protocol === 'http:' ? { kind: 'tcp', host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port || 80) } : null;
-    this.keepAlive = this.direct !== null && group.keepAlive.connections === null ? new KeepAlivePool(this.direct, group) : null;
+    this.raw = this.uwsgi ? new RawPool(this.uwsgi, group, 'uwsgi', group.app !== null) : this.direct ? new RawPool(this.direct, group, 'http', true) : null;
     this.pool = new Pool(origin, {
       connections: group.keepAlive.connections,
       pipelining: 1,
@@ -319,8 +312,7 @@ export class UpstreamGroup {
       const deadline = Date.now() + graceMs;
       while (server.active > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    server.idle?.close();
-    server.keepAlive?.close();
+    server.raw?.close();
     if (graceMs > 0 && server.active === 0) await server.pool.close().catch(() => server.pool.destroy());
     else await server.pool.destroy().catch(() => undefined);
   }
@@ -443,8 +435,7 @@ export class UpstreamGroup {
     for (const wake of [...this.#waiters]) wake();
     for (const timer of this.#timers) clearInterval(timer);
     for (const server of this.#servers) {
-      server.idle?.close();
-      server.keepAlive?.close();
+      server.raw?.close();
     }
     await Promise.all(this.#servers.map((server) => server.pool.close().catch(() => server.pool.destroy())));
   }

@@ -14,14 +14,17 @@
  * so the proxy handler's retries, balancing and passive health apply unchanged.
  *
  * Portico's own WSGI workers (python/portico_wsgi.py) frame each answer (Content-Length or
- * chunked), so their connections are kept and reused (`keepAlive`); uWSGI closes each one.
+ * chunked), so their connections are kept and reused (the server's RawPool is `framed`); uWSGI
+ * closes each one.
  */
 import { ErrorCodes, HttpError } from '../../../core/errors.js';
 import { bodyRefusal } from '../../http/limits.js';
 import { bufferBody, type BufferedBody } from './buffered-body.js';
 import type { RequestContext } from '../../context.js';
 import type { Outcome } from './attempt.js';
-import { forwardOneShot, type IdleConnections, type OneShotAttempt, type SocketAddress } from './oneshot.js';
+import { RawExchange, type RawPool, type RequestBody, type SocketAddress } from './raw-exchange.js';
+import type { ProxyRequest } from './request.js';
+import type { UpstreamServer } from './upstream.js';
 
 export { parseResponseHead } from './response-head.js';
 
@@ -110,20 +113,12 @@ export function uwsgiVars(ctx: RequestContext, requestUri: string, headers: read
   return vars;
 }
 
-/** What one uwsgi attempt is told: the one-connection attempt's fields, and the request to encode. */
-export interface UwsgiAttempt extends Pick<OneShotAttempt, 'ctx' | 'hide' | 'group' | 'canRetry' | 'name' | 'method' | 'sink'> {
-  readonly address: UwsgiAddress;
-  /** The request URI sent (path and query), as the HTTP transport would put in its request line. */
-  readonly requestUri: string;
-  /** The forwarded request head, flat, from upstreamRequestHeaders (forwarding fields included). */
-  readonly headers: readonly string[];
-  /** The server's idle connections (Portico's WSGI workers), or null: one connection per request. */
-  readonly keepAlive: IdleConnections | null;
-}
-
-/** One attempt over uwsgi (oneshot.ts). Resolves once the response went to the client (or the client left). */
-export async function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
-  const { ctx } = attempt;
+/**
+ * One attempt over uwsgi on a connection of the server's pool (raw-exchange.ts). Resolves once
+ * the response went to the client (or the client left).
+ */
+export async function forwardUwsgi(request: ProxyRequest, server: UpstreamServer, pool: RawPool, requestUri: string, headers: readonly string[]): Promise<Outcome> {
+  const ctx = request.ctx;
   const req = ctx.req;
   let buffered: BufferedBody | null = null;
   if (req.headers['transfer-encoding'] !== undefined) {
@@ -135,7 +130,7 @@ export async function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
   }
   let packet: Buffer;
   try {
-    const vars = uwsgiVars(ctx, attempt.requestUri, attempt.headers, attempt.method);
+    const vars = uwsgiVars(ctx, requestUri, headers, request.method);
     if (buffered) vars.push(['CONTENT_LENGTH', String(buffered.length)]);
     packet = encodeUwsgiRequest(vars);
   } catch (error) {
@@ -144,21 +139,9 @@ export async function forwardUwsgi(attempt: UwsgiAttempt): Promise<Outcome> {
     throw new HttpError(431, ErrorCodes.ERR_REQUEST_HEADER_TOO_LARGE, (error as Error).message);
   }
   const sized = req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0';
+  const body: RequestBody = buffered ? (buffered.length > 0 ? buffered.open() : 'none') : sized ? 'raw' : 'none';
   try {
-    return await forwardOneShot({
-      ctx,
-      address: attempt.address,
-      protocol: 'uwsgi',
-      head: packet,
-      body: buffered ? (buffered.length > 0 ? buffered.open() : 'none') : sized ? 'raw' : 'none',
-      hide: attempt.hide,
-      group: attempt.group,
-      canRetry: attempt.canRetry,
-      name: attempt.name,
-      method: attempt.method,
-      sink: attempt.sink,
-      ...(attempt.keepAlive ? { keepAlive: attempt.keepAlive } : {}),
-    });
+    return await new Promise<Outcome>((resolve) => new RawExchange(request, server, pool, packet, body, resolve).start());
   } finally {
     buffered?.dispose();
   }
