@@ -1,6 +1,6 @@
 /**
  * Requests without a body to a plain-HTTP upstream go on kept-alive raw sockets
- * (handlers/proxy/keepalive.ts, #19). The upstream here is a raw `net` server, so the test
+ * (handlers/proxy/raw-exchange.ts, #19). The upstream here is a raw `net` server, so the test
  * controls each connection: which connection answered (X-Conn), answers framed by length, by
  * chunks or by the close, a pooled connection closed by the server without an answer, bytes sent
  * on an idle connection, a field value node refuses to write, a head that never comes. Real

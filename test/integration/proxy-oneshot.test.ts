@@ -1,8 +1,8 @@
 /**
  * HTTP to an upstream that closes every connection (gunicorn's sync workers do; #19): once an
- * answer says `Connection: close`, Portico sends each request on a connection of its own
- * (handlers/proxy/oneshot.ts) instead of through undici's pool, and goes back to the pool when
- * the server keeps a connection again. What the client sees must not change: chunked answers,
+ * answer says `Connection: close`, Portico sends each request, bodies included, on a raw
+ * connection of its own (handlers/proxy/raw-exchange.ts) instead of through undici's pool, and
+ * sends bodies through that pool again when the server keeps a connection. What the client sees must not change: chunked answers,
  * chunked and sized request bodies, 103 Early Hints, HEAD and 204, a truncated answer cut, a bad
  * one a 502. A real node:http upstream on loopback, real portico, fetch and raw sockets.
  */
