@@ -167,7 +167,8 @@ describe('Flask and Django on Portico WSGI workers', () => {
     const others = Promise.all(Array.from({ length: 20 }, (_, i) => sleep(i * 20).then(() => send(`${base.flask}/json`))));
     const killer = await send(`${base.flask}/exit`);
     assert.ok(killer.status === 502, `the request that killed its worker: ${killer.status}`);
-    for (const answer of await others) assert.equal(answer.status, 200);
+    const failures = (): string => portico.stderr().split('\n').filter((line) => /"level":[4-6]0/.test(line)).join('\n');
+    for (const answer of await others) assert.equal(answer.status, 200, failures());
     await until(async () => (await workerPids('flask')).length === 2 && (await workerPids('flask')).some((pid) => !before.includes(pid)), 10_000, 'a replacement worker');
     assert.match(portico.stderr(), /arbiter: worker \d+ died \(exit 1\)/);
   });

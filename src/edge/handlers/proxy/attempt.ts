@@ -10,7 +10,7 @@ export type Outcome =
       readonly kind: 'failed';
       readonly status: 502 | 504;
       readonly reason: 'error' | 'timeout' | 'status';
-      /** Nothing reached the server (a connect failure): any method may be retried. */
+      /** Nothing reached the server (a connect failure; raw-exchange.ts: an idempotent request it never read): it may be retried where one that reached a server may not. */
       readonly beforeSend: boolean;
       readonly code: string;
     };

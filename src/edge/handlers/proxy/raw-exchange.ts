@@ -483,7 +483,22 @@ export class RawExchange implements HeadWait {
   #fail(status: 502 | 504, reason: 'error' | 'timeout', code: string): void {
     if (this.#responded) return this.#cut(code);
     this.#drop();
-    this.#settle(failed(status, reason, !this.#connected, code));
+    this.#settle(failed(status, reason, !this.#connected || this.#unread(code), code));
+  }
+
+  /**
+   * A request without a body that the server never read: its one write failed (EPIPE), or the
+   * server closed the connection with the request still unread, which the kernel signals with a
+   * reset (RFC 1122 §4.2.2.13; Linux resets a unix socket closed with data in its queue, and the
+   * connections still in a closed listener's backlog, the same way). A server that read the
+   * request and then died closes cleanly instead (ERR_*_NO_RESPONSE). Such a request reached no
+   * app, so an idempotent one may go to another server even where one that reached a server must
+   * not (a WSGI group: a sync worker's queued requests are not taken down with the one that
+   * killed it). Not a non-idempotent one: a server may reset on purpose after it applied a
+   * request, and nginx never resends those once written either.
+   */
+  #unread(code: string): boolean {
+    return this.#body === 'none' && !this.#answered && this.#request.idempotent && (code === 'EPIPE' || code === 'ECONNRESET');
   }
 
   /** After the head went out, the only honest signal of a failure is a cut connection. */
