@@ -173,6 +173,23 @@ describe('Flask and Django on Portico WSGI workers', () => {
     assert.match(portico.stderr(), /arbiter: worker \d+ died \(exit 1\)/);
   });
 
+  it('a request that kills its worker on a kept connection is not sent on to kill another', async () => {
+    // One at a time: each worker's connection from the edge is kept and taken again, so the
+    // killing request goes on a pooled connection, which closes without an answer. The edge tries
+    // such a connection once more, new; the worker's socket is gone by then, and that refusal
+    // must not send the request on to the other worker (it was read, and may be what killed).
+    for (let i = 0; i < 6; i++) assert.equal((await send(`${base.flask}/json`)).status, 200);
+    const before = await workerPids('flask');
+    assert.equal(before.length, 2);
+    const killer = await send(`${base.flask}/exit`);
+    assert.equal(killer.status, 502, `the request that killed its worker: ${killer.status}`);
+    await until(async () => (await workerPids('flask')).filter((pid) => !before.includes(pid)).length >= 1, 10_000, 'a replacement worker');
+    await sleep(300);
+    const gone = before.filter((pid) => !alive(pid));
+    assert.equal(gone.length, 1, `workers gone: ${gone.join(', ')}`);
+    await until(async () => (await workerPids('flask')).length === 2, 10_000, 'two workers again');
+  });
+
   it('a request past the timeout gets 504; its hung worker is killed and replaced', async () => {
     const before = await workerPids('flask');
     const started = Date.now();

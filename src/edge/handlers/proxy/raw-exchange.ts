@@ -229,6 +229,12 @@ export class RawExchange implements HeadWait {
   #socket: PooledSocket;
   #reused: boolean;
   #connected: boolean;
+  /**
+   * Sent once already on a pooled connection that then closed cleanly: the server may have read
+   * it (and died of it) rather than closed an idle connection, so a connect failure of the resend
+   * does not make it a request that reached no server.
+   */
+  #maybeRead = false;
   /** Any byte of an answer came back on this connection. */
   #answered = false;
   #responded = false;
@@ -470,6 +476,7 @@ export class RawExchange implements HeadWait {
    */
   #beforeAnswer(code: string): void {
     if (this.#reused && !this.#answered && this.#body === 'none' && this.#request.idempotent) {
+      this.#maybeRead = !this.#unread(code);
       this.#request.proxy.headDeadlines?.remove(this);
       this.#drop();
       this.#reused = false;
@@ -483,7 +490,7 @@ export class RawExchange implements HeadWait {
   #fail(status: 502 | 504, reason: 'error' | 'timeout', code: string): void {
     if (this.#responded) return this.#cut(code);
     this.#drop();
-    this.#settle(failed(status, reason, !this.#connected || this.#unread(code), code));
+    this.#settle(failed(status, reason, !this.#maybeRead && (!this.#connected || this.#unread(code)), code));
   }
 
   /**
